@@ -1,0 +1,1 @@
+"""Connectors: OPC UA and MQTT sources into InfluxDB or the embedded historian."""

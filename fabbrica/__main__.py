@@ -1,0 +1,3 @@
+from fabbrica.cli import main
+
+main()

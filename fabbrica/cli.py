@@ -1,0 +1,46 @@
+"""The `fabbrica` command: one entry point, one sub-command group per part of the testbed.
+
+Bad input never shows a traceback: it prints one line naming the file and field and
+exits with code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from fabbrica import __version__
+from fabbrica.twin_commands import twin_app
+
+app = typer.Typer(
+    name="fabbrica",
+    help="Smart-factory pilot line and digital-twin testbed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(twin_app, name="twin")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fabbrica {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens at INFO level."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main() -> None:
+    app()

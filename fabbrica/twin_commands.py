@@ -1,0 +1,81 @@
+"""`fabbrica twin ...`: run the twin of a line and print its KPIs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fabbrica.errors import bad_input_exits
+from twin.engine import simulate
+from twin.line import duration_option, load_line
+
+twin_app = typer.Typer(help="Run, calibrate and validate the digital twin.", no_args_is_help=True)
+
+
+@twin_app.command("run")
+def run(
+    line_file: Path = typer.Argument(..., metavar="LINE.yaml", help="Line definition (YAML)."),
+    horizon: str | None = typer.Option(None, help="Simulated time to run, e.g. 8h (overrides the file)."),
+    warmup: str | None = typer.Option(None, help="Warm-up discarded from statistics, e.g. 1h."),
+    seed: int | None = typer.Option(None, min=0, help="Random seed (overrides the file)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Simulate LINE.yaml once and print its KPIs."""
+    with bad_input_exits():
+        overrides: dict[str, Any] = {}
+        if (value := duration_option("--horizon", horizon)) is not None:
+            overrides["horizon"] = value
+        if (value := duration_option("--warmup", warmup)) is not None:
+            overrides["warmup"] = value
+        if seed is not None:
+            overrides["seed"] = seed
+        line = load_line(line_file, overrides)
+    result = simulate(line)
+    if as_json:
+        typer.echo(json.dumps(result.kpis))
+    else:
+        print_kpis(line.name, result.kpis)
+
+
+def print_kpis(name: str, kpis: dict[str, Any]) -> None:
+    """The KPIs as readable tables."""
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    summary = Table(title=f"{name}: {kpis['horizon_s'] / 3600:g} h simulated, {kpis['warmup_s'] / 3600:g} h warm-up")
+    summary.add_column("KPI")
+    summary.add_column("value", justify="right")
+    lead_mean = kpis["lead_time_mean_s"]
+    lead_p95 = kpis["lead_time_p95_s"]
+    for label, value in (
+        ("throughput [parts/h]", f"{kpis['throughput_per_hour']:.2f}"),
+        ("parts out", str(kpis["parts_out"])),
+        ("scrapped", str(kpis["scrapped"])),
+        ("WIP mean [parts]", f"{kpis['wip_mean']:.2f}"),
+        ("lead time mean [min]", "-" if lead_mean is None else f"{lead_mean / 60:.2f}"),
+        ("lead time p95 [min]", "-" if lead_p95 is None else f"{lead_p95 / 60:.2f}"),
+        ("bottleneck", kpis["bottleneck"]),
+        ("engine / events / wall", f"{kpis['engine']} / {kpis['events']} / {kpis['wall_s']:.2f}s"),
+    ):
+        summary.add_row(label, value)
+    console.print(summary)
+    stations = Table(title="stations (shares of machine time)")
+    columns = ("working", "blocked", "starved", "down", "setup", "availability", "performance", "quality", "oee")
+    stations.add_column("station")
+    for column in columns:
+        stations.add_column(column, justify="right")
+    stations.add_column("parts out", justify="right")
+    stations.add_column("bottleneck", justify="right")
+    for station, values in kpis["stations"].items():
+        share = values["bottleneck_sole"] + values["bottleneck_shifting"]
+        stations.add_row(
+            station,
+            *(f"{values[column]:.3f}" for column in columns),
+            str(values["parts_out"]),
+            f"{share:.0%}",
+        )
+    console.print(stations)

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Debian packages of the servers the tests start (none yet for the twin core). Skipped when present.
+set -euo pipefail
+packages=()
+missing=()
+for package in "${packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole default test suite on a fresh machine: system packages, virtual environment, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-system-packages.sh
+bash scripts/bootstrap.sh test
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"

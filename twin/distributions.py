@@ -1,0 +1,221 @@
+"""Random durations of the shop floor: cycle times, times to failure, repair and set-up times.
+
+Each distribution is a small validated model (`{dist: lognormal, mean: 55, cv: 0.2}`)
+that knows its mean and draws samples in blocks from a numpy Generator. A bare number
+or duration string stands for a constant.
+
+Samplers hand out one float at a time from blocks drawn ahead, so that a long run
+costs one numpy call per few hundred parts. Drawing in blocks does not change the
+stream: the n-th sample is the same whatever the block size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from twin.durations import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+Sampler = Callable[[], float]
+
+BLOCK = 256
+
+
+class _Dist(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @property
+    def mean(self) -> float:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def sampler(self, rng: np.random.Generator, block: int = BLOCK) -> Sampler:
+        """A zero-argument callable returning the next sample of this stream."""
+        return _blocks(self, rng, block).__next__
+
+
+def _blocks(dist: _Dist, rng: np.random.Generator, block: int) -> Iterator[float]:
+    while True:
+        yield from dist.draw(rng, block).tolist()
+
+
+class Constant(_Dist):
+    """The same duration every time: a cam-driven press, a fixed robot program."""
+
+    dist: Literal["constant"] = "constant"
+    value: Duration
+
+    @property
+    def mean(self) -> float:
+        return self.value
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return np.full(size, self.value)
+
+    def sampler(self, rng: np.random.Generator, block: int = BLOCK) -> Sampler:
+        return itertools.repeat(self.value).__next__
+
+
+class Exponential(_Dist):
+    """Memoryless durations: times between random failures, manual repairs."""
+
+    dist: Literal["exponential"]
+    mean_: PositiveDuration = Field(alias="mean")
+
+    @property
+    def mean(self) -> float:
+        return self.mean_
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.exponential(self.mean_, size)
+
+
+class Normal(_Dist):
+    """A normal duration truncated at zero (negative draws are drawn again)."""
+
+    dist: Literal["normal"]
+    mean_: Duration = Field(alias="mean")
+    sd: Duration
+
+    @property
+    def mean(self) -> float:
+        if self.sd == 0:
+            return self.mean_
+        alpha = -self.mean_ / self.sd
+        phi = math.exp(-0.5 * alpha * alpha) / math.sqrt(2 * math.pi)
+        tail = 0.5 * math.erfc(alpha / math.sqrt(2))
+        return self.mean_ + self.sd * phi / tail
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Normal:
+        if self.sd > 0 and self.mean_ < -6 * self.sd:
+            raise ValueError("mean is so far below 0 that truncation leaves almost nothing")
+        if self.sd == 0 and self.mean_ < 0:
+            raise ValueError("mean must be >= 0 when sd is 0")
+        return self
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        values = rng.normal(self.mean_, self.sd, size)
+        negative = values < 0
+        while negative.any():
+            values[negative] = rng.normal(self.mean_, self.sd, int(negative.sum()))
+            negative = values < 0
+        return values
+
+
+class Lognormal(_Dist):
+    """Right-skewed manual and machining times, given by mean and coefficient of variation."""
+
+    dist: Literal["lognormal"]
+    mean_: PositiveDuration = Field(alias="mean")
+    cv: float = Field(ge=0)
+
+    @property
+    def mean(self) -> float:
+        return self.mean_
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        sigma2 = math.log1p(self.cv * self.cv)
+        mu = math.log(self.mean_) - sigma2 / 2
+        return rng.lognormal(mu, math.sqrt(sigma2), size)
+
+
+class Gamma(_Dist):
+    """Sums of small delays (Erlang-like process steps), given by mean and cv."""
+
+    dist: Literal["gamma"]
+    mean_: PositiveDuration = Field(alias="mean")
+    cv: float = Field(gt=0)
+
+    @property
+    def mean(self) -> float:
+        return self.mean_
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        shape = 1.0 / (self.cv * self.cv)
+        return rng.gamma(shape, self.mean_ / shape, size)
+
+
+class Uniform(_Dist):
+    """Any duration between two bounds, equally likely."""
+
+    dist: Literal["uniform"]
+    low: Duration
+    high: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high < self.low:
+            raise ValueError("high must be >= low")
+        return self
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.high) / 2
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.uniform(self.low, self.high, size)
+
+
+class Triangular(_Dist):
+    """Expert estimates: shortest, most likely and longest duration."""
+
+    dist: Literal["triangular"]
+    low: Duration
+    mode: Duration
+    high: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Triangular:
+        if not self.low <= self.mode <= self.high:
+            raise ValueError("needs low <= mode <= high")
+        if self.low == self.high:
+            raise ValueError("needs low < high")
+        return self
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.mode + self.high) / 3
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.triangular(self.low, self.mode, self.high, size)
+
+
+class Empirical(_Dist):
+    """Recorded durations, resampled with replacement (bootstrap)."""
+
+    dist: Literal["empirical"]
+    samples: list[Duration] = Field(min_length=1)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.samples))
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.choice(np.asarray(self.samples, dtype=float), size)
+
+
+DIST_NAMES = ("constant", "exponential", "normal", "lognormal", "gamma", "uniform", "triangular", "empirical")
+
+
+def _constant_shorthand(value: Any) -> Any:
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return {"dist": "constant", "value": value}
+    return value
+
+
+Distribution = Annotated[
+    Constant | Exponential | Normal | Lognormal | Gamma | Uniform | Triangular | Empirical,
+    Field(discriminator="dist"),
+    BeforeValidator(_constant_shorthand),
+]

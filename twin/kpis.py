@@ -1,0 +1,86 @@
+"""Key performance indicators of a run: throughput, WIP, lead time, state shares, OEE, bottleneck.
+
+Definitions (also in docs/kpis.md), over the observed period T = horizon - warm-up:
+
+- throughput_per_hour: good parts leaving the last station per hour;
+- wip_mean: time-average number of parts in the line (released, not yet out or scrapped);
+- lead time: from a part's release into the line to its exit from the last station;
+- station state shares: fractions of machine time working / blocked / starved / down /
+  setup, averaged over the station's machines (they sum to 1);
+- utilization: the working share;
+- availability = 1 - down - setup (breakdowns and changeovers are availability losses);
+- performance = ideal cycle time x parts processed / (available machine time): blocked
+  and starved time are performance losses, not availability losses;
+- quality = good parts / parts processed at the station;
+- oee = availability x performance x quality.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from twin.bottleneck import bottleneck_shares
+from twin.station import STATE_NAMES
+
+if TYPE_CHECKING:
+    from twin.engine import LineModel
+
+
+def line_kpis(model: LineModel, *, horizon: float, warmup: float) -> dict[str, Any]:
+    """The flat KPI record of a finished run (the keys of `fabbrica twin run --json`)."""
+    period = horizon - warmup
+    lead_times = np.asarray(model.lead_times, dtype=float)
+    mix = model.line.product_mix
+    stations: dict[str, dict[str, Any]] = {}
+    all_periods = []
+    owners = []
+    for station, machines in zip(model.line.stations, model.machines, strict=True):
+        machine_time = period * len(machines)
+        shares = {
+            name: sum(machine.time_in[code] for machine in machines) / machine_time
+            for code, name in enumerate(STATE_NAMES)
+        }
+        processed = sum(machine.processed for machine in machines)
+        good = sum(machine.parts_out for machine in machines)
+        scrapped = sum(machine.scrapped for machine in machines)
+        ideal = station.ideal_cycle_time or station.mean_cycle_time(mix)
+        availability = max(0.0, 1.0 - shares["down"] - shares["setup"])
+        available_time = availability * machine_time
+        performance = ideal * processed / available_time if available_time > 0 else 0.0
+        quality = (processed - scrapped) / processed if processed else 1.0
+        stations[station.name] = {
+            **shares,
+            "utilization": shares["working"],
+            "oee": availability * performance * quality,
+            "availability": availability,
+            "performance": performance,
+            "quality": quality,
+            "parts_out": good,
+            "scrapped": scrapped,
+            "failures": sum(machine.failures for machine in machines),
+        }
+        for machine in machines:
+            all_periods.append(machine.active_periods(warmup))
+            owners.append(station.name)
+    sole, shifting = bottleneck_shares(all_periods, warmup, horizon)
+    for name in stations:
+        stations[name]["bottleneck_sole"] = 0.0
+        stations[name]["bottleneck_shifting"] = 0.0
+    for owner, s, sh in zip(owners, sole, shifting, strict=True):
+        stations[owner]["bottleneck_sole"] += float(s)
+        stations[owner]["bottleneck_shifting"] += float(sh)
+    bottleneck = max(
+        stations, key=lambda n: stations[n]["bottleneck_sole"] + stations[n]["bottleneck_shifting"]
+    )
+    return {
+        "throughput_per_hour": model.exits / period * 3600.0,
+        "parts_out": model.exits,
+        "scrapped": model.scrapped,
+        "wip_mean": model.wip_area / period,
+        "lead_time_mean_s": float(lead_times.mean()) if len(lead_times) else None,
+        "lead_time_p95_s": float(np.percentile(lead_times, 95)) if len(lead_times) else None,
+        "bottleneck": bottleneck,
+        "stations": stations,
+    }

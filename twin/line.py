@@ -1,0 +1,319 @@
+"""The pilot line as data: stations in flow order, their buffers, failures and set-ups.
+
+A line file (YAML) is validated into a `Line` before any engine sees it. Unknown keys
+are errors, and every error names the file and the field path, for example
+`line.yaml: stations[2].failures.mttr: must be > 0`.
+
+    >>> line = load_line("simulations/lines/demonstrator.yaml")
+    >>> [station.name for station in line.stations]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+
+from twin.distributions import DIST_NAMES, Distribution, Duration, PositiveDuration, _Dist
+from twin.durations import parse_duration
+
+STATES = ("working", "blocked", "starved", "down", "setup")
+
+
+class LineError(ValueError):
+    """A line (or other input) file is invalid: the message is one line naming file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _cycle_time_tag(value: Any) -> str:
+    if isinstance(value, Mapping) and "dist" not in value:
+        return "per_product"
+    return "single"
+
+
+CycleTime = Annotated[
+    Annotated[Distribution, Tag("single")] | Annotated[dict[str, Distribution], Tag("per_product")],
+    Discriminator(_cycle_time_tag),
+]
+
+
+class Failures(_Strict):
+    """Breakdowns of a machine: time to failure and time to repair.
+
+    `mtbf`/`mttr` give exponential times; `ttf`/`ttr` take any distribution.
+    With `basis: operating` (default) the failure clock runs only while the machine
+    processes a part; with `basis: calendar` it runs all the time.
+    """
+
+    mtbf: PositiveDuration | None = None
+    mttr: PositiveDuration | None = None
+    ttf: Distribution | None = None
+    ttr: Distribution | None = None
+    basis: Literal["operating", "calendar"] = "operating"
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> Failures:
+        if (self.mtbf is None) == (self.ttf is None):
+            raise ValueError("give exactly one of mtbf or ttf")
+        if (self.mttr is None) == (self.ttr is None):
+            raise ValueError("give exactly one of mttr or ttr")
+        return self
+
+    @property
+    def time_to_failure(self) -> _Dist:
+        if self.ttf is not None:
+            return self.ttf
+        return _exponential(self.mtbf)
+
+    @property
+    def time_to_repair(self) -> _Dist:
+        if self.ttr is not None:
+            return self.ttr
+        return _exponential(self.mttr)
+
+
+def _exponential(mean: float | None) -> _Dist:
+    from twin.distributions import Exponential
+
+    return Exponential(dist="exponential", mean=mean)
+
+
+class Station(_Strict):
+    """One work station: `capacity` identical machines fed from one buffer in front of them."""
+
+    name: str = Field(min_length=1)
+    cycle_time: CycleTime
+    capacity: int = Field(default=1, ge=1)
+    buffer: int | None = Field(default=None, ge=0)
+    failures: Failures | None = None
+    setup: Distribution | None = None
+    scrap: float = Field(default=0.0, ge=0.0, lt=1.0)
+    ideal_cycle_time: PositiveDuration | None = None
+
+    def cycle_time_for(self, product: str) -> _Dist:
+        if isinstance(self.cycle_time, dict):
+            return self.cycle_time[product]
+        return self.cycle_time
+
+    def mean_cycle_time(self, mix: Mapping[str, float]) -> float:
+        return sum(share * self.cycle_time_for(name).mean for name, share in mix.items())
+
+
+class Product(_Strict):
+    """A product variant and its share of the releases."""
+
+    name: str = Field(min_length=1)
+    mix: float = Field(default=1.0, gt=0)
+
+
+class InterarrivalRelease(_Strict):
+    """Orders arrive at random: parts enter the line at intervals drawn from a distribution."""
+
+    interarrival: Distribution
+
+
+class ConwipRelease(_Strict):
+    """Constant work in process: a new part enters only when one leaves the line."""
+
+    conwip: int = Field(ge=1)
+
+
+def _release_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "saturated"
+    if isinstance(value, Mapping):
+        if "interarrival" in value:
+            return "interarrival"
+        if "conwip" in value:
+            return "conwip"
+    return None
+
+
+Release = Annotated[
+    Annotated[Literal["saturated"], Tag("saturated")]
+    | Annotated[InterarrivalRelease, Tag("interarrival")]
+    | Annotated[ConwipRelease, Tag("conwip")],
+    Discriminator(
+        _release_tag,
+        custom_error_type="release",
+        custom_error_message="must be 'saturated', {interarrival: DIST} or {conwip: N}",
+    ),
+]
+
+
+class Line(_Strict):
+    """A flow line: parts visit `stations` in order; blocking after service between them."""
+
+    name: str = Field(default="line", min_length=1)
+    release: Release = "saturated"
+    products: list[Product] = Field(default_factory=lambda: [Product(name="default")], min_length=1)
+    horizon: PositiveDuration = 8 * 3600.0
+    warmup: Duration = 0.0
+    seed: int = Field(default=1, ge=0)
+    engine: Literal["auto", "simpy", "flow"] = "auto"
+    stations: list[Station] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Line:
+        if self.warmup >= self.horizon:
+            raise ValueError("warmup must be shorter than horizon")
+        names = [product.name for product in self.products]
+        if len(set(names)) != len(names):
+            raise ValueError("product names must be unique")
+        seen: set[str] = set()
+        for index, station in enumerate(self.stations):
+            if station.name in seen:
+                raise _FieldError(f"stations[{index}].name", f"duplicate station name {station.name!r}")
+            seen.add(station.name)
+            if isinstance(station.cycle_time, dict):
+                keys = set(station.cycle_time)
+                missing = [name for name in names if name not in keys]
+                unknown = sorted(keys - set(names))
+                if unknown:
+                    raise _FieldError(
+                        f"stations[{index}].cycle_time.{unknown[0]}",
+                        f"unknown product (products: {', '.join(names)})",
+                    )
+                if missing:
+                    raise _FieldError(
+                        f"stations[{index}].cycle_time", f"no cycle time for product {missing[0]!r}"
+                    )
+        return self
+
+    @property
+    def product_mix(self) -> dict[str, float]:
+        total = sum(product.mix for product in self.products)
+        return {product.name: product.mix / total for product in self.products}
+
+    def station(self, name: str) -> Station:
+        for station in self.stations:
+            if station.name == name:
+                return station
+        raise KeyError(name)
+
+
+class _FieldError(ValueError):
+    """A cross-field error that knows its own path inside the line."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+_SKIPPED_LOC = set(DIST_NAMES) | {"single", "per_product", "saturated", "interarrival", "conwip"}
+
+
+def format_location(loc: tuple[Any, ...]) -> str:
+    """('stations', 2, 'failures', 'mttr') -> 'stations[2].failures.mttr'."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in _SKIPPED_LOC or str(part).startswith(("function-", "literal[")):
+            continue
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def format_error(error: Mapping[str, Any]) -> tuple[str, str]:
+    """One pydantic error as (field path, message in plain words)."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    loc = tuple(error["loc"])
+    message = str(error["msg"])
+    if kind == "value_error" and isinstance(ctx.get("error"), _FieldError):
+        field_error = ctx["error"]
+        return _join(format_location(loc), field_error.path), field_error.message
+    if kind == "missing":
+        message = "required field missing"
+    elif kind == "extra_forbidden":
+        message = "unknown key"
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        sign = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+        bound = next(iter(ctx.values()))
+        message = f"must be {sign[kind]} {bound}, got {error.get('input')!r}"
+    elif kind == "union_tag_invalid":
+        message = f"unknown distribution {ctx.get('tag')!r} (allowed: {', '.join(DIST_NAMES)})"
+    elif kind == "union_tag_not_found":
+        message = f"a distribution needs 'dist' (one of: {', '.join(DIST_NAMES)})"
+    elif kind == "value_error":
+        message = message.removeprefix("Value error, ")
+    else:
+        message = message.replace("Input should be", "must be").replace("Input should have", "must have")
+        if kind not in ("release",) and isinstance(error.get("input"), str | int | float):
+            message += f", got {error['input']!r}"
+    return format_location(loc), message
+
+
+def _join(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    return f"{prefix}.{path}" if not path.startswith("[") else prefix + path
+
+
+def validation_message(source: str, error: ValidationError) -> str:
+    path, message = format_error(error.errors(include_url=False)[0])
+    return f"{source}: {path}: {message}" if path else f"{source}: {message}"
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, turning every read or syntax problem into a one-line LineError."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LineError(f"{file}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LineError(f"{file}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise LineError(f"{file}: invalid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise LineError(f"{file}: expected a mapping of line fields at the top level")
+    return data
+
+
+def line_from_dict(data: Mapping[str, Any], source: str = "<line>") -> Line:
+    """Validate a line given as plain data; errors name `source` and the field path."""
+    try:
+        return Line.model_validate(dict(data))
+    except ValidationError as exc:
+        raise LineError(validation_message(source, exc)) from None
+
+
+def load_line(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Line:
+    """Load and validate a line file; `overrides` replace top-level fields before validation."""
+    data = read_yaml(path)
+    if overrides:
+        data.update(overrides)
+    return line_from_dict(data, str(path))
+
+
+def duration_option(name: str, value: str | None) -> float | None:
+    """Parse a command-line duration, naming the option on error."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise LineError(f"{name}: {exc}") from None

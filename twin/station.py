@@ -1,0 +1,229 @@
+"""Machines of a work station, each a SimPy process that loads, sets up, processes and unloads parts.
+
+A machine cycles through the states of a production machine:
+
+- `starved`: empty, waiting for a part from the buffer in front of the station;
+- `setup`: changing over because the part's product differs from the last one;
+- `working`: processing the part (only here does an operation-based failure clock run);
+- `down`: broken, waiting for repair;
+- `blocked`: holding a finished part because there is no room downstream
+  (blocking after service; the last station is never blocked).
+
+Time in each state is accumulated as it passes, and the instants at which the
+machine turns active (working, setup, down) or inactive (starved, blocked) are kept
+for the active-period bottleneck analysis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from twin.distributions import Sampler
+
+if TYPE_CHECKING:
+    from twin.engine import LineModel
+
+WORKING, BLOCKED, STARVED, DOWN, SETUP = range(5)
+STATE_NAMES = ("working", "blocked", "starved", "down", "setup")
+ACTIVE = (True, False, False, True, True)
+
+Part = list  # [product name, release time]
+
+
+class Machine:
+    """One machine of a station: its process, its random streams and its time accounts."""
+
+    def __init__(
+        self,
+        model: LineModel,
+        station_index: int,
+        machine_index: int,
+        *,
+        cycle: dict[str, Sampler],
+        setup: Sampler | None,
+        scrap: Sampler | None,
+        scrap_probability: float,
+        ttf: Sampler | None,
+        ttr: Sampler | None,
+        calendar_failures: bool,
+    ) -> None:
+        self.model = model
+        self.env = model.env
+        self.station_index = station_index
+        self.machine_index = machine_index
+        self.cycle = cycle
+        self.setup = setup
+        self.scrap = scrap
+        self.scrap_probability = scrap_probability
+        self.ttf = ttf
+        self.ttr = ttr
+        self.calendar_failures = calendar_failures
+        self.observer = model.observer
+
+        self.state = STARVED
+        self.since = 0.0
+        self.time_in = [0.0] * 5
+        self.activity_changes: list[float] = []
+        self.processed = 0
+        self.parts_out = 0
+        self.scrapped = 0
+        self.failures = 0
+        self.last_product: str | None = None
+        self.last_cycle_time = 0.0
+
+        self.down = False
+        self.logical_state = STARVED
+        self.occupied = False
+        self.repaired: simpy.Event | None = None
+        self.process: simpy.Process | None = None
+
+    # -- accounting -----------------------------------------------------------------
+    def set_state(self, state: int) -> None:
+        """Enter `state` now (the effective state stays `down` while a calendar failure lasts)."""
+        self.logical_state = state
+        if self.down:
+            return
+        self._enter(state)
+
+    def _enter(self, state: int) -> None:
+        now = self.env._now
+        previous = self.state
+        self.time_in[previous] += now - self.since
+        self.since = now
+        self.state = state
+        if ACTIVE[state] is not ACTIVE[previous]:
+            self.activity_changes.append(now)
+        if self.observer is not None:
+            self.observer.machine_state(self, state, now)
+
+    def restart_statistics(self, now: float) -> None:
+        """Forget everything before `now` (the end of the warm-up)."""
+        self.time_in = [0.0] * 5
+        self.since = now
+        self.activity_changes = [now] if ACTIVE[self.state] else []
+        self.processed = self.parts_out = self.scrapped = self.failures = 0
+
+    def close(self, now: float) -> None:
+        """Book the time of the running state up to `now` (the end of the run)."""
+        self.time_in[self.state] += now - self.since
+        self.since = now
+        if ACTIVE[self.state]:
+            self.activity_changes.append(now)
+
+    def active_periods(self, start: float) -> list[tuple[float, float]]:
+        """(start, end) pairs of the active periods since `start`, after `close`."""
+        changes = self.activity_changes
+        return list(zip(changes[0::2], changes[1::2], strict=False))
+
+    # -- the machine's process --------------------------------------------------------
+    def run(
+        self, inbound: simpy.Store | None, outbound: simpy.Store | None, new_part: Callable[[], Part]
+    ) -> Generator[simpy.Event, Any, None]:
+        """Load, set up, process and unload parts for ever (`inbound` None: raw material always there)."""
+        env = self.env
+        model = self.model
+        cycle = self.cycle
+        setup = self.setup
+        scrap = self.scrap
+        scrap_probability = self.scrap_probability
+        operating_failures = self.ttf is not None and not self.calendar_failures
+        calendar_failures = self.calendar_failures
+        ttf_left = self.ttf() if operating_failures else 0.0
+        ttf = self.ttf
+        ttr = self.ttr
+        timeout = env.timeout
+        set_state = self.set_state
+        observer = self.observer
+        is_last = outbound is None
+
+        while True:
+            if inbound is None:
+                part = new_part()
+            else:
+                request = inbound.get()
+                if not request.triggered:
+                    set_state(STARVED)
+                    yield request
+                part = request.value
+            product = part[0]
+            if setup is not None and product != self.last_product and self.last_product is not None:
+                set_state(SETUP)
+                if calendar_failures:
+                    yield from self._occupy(setup())
+                else:
+                    yield timeout(setup())
+            self.last_product = product
+            set_state(WORKING)
+            duration = cycle[product]()
+            if operating_failures:
+                remaining = duration
+                while remaining > ttf_left:
+                    if ttf_left > 0:
+                        yield timeout(ttf_left)
+                    remaining -= ttf_left
+                    set_state(DOWN)
+                    self.failures += 1
+                    yield timeout(ttr())  # type: ignore[misc]
+                    set_state(WORKING)
+                    ttf_left = ttf()  # type: ignore[misc]
+                ttf_left -= remaining
+                yield timeout(remaining)
+            elif calendar_failures:
+                yield from self._occupy(duration)
+            else:
+                yield timeout(duration)
+            self.processed += 1
+            self.last_cycle_time = duration
+            if scrap is not None and scrap() < scrap_probability:
+                self.scrapped += 1
+                model.part_scrapped(self, part)
+                if observer is not None:
+                    observer.part_finished(self, part, duration, True, env._now)
+                continue
+            if observer is not None:
+                observer.part_finished(self, part, duration, False, env._now)
+            if is_last:
+                model.part_exited(part)
+            else:
+                delivery = outbound.put(part)  # type: ignore[union-attr]
+                if not delivery.triggered:
+                    set_state(BLOCKED)
+                    yield delivery
+            self.parts_out += 1
+
+    def _occupy(self, duration: float) -> Generator[simpy.Event, Any, None]:
+        """Spend `duration` of machine time, paused by calendar-time breakdowns."""
+        env = self.env
+        while duration > 0:
+            if self.down:
+                yield self.repaired  # type: ignore[misc]
+            start = env._now
+            self.occupied = True
+            try:
+                yield env.timeout(duration)
+                duration = 0.0
+            except simpy.Interrupt:
+                duration -= env._now - start
+            finally:
+                self.occupied = False
+
+    def calendar_breakdowns(self) -> Generator[simpy.Event, Any, None]:
+        """Breakdowns on calendar time: the machine fails whatever it is doing."""
+        env = self.env
+        ttf, ttr = self.ttf, self.ttr
+        assert ttf is not None and ttr is not None
+        while True:
+            yield env.timeout(ttf())
+            self.repaired = env.event()
+            self.down = True
+            self.failures += 1
+            self._enter(DOWN)
+            if self.occupied and self.process is not None:
+                self.process.interrupt("breakdown")
+            yield env.timeout(ttr())
+            self.down = False
+            self._enter(self.logical_state)
+            self.repaired.succeed()
