@@ -46,25 +46,37 @@ def run(
 def print_kpis(name: str, kpis: dict[str, Any]) -> None:
     """The KPIs as readable tables."""
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    summary = Table(title=f"{name}: {kpis['horizon_s'] / 3600:g} h simulated, {kpis['warmup_s'] / 3600:g} h warm-up")
+    summary = Table(
+        title=f"{name}: {kpis['horizon_s'] / 3600:g} h simulated, {kpis['warmup_s'] / 3600:g} h warm-up"
+    )
     summary.add_column("KPI")
     summary.add_column("value", justify="right")
     lead_mean = kpis["lead_time_mean_s"]
     lead_p95 = kpis["lead_time_p95_s"]
     for label, value in (
-        ("throughput [parts/h]", f"{kpis['throughput_per_hour']:.2f}"),
+        ("throughput (parts/h)", f"{kpis['throughput_per_hour']:.2f}"),
         ("parts out", str(kpis["parts_out"])),
         ("scrapped", str(kpis["scrapped"])),
-        ("WIP mean [parts]", f"{kpis['wip_mean']:.2f}"),
-        ("lead time mean [min]", "-" if lead_mean is None else f"{lead_mean / 60:.2f}"),
-        ("lead time p95 [min]", "-" if lead_p95 is None else f"{lead_p95 / 60:.2f}"),
+        ("WIP mean (parts)", f"{kpis['wip_mean']:.2f}"),
+        ("lead time mean (min)", "-" if lead_mean is None else f"{lead_mean / 60:.2f}"),
+        ("lead time p95 (min)", "-" if lead_p95 is None else f"{lead_p95 / 60:.2f}"),
         ("bottleneck", kpis["bottleneck"]),
         ("engine / events / wall", f"{kpis['engine']} / {kpis['events']} / {kpis['wall_s']:.2f}s"),
     ):
         summary.add_row(label, value)
     console.print(summary)
     stations = Table(title="stations (shares of machine time)")
-    columns = ("working", "blocked", "starved", "down", "setup", "availability", "performance", "quality", "oee")
+    columns = (
+        "working",
+        "blocked",
+        "starved",
+        "down",
+        "setup",
+        "availability",
+        "performance",
+        "quality",
+        "oee",
+    )
     stations.add_column("station")
     for column in columns:
         stations.add_column(column, justify="right")

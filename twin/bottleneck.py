@@ -17,9 +17,7 @@ import numpy as np
 Periods = Sequence[tuple[float, float]]
 
 
-def bottleneck_shares(
-    machines: Sequence[Periods], start: float, end: float
-) -> tuple[np.ndarray, np.ndarray]:
+def bottleneck_shares(machines: Sequence[Periods], start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
     """Sole and shifting bottleneck shares per machine, from each machine's active periods."""
     count = len(machines)
     sole = np.zeros(count)

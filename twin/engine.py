@@ -30,7 +30,9 @@ class Observer(Protocol):
 
     def machine_state(self, machine: Machine, state: int, now: float) -> None: ...
 
-    def part_finished(self, machine: Machine, part: Part, cycle_time: float, scrapped: bool, now: float) -> None: ...
+    def part_finished(
+        self, machine: Machine, part: Part, cycle_time: float, scrapped: bool, now: float
+    ) -> None: ...
 
 
 @dataclass
@@ -39,6 +41,7 @@ class RunResult:
 
     kpis: dict[str, Any]
     lead_times: list[float] = field(repr=False)
+    exit_times: list[float] = field(repr=False)
     active_periods: dict[str, list[list[tuple[float, float]]]] = field(repr=False)
 
 
@@ -58,6 +61,7 @@ class LineModel:
         self.exits = 0
         self.scrapped = 0
         self.lead_times: list[float] = []
+        self.exit_times: list[float] = []
         self.conwip = False
 
         mix = line.product_mix
@@ -84,7 +88,9 @@ class LineModel:
         self.machines: list[list[Machine]] = []
         self.buffers: list[simpy.Store | None] = []
         for index, station in enumerate(line.stations):
-            self.buffers.append(None if index == 0 and line.release == "saturated" else make_buffer(self.env, station.buffer))
+            self.buffers.append(
+                None if index == 0 and line.release == "saturated" else make_buffer(self.env, station.buffer)
+            )
             self.machines.append([self._machine(index, m) for m in range(station.capacity)])
 
         saturated = line.release == "saturated"
@@ -113,7 +119,9 @@ class LineModel:
         station = self.line.stations[station_index]
         name, seed = station.name, self.seed
         cycle = {
-            product: station.cycle_time_for(product).sampler(stream(seed, name, "cycle", machine_index, product))
+            product: station.cycle_time_for(product).sampler(
+                stream(seed, name, "cycle", machine_index, product)
+            )
             for product in self.products
         }
         failures = station.failures
@@ -122,11 +130,17 @@ class LineModel:
             station_index,
             machine_index,
             cycle=cycle,
-            setup=station.setup.sampler(stream(seed, name, "setup", machine_index)) if station.setup else None,
+            setup=station.setup.sampler(stream(seed, name, "setup", machine_index))
+            if station.setup
+            else None,
             scrap=stream(seed, name, "scrap", machine_index).random if station.scrap > 0 else None,
             scrap_probability=station.scrap,
-            ttf=failures.time_to_failure.sampler(stream(seed, name, "ttf", machine_index)) if failures else None,
-            ttr=failures.time_to_repair.sampler(stream(seed, name, "ttr", machine_index)) if failures else None,
+            ttf=failures.time_to_failure.sampler(stream(seed, name, "ttf", machine_index))
+            if failures
+            else None,
+            ttr=failures.time_to_repair.sampler(stream(seed, name, "ttr", machine_index))
+            if failures
+            else None,
             calendar_failures=failures is not None and failures.basis == "calendar",
         )
 
@@ -152,7 +166,9 @@ class LineModel:
 
     def part_exited(self, part: Part) -> None:
         self.exits += 1
-        self.lead_times.append(self.env._now - part[1])
+        now = self.env._now
+        self.exit_times.append(now)
+        self.lead_times.append(now - part[1])
         self._part_left()
 
     def part_scrapped(self, machine: Machine, part: Part) -> None:
@@ -165,6 +181,7 @@ class LineModel:
         self.wip_since = now
         self.exits = self.scrapped = 0
         self.lead_times = []
+        self.exit_times = []
         for machines in self.machines:
             for machine in machines:
                 machine.restart_statistics(now)
@@ -208,4 +225,6 @@ def simulate(
         station.name: [machine.active_periods(warmup) for machine in machines]
         for station, machines in zip(line.stations, model.machines, strict=True)
     }
-    return RunResult(kpis=record, lead_times=model.lead_times, active_periods=periods)
+    return RunResult(
+        kpis=record, lead_times=model.lead_times, exit_times=model.exit_times, active_periods=periods
+    )

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from twin.bottleneck import bottleneck_shares
-from twin.station import STATE_NAMES
+from twin.station import STATE_NAMES, STOPPED
 
 if TYPE_CHECKING:
     from twin.engine import LineModel
@@ -40,8 +40,9 @@ def line_kpis(model: LineModel, *, horizon: float, warmup: float) -> dict[str, A
         machine_time = period * len(machines)
         shares = {
             name: sum(machine.time_in[code] for machine in machines) / machine_time
-            for code, name in enumerate(STATE_NAMES)
+            for code, name in enumerate(STATE_NAMES[:STOPPED])
         }
+        shares["down"] += sum(machine.time_in[STOPPED] for machine in machines) / machine_time
         processed = sum(machine.processed for machine in machines)
         good = sum(machine.parts_out for machine in machines)
         scrapped = sum(machine.scrapped for machine in machines)

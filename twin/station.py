@@ -7,7 +7,9 @@ A machine cycles through the states of a production machine:
 - `working`: processing the part (only here does an operation-based failure clock run);
 - `down`: broken, waiting for repair;
 - `blocked`: holding a finished part because there is no room downstream
-  (blocking after service; the last station is never blocked).
+  (blocking after service; the last station is never blocked);
+- `stopped`: stopped by an operator (the PLC's Stop method) before loading the next
+  part, until started again; booked as down time in the KPIs.
 
 Time in each state is accumulated as it passes, and the instants at which the
 machine turns active (working, setup, down) or inactive (starved, blocked) are kept
@@ -26,9 +28,9 @@ from twin.distributions import Sampler
 if TYPE_CHECKING:
     from twin.engine import LineModel
 
-WORKING, BLOCKED, STARVED, DOWN, SETUP = range(5)
-STATE_NAMES = ("working", "blocked", "starved", "down", "setup")
-ACTIVE = (True, False, False, True, True)
+WORKING, BLOCKED, STARVED, DOWN, SETUP, STOPPED = range(6)
+STATE_NAMES = ("working", "blocked", "starved", "down", "setup", "stopped")
+ACTIVE = (True, False, False, True, True, False)
 
 Part = list  # [product name, release time]
 
@@ -65,7 +67,7 @@ class Machine:
 
         self.state = STARVED
         self.since = 0.0
-        self.time_in = [0.0] * 5
+        self.time_in = [0.0] * 6
         self.activity_changes: list[float] = []
         self.processed = 0
         self.parts_out = 0
@@ -79,6 +81,19 @@ class Machine:
         self.occupied = False
         self.repaired: simpy.Event | None = None
         self.process: simpy.Process | None = None
+        self.stop_requested = False
+        self.resumed: simpy.Event | None = None
+
+    # -- operator commands (the virtual PLC's Start and Stop methods) ------------------------
+    def stop(self) -> None:
+        """Stop before loading the next part (the part in work is finished first)."""
+        self.stop_requested = True
+
+    def start(self) -> None:
+        """Start again after `stop`."""
+        self.stop_requested = False
+        if self.resumed is not None and not self.resumed.triggered:
+            self.resumed.succeed()
 
     # -- accounting -----------------------------------------------------------------
     def set_state(self, state: int) -> None:
@@ -101,7 +116,7 @@ class Machine:
 
     def restart_statistics(self, now: float) -> None:
         """Forget everything before `now` (the end of the warm-up)."""
-        self.time_in = [0.0] * 5
+        self.time_in = [0.0] * 6
         self.since = now
         self.activity_changes = [now] if ACTIVE[self.state] else []
         self.processed = self.parts_out = self.scrapped = self.failures = 0
@@ -140,6 +155,10 @@ class Machine:
         is_last = outbound is None
 
         while True:
+            if self.stop_requested:
+                set_state(STOPPED)
+                self.resumed = env.event()
+                yield self.resumed
             if inbound is None:
                 part = new_part()
             else:
