@@ -21,8 +21,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from twin.durations import parse_duration
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+def _signed_duration(value: Any) -> float:
+    return parse_duration(value, signed=True)
+
+
+Duration = Annotated[float, BeforeValidator(_signed_duration), Field(ge=0)]
+PositiveDuration = Annotated[float, BeforeValidator(_signed_duration), Field(gt=0)]
 
 Sampler = Callable[[], float]
 

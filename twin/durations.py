@@ -18,11 +18,14 @@ _UNIT_SECONDS = {
     "d": 86400.0,
     "w": 604800.0,
 }
-_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]+)?\s*$")
+_PATTERN = re.compile(r"^\s*(-?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]+)?\s*$")
 
 
-def parse_duration(value: object) -> float:
-    """Return `value` in seconds; raise ValueError with a readable message otherwise."""
+def parse_duration(value: object, *, signed: bool = False) -> float:
+    """Return `value` in seconds; raise ValueError with a readable message otherwise.
+
+    Negative durations are refused unless `signed` (then the caller checks the bounds).
+    """
     if isinstance(value, bool):
         raise ValueError(f"expected a duration, got {value!r}")
     if isinstance(value, int | float):
@@ -44,7 +47,7 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"expected a duration, got {type(value).__name__}")
     if seconds != seconds or seconds in (float("inf"), float("-inf")):
         raise ValueError(f"not a finite duration: {value!r}")
-    if seconds < 0:
+    if seconds < 0 and not signed:
         raise ValueError(f"must be >= 0, got {value!r}")
     return seconds
 

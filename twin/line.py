@@ -248,6 +248,8 @@ def format_error(error: Mapping[str, Any]) -> tuple[str, str]:
         sign = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
         bound = next(iter(ctx.values()))
         message = f"must be {sign[kind]} {bound}, got {error.get('input')!r}"
+    elif kind == "too_short":
+        message = f"must have at least {ctx.get('min_length')} item(s)"
     elif kind == "union_tag_invalid":
         message = f"unknown distribution {ctx.get('tag')!r} (allowed: {', '.join(DIST_NAMES)})"
     elif kind == "union_tag_not_found":

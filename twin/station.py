@@ -150,7 +150,8 @@ class Machine:
         ttf = self.ttf
         ttr = self.ttr
         timeout = env.timeout
-        set_state = self.set_state
+        # without calendar breakdowns no down-override is needed: enter states directly
+        set_state = self.set_state if calendar_failures else self._enter
         observer = self.observer
         is_last = outbound is None
 

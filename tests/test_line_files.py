@@ -1,0 +1,202 @@
+"""Line files: the YAML contract, durations, distributions and one-line errors naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.conftest import DEMONSTRATOR
+from twin.distributions import Constant, Empirical, Exponential, Gamma, Lognormal, Normal, Triangular, Uniform
+from twin.durations import parse_duration
+from twin.line import LineError, line_from_dict, load_line
+
+
+def base_line(**station: Any) -> dict[str, Any]:
+    first = {"name": "mill", "cycle_time": 55, **station}
+    return {"name": "t", "stations": [first, {"name": "paint", "cycle_time": 50}]}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (90, 90.0),
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("5min", 300.0),
+        ("8h", 28800.0),
+        ("1.5d", 129600.0),
+        ("250ms", 0.25),
+    ],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["5 minutes", "abc", "-3", "", "1e999", True])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_the_contract_example_loads(write_line: Any) -> None:
+    path = write_line(
+        {
+            "name": "demo-line",
+            "release": "saturated",
+            "products": [{"name": "A", "mix": 0.7}, {"name": "B", "mix": 0.3}],
+            "horizon": "8h",
+            "warmup": "1h",
+            "seed": 1,
+            "stations": [
+                {
+                    "name": "mill",
+                    "cycle_time": {"dist": "lognormal", "mean": 55, "cv": 0.2},
+                    "capacity": 1,
+                    "buffer": 4,
+                    "failures": {"mtbf": "2h", "mttr": "10min", "basis": "operating"},
+                    "setup": "2min",
+                    "scrap": 0.01,
+                }
+            ],
+        }
+    )
+    line = load_line(path)
+    mill = line.stations[0]
+    assert line.horizon == 28800 and line.warmup == 3600
+    assert mill.failures is not None and mill.failures.time_to_failure.mean == 7200
+    assert mill.failures.time_to_repair.mean == 600
+    assert isinstance(mill.setup, Constant) and mill.setup.value == 120
+    assert line.product_mix == {"A": 0.7, "B": 0.3}
+
+
+def test_release_forms() -> None:
+    interarrival = line_from_dict(
+        {**base_line(), "release": {"interarrival": {"dist": "exponential", "mean": 60}}}
+    )
+    assert interarrival.release.interarrival.mean == 60  # type: ignore[union-attr]
+    conwip = line_from_dict({**base_line(), "release": {"conwip": 12}})
+    assert conwip.release.conwip == 12  # type: ignore[union-attr]
+
+
+def test_per_product_cycle_times_must_cover_products() -> None:
+    data = base_line(cycle_time={"A": 50})
+    data["products"] = [{"name": "A", "mix": 1}, {"name": "B", "mix": 1}]
+    with pytest.raises(LineError, match=r"stations\[0\]\.cycle_time: no cycle time for product 'B'"):
+        line_from_dict(data, "line.yaml")
+
+
+@pytest.mark.parametrize(
+    ("station", "expected"),
+    [
+        (
+            {"failures": {"mtbf": "2h", "mttr": -5}},
+            r"^line\.yaml: stations\[0\]\.failures\.mttr: must be > 0",
+        ),
+        (
+            {"failures": {"mtbf": "2h"}},
+            r"^line\.yaml: stations\[0\]\.failures: give exactly one of mttr or ttr",
+        ),
+        ({"capacity": 0}, r"^line\.yaml: stations\[0\]\.capacity: must be >= 1"),
+        ({"buffer": -1}, r"^line\.yaml: stations\[0\]\.buffer: must be >= 0"),
+        ({"scrap": 1.5}, r"^line\.yaml: stations\[0\]\.scrap: must be < 1"),
+        ({"colour": "red"}, r"^line\.yaml: stations\[0\]\.colour: unknown key"),
+        (
+            {"cycle_time": {"dist": "weibull", "mean": 3}},
+            r"stations\[0\]\.cycle_time: unknown distribution 'weibull'",
+        ),
+        (
+            {"cycle_time": {"dist": "lognormal", "mean": 3}},
+            r"stations\[0\]\.cycle_time\.cv: required field missing",
+        ),
+        ({"cycle_time": "5 minutes"}, r"stations\[0\]\.cycle_time\.value: unknown time unit 'minutes'"),
+        (
+            {"cycle_time": {"dist": "uniform", "low": 5, "high": 1}},
+            r"stations\[0\]\.cycle_time: high must be >= low",
+        ),
+        ({"failures": {"mtbf": 1, "mttr": 1, "basis": "wall"}}, r"stations\[0\]\.failures\.basis: must be"),
+        ({"setup": {"dist": "exponential", "mean": 0}}, r"stations\[0\]\.setup\.mean: must be > 0"),
+    ],
+)
+def test_errors_name_file_and_field(station: dict[str, Any], expected: str) -> None:
+    with pytest.raises(LineError, match=expected) as error:
+        line_from_dict(base_line(**station), "line.yaml")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"release": "random"}, r"release: must be"),
+        ({"release": {"push": 3}}, r"release: must be 'saturated'"),
+        ({"stations": []}, r"stations: must have at least 1 item"),
+        ({"warmup": "9h", "horizon": "8h"}, r"warmup must be shorter than horizon"),
+        ({"horizont": "8h"}, r"horizont: unknown key"),
+    ],
+)
+def test_line_level_errors(change: dict[str, Any], expected: str) -> None:
+    with pytest.raises(LineError, match=expected):
+        line_from_dict({**base_line(), **change}, "line.yaml")
+
+
+def test_duplicate_station_names_name_the_index() -> None:
+    data = {
+        "stations": [
+            {"name": "a", "cycle_time": 1},
+            {"name": "b", "cycle_time": 1},
+            {"name": "a", "cycle_time": 1},
+        ]
+    }
+    with pytest.raises(LineError, match=r"stations\[2\]\.name: duplicate station name 'a'"):
+        line_from_dict(data, "line.yaml")
+
+
+def test_yaml_and_file_errors(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("stations: [\n  - {name: a\n")
+    with pytest.raises(LineError, match=r"broken\.yaml: invalid YAML at line \d+"):
+        load_line(broken)
+    with pytest.raises(LineError, match=r"missing\.yaml: file not found"):
+        load_line(tmp_path / "missing.yaml")
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    with pytest.raises(LineError, match="expected a mapping"):
+        load_line(scalar)
+
+
+DISTRIBUTIONS = [
+    Constant(value=7),
+    Exponential(dist="exponential", mean=10),
+    Normal(dist="normal", mean=10, sd=2),
+    Normal(dist="normal", mean=1, sd=2),
+    Lognormal(dist="lognormal", mean=10, cv=0.5),
+    Gamma(dist="gamma", mean=10, cv=0.7),
+    Uniform(dist="uniform", low=2, high=6),
+    Triangular(dist="triangular", low=1, mode=2, high=6),
+    Empirical(dist="empirical", samples=[1, 2, 3, 10]),
+]
+
+
+@pytest.mark.parametrize("dist", DISTRIBUTIONS, ids=lambda d: f"{d.dist}")
+def test_distribution_means_and_support(dist: Any) -> None:
+    rng = np.random.default_rng(5)
+    sample = dist.draw(rng, 200_000)
+    assert (sample >= 0).all()
+    half_width = 3.29 * sample.std(ddof=1) / np.sqrt(len(sample))  # 99.9 % interval
+    assert abs(sample.mean() - dist.mean) <= half_width + 1e-12
+
+
+def test_block_size_does_not_change_the_stream() -> None:
+    dist = Gamma(dist="gamma", mean=10, cv=0.7)
+    one = dist.sampler(np.random.default_rng(3), block=7)
+    other = dist.sampler(np.random.default_rng(3), block=256)
+    assert [one() for _ in range(100)] == [other() for _ in range(100)]
+
+
+def test_shipped_demonstrator_is_valid() -> None:
+    line = load_line(DEMONSTRATOR)
+    assert len(line.stations) >= 5 and len(line.products) == 2
+    assert any(s.failures for s in line.stations) and any(s.setup for s in line.stations)
+    assert any(s.scrap > 0 for s in line.stations)
