@@ -211,3 +211,28 @@ def test_operator_stop_and_start() -> None:
     # parts 1..11 finish by t=110, the machine stands until 405, then 59 more parts by 995
     assert model.exits == 11 + 59
     assert machine.time_in[5] == pytest.approx(405 - 110)
+
+
+@pytest.mark.parametrize("slow", ["a", "b", "c"])
+def test_active_period_bottleneck_finds_the_slowest_station(slow: str) -> None:
+    stations = [
+        {"name": name, "cycle_time": {"dist": "exponential", "mean": 13 if name == slow else 8}, "buffer": 3}
+        for name in ("a", "b", "c")
+    ]
+    kpis = simulate(line_from_dict({"horizon": 50000, "stations": stations}), seed=3).kpis
+    assert kpis["bottleneck"] == slow
+    stations = kpis["stations"].values()
+    # some machine is always active here, hence always a bottleneck; sole periods never overlap
+    assert sum(v["bottleneck_sole"] for v in stations) <= 1.0 + 1e-12
+    assert sum(v["bottleneck_sole"] + v["bottleneck_shifting"] for v in stations) >= 1.0 - 1e-12
+    assert kpis["stations"][slow]["bottleneck_sole"] > 0.5
+
+
+def test_bottleneck_shares_on_hand_made_periods() -> None:
+    from twin.bottleneck import bottleneck_shares
+
+    # machine 0 active [0, 6), machine 1 active [4, 10): 0 is the sole bottleneck on [0, 4), 1 on
+    # [6, 10), and the overlap [4, 6) of their active periods is a shifting bottleneck for both
+    sole, shifting = bottleneck_shares([[(0.0, 6.0)], [(4.0, 10.0)]], 0.0, 10.0)
+    assert sole.tolist() == pytest.approx([0.4, 0.4])
+    assert shifting.tolist() == pytest.approx([0.2, 0.2])

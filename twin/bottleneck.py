@@ -4,8 +4,8 @@ A machine is active while it works, sets up or is being repaired, and inactive w
 starved or blocked. At any instant the momentary bottleneck is the machine whose
 current active period is the longest. Where the active periods of two successive
 bottlenecks overlap, the bottleneck is shifting; elsewhere it is a sole bottleneck.
-A station's share is the time any of its machines was the bottleneck, as a fraction
-of the observed period.
+Shares are fractions of the observed period; an overlap is shifting time for both
+machines, so sole and shifting shares together may exceed 1 over all machines.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ def bottleneck_shares(machines: Sequence[Periods], start: float, end: float) -> 
     if len(cuts) < 2:
         return sole, shifting
     middles = (cuts[:-1] + cuts[1:]) / 2
-    lengths = np.diff(cuts)
     durations = np.zeros((count, len(middles)))
     period_index = np.full((count, len(middles)), -1)
     for m in range(count):
@@ -56,19 +55,19 @@ def bottleneck_shares(machines: Sequence[Periods], start: float, end: float) -> 
             runs[-1][3] = cuts[k + 1]
         else:
             runs.append([m, p, cuts[k], cuts[k + 1]])
-    overlaps = [0.0] * (len(runs) + 1)
+    overlaps: list[tuple[float, float]] = [(0.0, 0.0)] * (len(runs) + 1)
     for i in range(1, len(runs)):
         a, b = runs[i - 1], runs[i]
-        if a[0] == b[0]:
-            continue
         ma, pa, mb, pb = int(a[0]), int(a[1]), int(b[0]), int(b[1])
         low = max(starts[ma][pa], starts[mb][pb], start)
         high = min(ends[ma][pa], ends[mb][pb], end)
-        overlaps[i] = max(0.0, high - low)
+        if high > low and ma != mb:
+            overlaps[i] = (low, high)
+            shifting[ma] += high - low
+            shifting[mb] += high - low
     for i, (m, _p, run_start, run_end) in enumerate(runs):
-        length = run_end - run_start
-        shared = min(length, overlaps[i] + overlaps[i + 1])
-        shifting[int(m)] += shared
-        sole[int(m)] += length - shared
-    del lengths
+        inside = sum(
+            max(0.0, min(run_end, high) - max(run_start, low)) for low, high in (overlaps[i], overlaps[i + 1])
+        )
+        sole[int(m)] += max(0.0, run_end - run_start - inside)
     return sole / span, shifting / span
