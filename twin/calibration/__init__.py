@@ -1,0 +1,1 @@
+"""Calibration: estimating a line's parameters from what the real (or simulated) line recorded."""
