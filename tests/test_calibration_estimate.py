@@ -1,0 +1,137 @@
+"""Calibration recovers the parameters of a simulated line from its recorded history.
+
+Tolerances come from the sample sizes: 3.29 standard errors (99.9 %) of each estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from twin.calibration.estimate import Limits, calibrate_line
+from twin.calibration.records import Recorder
+from twin.engine import LineModel
+from twin.line import line_from_dict
+
+TRUE_LINE: dict[str, Any] = {
+    "name": "pilot",
+    "products": [{"name": "A", "mix": 0.6}, {"name": "B", "mix": 0.4}],
+    "stations": [
+        {
+            "name": "mill",
+            "cycle_time": {
+                "A": {"dist": "lognormal", "mean": 50, "cv": 0.3},
+                "B": {"dist": "gamma", "mean": 65, "cv": 0.4},
+            },
+            "failures": {"mtbf": "40min", "mttr": "4min"},
+            "setup": {"dist": "exponential", "mean": 30},
+            "scrap": 0.05,
+        },
+        {
+            "name": "wash",
+            "cycle_time": {"dist": "normal", "mean": 45, "sd": 5},
+            "buffer": 3,
+            "failures": {"mtbf": "1h", "mttr": "5min", "basis": "calendar"},
+        },
+        {"name": "test", "cycle_time": {"dist": "exponential", "mean": 40}, "buffer": 2, "scrap": 0.02},
+    ],
+}
+
+PRIOR: dict[str, Any] = {
+    **TRUE_LINE,
+    "stations": [
+        {
+            **TRUE_LINE["stations"][0],
+            "cycle_time": {"A": 80, "B": 80},
+            "failures": {"mtbf": "3h", "mttr": "20min"},
+            "setup": 100,
+            "scrap": 0.2,
+        },
+        {
+            **TRUE_LINE["stations"][1],
+            "cycle_time": 30,
+            "failures": {"mtbf": "5h", "mttr": "1min", "basis": "calendar"},
+        },
+        {**TRUE_LINE["stations"][2], "cycle_time": 10, "scrap": 0.0},
+    ],
+}
+
+
+def record(line_data: dict[str, Any], hours: float, seed: int = 5) -> tuple[dict, float]:
+    line = line_from_dict(line_data)
+    recorder = Recorder([s.name for s in line.stations])
+    model = LineModel(line, seed, observer=recorder)
+    model.env.run(until=hours * 3600)
+    return recorder.records, hours * 3600
+
+
+def within(estimate: float, truth: float, standard_error: float) -> bool:
+    return abs(estimate - truth) <= 3.29 * standard_error
+
+
+@pytest.fixture(scope="module")
+def calibrated() -> tuple[dict[str, Any], list]:
+    records, window = record(TRUE_LINE, 60)
+    return calibrate_line(PRIOR, records, window)
+
+
+def test_cycle_times_are_recovered(calibrated: tuple[dict[str, Any], list]) -> None:
+    line, results = calibrated
+    mill = results[0]
+    for product, true_mean, true_cv in (("A", 50, 0.3), ("B", 65, 0.4)):
+        fit = mill.cycle_fits[product]
+        assert within(fit.best.spec["mean"], true_mean, true_mean * true_cv / math.sqrt(fit.n))
+    wash_fit = results[1].cycle_fits["*"]
+    assert wash_fit.best.family == "normal"
+    assert within(wash_fit.best.spec["mean"], 45, 5 / math.sqrt(wash_fit.n))
+    line_from_dict(line)  # the calibrated line is a valid line
+
+
+def test_breakdowns_are_recovered(calibrated: tuple[dict[str, Any], list]) -> None:
+    _, results = calibrated
+    for result, mtbf, mttr in ((results[0], 2400, 240), (results[1], 3600, 300)):
+        n = result.failures_observed
+        assert n >= 30
+        assert within(result.mtbf_s, mtbf, mtbf / math.sqrt(n))
+        repair_mean = result.repair_fit.best.spec["mean"]
+        assert within(repair_mean, mttr, mttr / math.sqrt(result.repair_fit.n))
+
+
+def test_setup_and_scrap_are_recovered(calibrated: tuple[dict[str, Any], list]) -> None:
+    line, results = calibrated
+    mill = results[0]
+    assert within(mill.setup_fit.best.spec["mean"], 30, 30 / math.sqrt(mill.setup_fit.n))
+    for result, rate in ((results[0], 0.05), (results[2], 0.02)):
+        assert within(result.scrap_rate, rate, math.sqrt(rate * (1 - rate) / result.parts))
+    assert line["stations"][0]["scrap"] == pytest.approx(results[0].scrap_rate)
+
+
+def test_too_little_data_keeps_the_prior_and_warns() -> None:
+    records, window = record(TRUE_LINE, 0.5)
+    line, results = calibrate_line(PRIOR, records, window, Limits(cycle_samples=100))
+    assert line["stations"][1]["cycle_time"] == 30
+    assert line["stations"][1]["failures"] == PRIOR["stations"][1]["failures"]
+    assert any("cycle times" in warning for warning in results[1].warnings)
+    assert any("breakdowns" in warning for warning in results[1].warnings)
+
+
+def test_validation_accepts_the_calibrated_twin_and_flags_a_slow_one(
+    calibrated: tuple[dict[str, Any], list],
+) -> None:
+    from twin.calibration.validate import validate
+
+    observed, window = record(TRUE_LINE, 24, seed=77)
+    calibrated_line, _ = calibrated
+    calibrated_line = {**calibrated_line, "warmup": "1h"}
+    good = validate(line_from_dict(calibrated_line), observed, window, replications=8)
+    assert good["verdict"] == "valid", good
+    assert good["throughput"]["rel_error"] < 0.05
+    slow = {**calibrated_line, "stations": [dict(s) for s in calibrated_line["stations"]]}
+    slow["stations"][1]["cycle_time"] = {**slow["stations"][1]["cycle_time"]}
+    slow["stations"][1]["cycle_time"]["mean"] *= 1.2  # the wash 20 % slower
+    bad = validate(line_from_dict(slow), observed, window, replications=8)
+    assert bad["verdict"] == "invalid"
+    assert set(bad) >= {"throughput", "stations", "verdict", "tolerance"}
+    assert set(bad["stations"]["wash"]) >= {"observed", "twin"}

@@ -1,0 +1,166 @@
+"""Estimating each station's cycle times, breakdowns, set-ups and scrap from its recorded history.
+
+- cycle times: per product (when the prior line has per-product times) or pooled, fitted by
+  maximum likelihood and chosen by AIC (`twin.calibration.fit`);
+- breakdowns: the number of down periods that start in the window over the exposure (working time
+  for `basis: operating`, up time for `basis: calendar`) gives the MTBF (the censored exponential
+  maximum-likelihood estimate); the complete down periods give the repair-time distribution;
+- set-ups: the complete set-up periods; scrap: scrapped over processed parts.
+
+Too little data for a quantity keeps the prior value and says so in a warning.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twin.calibration.fit import FitReport, fit_durations
+from twin.calibration.records import StationRecord
+
+
+@dataclass
+class Limits:
+    """The least data that counts as evidence for each estimate."""
+
+    cycle_samples: int = 30
+    failures: int = 5
+    setups: int = 5
+    scrap_parts: int = 50
+
+
+@dataclass
+class StationCalibration:
+    """What was estimated for one station, and from how much data."""
+
+    name: str
+    cycle_fits: dict[str, FitReport] = field(default_factory=dict)
+    failures_observed: int = 0
+    exposure_s: float = 0.0
+    mtbf_s: float | None = None
+    repair_fit: FitReport | None = None
+    setup_fit: FitReport | None = None
+    parts: int = 0
+    scrap_rate: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """A flat, JSON-ready summary for reports and YAML comments."""
+        return {
+            "station": self.name,
+            "cycle_time": {
+                product: {
+                    "fit": fit.best.spec,
+                    "n": fit.n,
+                    "aic": fit.best.aic,
+                    "ks": fit.best.ks_statistic,
+                    "ks_pvalue": fit.best.ks_pvalue,
+                }
+                for product, fit in self.cycle_fits.items()
+            },
+            "failures": self.failures_observed,
+            "mtbf_s": self.mtbf_s,
+            "mttr_s": self.repair_fit.best.spec.get("mean") if self.repair_fit else None,
+            "repair_fit": self.repair_fit.best.spec if self.repair_fit else None,
+            "setup_fit": self.setup_fit.best.spec if self.setup_fit else None,
+            "parts": self.parts,
+            "scrap_rate": self.scrap_rate,
+            "warnings": self.warnings,
+        }
+
+
+def calibrate_station(
+    prior: dict[str, Any], record: StationRecord, window_s: float, products: list[str], limits: Limits
+) -> tuple[dict[str, Any], StationCalibration]:
+    """A calibrated copy of one station's definition, and what it was estimated from."""
+    station = copy.deepcopy(prior)
+    result = StationCalibration(name=record.name)
+    cycle = np.asarray(record.cycle_times, dtype=float)
+    made = np.asarray(record.products)
+    per_product = isinstance(prior.get("cycle_time"), dict) and "dist" not in prior["cycle_time"]
+    groups = {p: cycle[made == p] for p in products} if per_product else {"*": cycle}
+    fitted: dict[str, Any] = {}
+    for product, samples in groups.items():
+        if len(samples) < limits.cycle_samples:
+            result.warnings.append(
+                f"{record.name}: only {len(samples)} cycle times"
+                + ("" if product == "*" else f" for product {product}")
+                + f" (< {limits.cycle_samples}); keeping the prior cycle time"
+            )
+            continue
+        report = fit_durations(samples)
+        result.cycle_fits[product] = report
+        fitted[product] = report.best.spec
+    if per_product and fitted:
+        station["cycle_time"] = {**station["cycle_time"], **fitted}
+    elif "*" in fitted:
+        station["cycle_time"] = fitted["*"]
+
+    intervals = record.intervals(window_s)
+    down_starts = [start for state, start, _ in intervals if state == "down" and start > 0]
+    basis = (prior.get("failures") or {}).get("basis", "operating")
+    if basis == "operating":
+        exposure = sum(end - start for state, start, end in intervals if state == "working")
+    else:
+        exposure = sum(end - start for state, start, end in intervals if state != "down")
+    repairs = record.durations("down", window_s)
+    result.failures_observed, result.exposure_s = len(down_starts), exposure
+    if len(down_starts) >= limits.failures and len(repairs) >= 2:
+        result.mtbf_s = exposure / len(down_starts)
+        result.repair_fit = fit_durations(repairs)
+        repair = result.repair_fit.best.spec
+        failures: dict[str, Any] = {"mtbf": result.mtbf_s, "basis": basis}
+        if repair["dist"] == "exponential":
+            failures["mttr"] = repair["mean"]
+        else:
+            failures["ttr"] = repair
+        station["failures"] = failures
+    elif down_starts or prior.get("failures"):
+        result.warnings.append(
+            f"{record.name}: only {len(down_starts)} breakdowns (< {limits.failures}); "
+            "keeping the prior failures"
+        )
+
+    setups = record.durations("setup", window_s)
+    if len(setups) >= limits.setups:
+        result.setup_fit = fit_durations(setups)
+        station["setup"] = result.setup_fit.best.spec
+    elif prior.get("setup") is not None:
+        result.warnings.append(
+            f"{record.name}: only {len(setups)} set-ups (< {limits.setups}); keeping the prior"
+        )
+
+    result.parts = len(record.scrapped)
+    if result.parts >= limits.scrap_parts:
+        result.scrap_rate = float(np.mean(record.scrapped))
+        if result.scrap_rate > 0 or prior.get("scrap"):
+            station["scrap"] = result.scrap_rate
+    elif prior.get("scrap"):
+        result.warnings.append(
+            f"{record.name}: only {result.parts} parts (< {limits.scrap_parts}); keeping the scrap rate"
+        )
+    return station, result
+
+
+def calibrate_line(
+    prior: dict[str, Any], records: dict[str, StationRecord], window_s: float, limits: Limits | None = None
+) -> tuple[dict[str, Any], list[StationCalibration]]:
+    """A calibrated copy of the line definition `prior` (plain data) and the per-station results."""
+    limits = limits or Limits()
+    line = copy.deepcopy(prior)
+    products = [p["name"] for p in prior.get("products") or [{"name": "default"}]]
+    results = []
+    for index, station in enumerate(prior["stations"]):
+        record = records.get(station["name"])
+        if record is None:
+            result = StationCalibration(
+                name=station["name"], warnings=[f"{station['name']}: no data; kept as is"]
+            )
+            results.append(result)
+            continue
+        line["stations"][index], result = calibrate_station(station, record, window_s, products, limits)
+        results.append(result)
+    return line, results

@@ -1,0 +1,86 @@
+"""What a line recorded, per station: its state changes and its finished parts.
+
+This is the neutral form calibration and validation work on, whatever the source: the
+embedded historian, InfluxDB, or a recorder attached to a simulated run. Times are seconds
+from the start of the observation window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from twin.station import STATE_NAMES, Machine
+
+
+@dataclass
+class StationRecord:
+    """One station's recorded history inside the window [0, window_s]."""
+
+    name: str
+    state_times: list[float] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+    part_times: list[float] = field(default_factory=list)
+    cycle_times: list[float] = field(default_factory=list)
+    scrapped: list[bool] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
+
+    def intervals(self, window_s: float) -> list[tuple[str, float, float]]:
+        """(state, start, end) intervals clipped to the window, with consecutive equal states merged."""
+        out: list[tuple[str, float, float]] = []
+        times = self.state_times
+        for i, (state, start) in enumerate(zip(self.states, times, strict=True)):
+            end = times[i + 1] if i + 1 < len(times) else window_s
+            start, end = max(0.0, start), min(window_s, end)
+            if end <= start:
+                continue
+            if out and out[-1][0] == state and out[-1][2] == start:
+                out[-1] = (state, out[-1][1], end)
+            else:
+                out.append((state, start, end))
+        return out
+
+    def state_shares(self, window_s: float) -> dict[str, float]:
+        """Fractions of the window spent in each state (stopped counts as down)."""
+        totals = dict.fromkeys(STATE_NAMES[:5], 0.0)
+        covered = 0.0
+        for state, start, end in self.intervals(window_s):
+            key = "down" if state == "stopped" else state
+            if key in totals:
+                totals[key] += end - start
+                covered += end - start
+        return {state: (value / covered if covered else 0.0) for state, value in totals.items()}
+
+    def durations(self, state: str, window_s: float) -> np.ndarray:
+        """Durations of the complete intervals in `state` (those cut by the window edges are left out)."""
+        return np.array(
+            [
+                end - start
+                for s, start, end in self.intervals(window_s)
+                if s == state and start > 0 and end < window_s
+            ]
+        )
+
+
+class Recorder:
+    """An engine observer that records a single-machine-per-station run as StationRecords."""
+
+    def __init__(self, station_names: list[str], start: float = 0.0) -> None:
+        self.start = start
+        self.records = {name: StationRecord(name) for name in station_names}
+        self._names = station_names
+
+    def machine_state(self, machine: Machine, state: int, now: float) -> None:
+        record = self.records[self._names[machine.station_index]]
+        record.state_times.append(now - self.start)
+        record.states.append(STATE_NAMES[state])
+
+    def part_finished(
+        self, machine: Machine, part: list, cycle_time: float, scrapped: bool, now: float
+    ) -> None:
+        record = self.records[self._names[machine.station_index]]
+        record.part_times.append(now - self.start)
+        record.cycle_times.append(cycle_time)
+        record.scrapped.append(scrapped)
+        record.products.append(part[0])
