@@ -12,6 +12,8 @@ import sys
 import typer
 
 from fabbrica import __version__
+from fabbrica.connect_commands import connect_app
+from fabbrica.line_commands import line_app
 from fabbrica.twin_commands import twin_app
 
 app = typer.Typer(

@@ -1,0 +1,295 @@
+"""What the simulated hardware looks like: PLC endpoints and security, sensors, signals, speed.
+
+One validated model, `HardwareConfig`, read from an optional YAML file
+(`fabbrica line serve --hardware hw.yaml`); command-line options override its fields.
+Unknown keys are errors naming the field, as for line files. Every field has a default,
+so an empty file (or none) gives one OPC UA server on opc.tcp://127.0.0.1:4840 with
+the three default process signals per station, and an MQTT publisher on
+mqtt://127.0.0.1:1883 with three sensors per station under the prefix `factory`.
+
+    >>> config = HardwareConfig.model_validate({"speed": 60, "mqtt": {"prefix": "plant"}})
+    >>> config.opcua.endpoint
+    'opc.tcp://127.0.0.1:4840'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from twin.distributions import Duration
+from twin.line import LineError, read_yaml, validation_message
+from twin.station import STATE_NAMES
+
+StateName = Literal["working", "blocked", "starved", "down", "setup", "stopped"]
+SecurityPolicy = Literal["None", "Basic256Sha256-Sign", "Basic256Sha256-SignAndEncrypt"]
+ALL_POLICIES: tuple[SecurityPolicy, ...] = ("None", "Basic256Sha256-Sign", "Basic256Sha256-SignAndEncrypt")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SignalSpec(_Strict):
+    """One process signal or sensor of a station: its level in each machine state, noise and dynamics.
+
+    The signal follows its state's level with a first-order lag of time constant `tau`
+    (simulated seconds; 0: at once) and is measured with Gaussian noise of standard
+    deviation `noise`. `integrate: true` publishes the running integral per hour
+    instead (an energy meter in kWh from levels in kW). Each station's levels are
+    scaled once, at start, by a factor drawn around 1 with relative spread `spread`.
+    `rate` is in samples per wall-clock second, whatever the speed.
+    """
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    unit: str = ""
+    levels: dict[StateName, float] = Field(default_factory=dict)
+    idle: float = 0.0
+    noise: float = Field(default=0.0, ge=0)
+    tau: Duration = 0.0
+    integrate: bool = False
+    floor: float | None = 0.0
+    spread: float = Field(default=0.05, ge=0, lt=1)
+    rate: float = Field(default=1.0, gt=0, le=1000)
+    qos: int = Field(default=1, ge=0, le=2)
+
+    def level_table(self) -> list[float]:
+        """The level in each twin state code (twin.station order)."""
+        return [self.levels.get(name, self.idle) for name in STATE_NAMES]  # type: ignore[call-overload]
+
+
+DEFAULT_SIGNALS = (
+    SignalSpec(
+        name="SpindleSpeed",
+        unit="rpm",
+        levels={"working": 12000.0, "setup": 600.0},
+        noise=30.0,
+        tau=1.5,
+        rate=1.0,
+    ),
+    SignalSpec(
+        name="Temperature",
+        unit="degC",
+        levels={"working": 46.0, "setup": 36.0, "blocked": 33.0, "starved": 33.0},
+        idle=29.0,
+        noise=0.15,
+        tau=300.0,
+        rate=1.0,
+    ),
+    SignalSpec(
+        name="Power",
+        unit="kW",
+        levels={"working": 7.5, "setup": 2.4, "blocked": 1.3, "starved": 1.3, "down": 0.5},
+        idle=0.3,
+        noise=0.12,
+        tau=1.0,
+        rate=1.0,
+    ),
+)
+
+DEFAULT_SENSORS = (
+    SignalSpec(
+        name="energy",
+        unit="kWh",
+        levels={"working": 7.5, "setup": 2.4, "blocked": 1.3, "starved": 1.3, "down": 0.5},
+        idle=0.3,
+        tau=1.0,
+        integrate=True,
+        rate=1.0,
+    ),
+    SignalSpec(
+        name="vibration",
+        unit="mm/s",
+        levels={"working": 4.2, "setup": 1.1, "blocked": 0.4, "starved": 0.4, "down": 0.1},
+        idle=0.1,
+        noise=0.35,
+        tau=0.5,
+        rate=1.0,
+    ),
+    SignalSpec(name="ambient", unit="degC", idle=22.5, noise=0.08, spread=0.02, rate=0.2),
+)
+
+
+class OpcUaSecurity(_Strict):
+    """Security of the virtual PLCs, as on real ones.
+
+    `policies` lists the endpoints offered. Without `certificate`/`private_key`, a
+    self-signed server certificate is created in `pki_dir` on first start and reused
+    afterwards. `users` maps user names to passwords; anonymous sessions are allowed
+    unless users are configured (or `allow_anonymous` says otherwise). With
+    `trusted_certificates` (a folder of DER or PEM files), only client certificates
+    found there, or issued by one found there, are accepted; without it, any.
+    """
+
+    policies: list[SecurityPolicy] = Field(default_factory=lambda: list(ALL_POLICIES), min_length=1)
+    certificate: Path | None = None
+    private_key: Path | None = None
+    pki_dir: Path = Field(default_factory=lambda: default_pki_dir())
+    users: dict[str, str] = Field(default_factory=dict)
+    allow_anonymous: bool | None = None
+    trusted_certificates: Path | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> OpcUaSecurity:
+        if (self.certificate is None) != (self.private_key is None):
+            raise ValueError("give both certificate and private_key, or neither")
+        return self
+
+    @property
+    def anonymous(self) -> bool:
+        return not self.users if self.allow_anonymous is None else self.allow_anonymous
+
+
+class OpcUaConfig(_Strict):
+    """The virtual PLCs: one OPC UA server, or one per station on consecutive ports."""
+
+    enabled: bool = True
+    endpoint: str = "opc.tcp://127.0.0.1:4840"
+    namespace_uri: str = "urn:fabbrica:pilot-line"
+    application_uri: str = "urn:fabbrica:simulated-plc"
+    server_per_station: bool = False
+    security: OpcUaSecurity = Field(default_factory=OpcUaSecurity)
+    signals: list[SignalSpec] = Field(default_factory=lambda: list(DEFAULT_SIGNALS))
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "opc.tcp" or not parts.hostname:
+            raise ValueError(f"must be opc.tcp://HOST:PORT, got {value!r}")
+        try:
+            parts.port  # noqa: B018
+        except ValueError:
+            raise ValueError(f"bad port in {value!r}") from None
+        return value
+
+    @field_validator("signals")
+    @classmethod
+    def _unique(cls, value: list[SignalSpec]) -> list[SignalSpec]:
+        return _unique_names(value)
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.endpoint).port or 4840
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.endpoint).hostname or "127.0.0.1"
+
+
+class MqttTls(_Strict):
+    """TLS towards the broker: CA file, optional client certificate, hostname check."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
+
+
+class MqttConfig(_Strict):
+    """The virtual sensors: one MQTT client publishing every station's sensors and part events."""
+
+    enabled: bool = True
+    url: str = "mqtt://127.0.0.1:1883"
+    prefix: str = Field(default="factory", min_length=1)
+    client_id: str | None = None
+    username: str | None = None
+    password: str | None = None
+    tls: MqttTls | None = None
+    keepalive: int = Field(default=30, ge=5)
+    events_qos: int = Field(default=1, ge=0, le=2)
+    drain_timeout: Duration = 5.0
+    sensors: list[SignalSpec] = Field(default_factory=lambda: list(DEFAULT_SENSORS))
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+            raise ValueError(f"must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT], got {value!r}")
+        try:
+            parts.port  # noqa: B018
+        except ValueError:
+            raise ValueError(f"bad port in {value!r}") from None
+        return value
+
+    @field_validator("sensors")
+    @classmethod
+    def _unique(cls, value: list[SignalSpec]) -> list[SignalSpec]:
+        return _unique_names(value)
+
+    @property
+    def use_tls(self) -> bool:
+        return self.tls is not None or urlsplit(self.url).scheme in ("mqtts", "ssl")
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or (8883 if self.use_tls else 1883)
+
+    @property
+    def credentials(self) -> tuple[str | None, str | None]:
+        """User name and password from the fields, else from the URL."""
+        parts = urlsplit(self.url)
+        return self.username or parts.username, self.password or parts.password
+
+
+class HardwareConfig(_Strict):
+    """The whole simulated hardware of one line.
+
+    `speed` is simulated seconds per wall second; `tick` the wall time between two
+    steps of the clock; `lag_warning` the lag behind wall time that is logged.
+    """
+
+    speed: float = Field(default=1.0, gt=0)
+    tick: Duration = 0.02
+    lag_warning: Duration = 1.0
+    opcua: OpcUaConfig = Field(default_factory=OpcUaConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+
+    @field_validator("tick")
+    @classmethod
+    def _tick(cls, value: float) -> float:
+        if not 0.001 <= value <= 1.0:
+            raise ValueError(f"must be between 1ms and 1s, got {value:g}s")
+        return value
+
+
+def _unique_names(specs: list[SignalSpec]) -> list[SignalSpec]:
+    names = [spec.name for spec in specs]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"duplicate name {name!r}")
+    return specs
+
+
+def default_pki_dir() -> Path:
+    """Where the server certificate is created on first start: $XDG_DATA_HOME/fabbrica/pki."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fabbrica" / "pki"
+
+
+def load_hardware(path: str | Path | None, overrides: dict[str, object] | None = None) -> HardwareConfig:
+    """Read and validate a hardware file (None: the defaults); `overrides` are dotted field paths."""
+    data: dict[str, object] = read_yaml(path) if path is not None else {}
+    for dotted, value in (overrides or {}).items():
+        target = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            child = target.get(key)
+            if not isinstance(child, dict):
+                child = {}
+                target[key] = child
+            target = child
+        target[leaf] = value
+    try:
+        return HardwareConfig.model_validate(data)
+    except ValidationError as exc:
+        raise LineError(validation_message(str(path) if path is not None else "options", exc)) from None

@@ -1,0 +1,300 @@
+"""Virtual PLCs: the line's stations as OPC UA objects on asyncua servers.
+
+The address space follows the line: `Objects/<Line>/<Station>/<Variable>`, with
+string NodeIds `ns=<namespace of namespace_uri>;s=<Line>.<Station>.<Variable>`. Per
+station (see docs/simulated-hardware.md for the state mapping):
+
+- `State` (Int32, the twin's state code), `StateName` (String),
+  `MachineryItemState` (UInt32, OPC 40001-1 StateNumber) and `PackMLState` (Int32);
+- `PartsProduced`, `PartsScrapped` (UInt32, monotonic) and `LastCycleTime` (Double, s);
+- one Double per process signal (by default `SpindleSpeed`, `Temperature`, `Power`);
+- methods `Start`, `Stop` and `Reset`.
+
+Every value carries the source timestamp of its simulated instant (mapped onto wall
+time) and an explicit Good status code. `Objects/<Line>` also holds `Speed`,
+`SimulatedTime` and `LagSeconds`. One server serves the line, or one server per
+station on consecutive ports, the way a real line has a PLC per cell.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
+
+from simulations.hardware.clock import ScaledClock
+from simulations.hardware.config import OpcUaConfig
+from simulations.hardware.pki import TrustList, server_certificate
+from simulations.hardware.runtime import COMMANDS, LineRuntime, StationRuntime
+from simulations.hardware.states import MACHINERY_ITEM_STATE, PACKML_STATE, state_name
+
+logger = logging.getLogger(__name__)
+
+POLICIES = {
+    "None": ua.SecurityPolicyType.NoSecurity,
+    "Basic256Sha256-Sign": ua.SecurityPolicyType.Basic256Sha256_Sign,
+    "Basic256Sha256-SignAndEncrypt": ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+}
+
+# the variables every station has, with their OPC UA type and initial value
+STATION_VARIABLES: tuple[tuple[str, ua.VariantType, Any], ...] = (
+    ("State", ua.VariantType.Int32, 0),
+    ("StateName", ua.VariantType.String, ""),
+    ("MachineryItemState", ua.VariantType.UInt32, 0),
+    ("PackMLState", ua.VariantType.Int32, 0),
+    ("PartsProduced", ua.VariantType.UInt32, 0),
+    ("PartsScrapped", ua.VariantType.UInt32, 0),
+    ("LastCycleTime", ua.VariantType.Double, 0.0),
+)
+_TYPES = {name: variant for name, variant, _ in STATION_VARIABLES}
+_GOOD = ua.StatusCode(ua.StatusCodes.Good)
+
+
+class PasswordUsers:
+    """asyncua user manager: the configured users by password, and anonymous sessions if allowed."""
+
+    def __init__(self, users: dict[str, str], anonymous: bool) -> None:
+        self.users = users
+        self.anonymous = anonymous
+
+    def get_user(
+        self, iserver: Any, username: str | None = None, password: Any = None, certificate: Any = None
+    ) -> User | None:
+        if username is None:
+            return User(role=UserRole.User) if self.anonymous else None
+        expected = self.users.get(username)
+        given = password.decode("utf-8", "replace") if isinstance(password, bytes) else (password or "")
+        if expected is not None and hmac.compare_digest(expected.encode(), given.encode()):
+            return User(role=UserRole.User, name=username)
+        logger.warning("refused user %r: unknown user or wrong password", username)
+        return None
+
+
+@dataclass
+class _StationNodes:
+    server: Server
+    nodes: dict[str, ua.NodeId]
+
+
+class VirtualPlcs:
+    """The OPC UA servers of a running line; `publish()` writes what the model did since the last call."""
+
+    def __init__(self, runtime: LineRuntime, config: OpcUaConfig, clock: ScaledClock) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.clock = clock
+        self.line_name = runtime.line.name
+        self.servers: list[Server] = []
+        self.endpoints: list[str] = []
+        self.namespace_index: list[int] = []
+        self._stations: list[_StationNodes] = []
+        self._line_nodes: list[tuple[Server, dict[str, ua.NodeId]]] = []
+        self.writes = 0
+        self._last_status = float("-inf")
+
+    # -- building -------------------------------------------------------------------------
+    async def start(self) -> None:
+        config = self.config
+        stations = self.runtime.stations
+        groups = [[station] for station in stations] if config.server_per_station else [stations]
+        for offset, group in enumerate(groups):
+            endpoint = f"opc.tcp://{config.host}:{config.port + offset}"
+            server = await self._server(endpoint, group)
+            self.servers.append(server)
+            self.endpoints.append(endpoint)
+        for server, endpoint in zip(self.servers, self.endpoints, strict=True):
+            await server.start()
+            logger.info("virtual PLC listening on %s", endpoint)
+
+    async def _server(self, endpoint: str, stations: list[StationRuntime]) -> Server:
+        config = self.config
+        security = config.security
+        server = Server(user_manager=PasswordUsers(security.users, security.anonymous))  # type: ignore[arg-type]
+        await server.init()
+        server.set_endpoint(endpoint)
+        name = stations[0].name if config.server_per_station else self.line_name
+        server.set_server_name(f"fabbrica simulated PLC {name}")
+        await server.set_application_uri(config.application_uri)
+        server.set_security_policy([POLICIES[policy] for policy in security.policies])
+        tokens: list[type] = []
+        if security.anonymous:
+            tokens.append(ua.AnonymousIdentityToken)
+        if security.users:
+            tokens.append(ua.UserNameIdentityToken)
+        if not tokens:
+            raise ValueError("opcua.security: no way to log in (no users and anonymous not allowed)")
+        server.set_identity_tokens(tokens)
+        if any(policy != "None" for policy in security.policies) or security.users:
+            if security.certificate is not None and security.private_key is not None:
+                certificate, key = security.certificate, security.private_key
+            else:
+                pair = server_certificate(security.pki_dir, config.application_uri)
+                certificate, key = pair.certificate, pair.private_key
+            await server.load_certificate(str(certificate))
+            await server.load_private_key(str(key))
+        if security.trusted_certificates is not None:
+            server.set_certificate_validator(TrustList(security.trusted_certificates))  # type: ignore[arg-type]
+
+        ns = await server.register_namespace(config.namespace_uri)
+        self.namespace_index.append(ns)
+        line_id = self.line_name
+        line = await server.nodes.objects.add_object(ua.NodeId(line_id, ns), ua.QualifiedName(line_id, ns))
+        line_nodes = {}
+        for variable, initial in (("Speed", self.clock.speed), ("SimulatedTime", 0.0), ("LagSeconds", 0.0)):
+            node = await line.add_variable(
+                ua.NodeId(f"{line_id}.{variable}", ns),
+                ua.QualifiedName(variable, ns),
+                ua.Variant(float(initial), ua.VariantType.Double),
+            )
+            line_nodes[variable] = node.nodeid
+        self._line_nodes.append((server, line_nodes))
+
+        signals = [spec.name for spec in config.signals]
+        for station in stations:
+            prefix = f"{line_id}.{station.name}"
+            obj = await line.add_object(ua.NodeId(prefix, ns), ua.QualifiedName(station.name, ns))
+            nodes: dict[str, ua.NodeId] = {}
+            initial_values = self._initial_values(station)
+            for variable, variant, _ in STATION_VARIABLES:
+                node = await obj.add_variable(
+                    ua.NodeId(f"{prefix}.{variable}", ns),
+                    ua.QualifiedName(variable, ns),
+                    ua.Variant(initial_values[variable], variant),
+                    varianttype=variant,
+                )
+                await server.write_attribute_value(
+                    node.nodeid, self._datavalue(initial_values[variable], variant, 0.0)
+                )
+                nodes[variable] = node.nodeid
+            for spec in config.signals:
+                node = await obj.add_variable(
+                    ua.NodeId(f"{prefix}.{spec.name}", ns),
+                    ua.QualifiedName(spec.name, ns),
+                    ua.Variant(0.0, ua.VariantType.Double),
+                    varianttype=ua.VariantType.Double,
+                )
+                if spec.unit:
+                    await node.write_attribute(
+                        ua.AttributeIds.Description,
+                        ua.DataValue(ua.Variant(ua.LocalizedText(f"{spec.name} [{spec.unit}]"))),
+                    )
+                nodes[spec.name] = node.nodeid
+            for command in COMMANDS:
+                await obj.add_method(
+                    ua.NodeId(f"{prefix}.{command}", ns),
+                    ua.QualifiedName(command, ns),
+                    self._method(station.name, command),
+                    [],
+                    [],
+                )
+            while len(self._stations) <= station.index:
+                self._stations.append(None)  # type: ignore[arg-type]
+            self._stations[station.index] = _StationNodes(server, nodes)
+        logger.debug("station signals on %s: %s", endpoint, signals)
+        return server
+
+    def _initial_values(self, station: StationRuntime) -> dict[str, Any]:
+        state = station.state
+        return {
+            "State": state,
+            "StateName": state_name(state),
+            "MachineryItemState": MACHINERY_ITEM_STATE[state],
+            "PackMLState": PACKML_STATE[state],
+            "PartsProduced": 0,
+            "PartsScrapped": 0,
+            "LastCycleTime": 0.0,
+        }
+
+    def _method(self, station: str, command: str) -> Any:
+        runtime = self.runtime
+
+        def call(parent: ua.NodeId, *args: Any) -> list[ua.Variant]:
+            logger.info("%s.%s called", station, command)
+            runtime.command(station, command)
+            return []
+
+        return call
+
+    def _datavalue(self, value: Any, variant: ua.VariantType, t: float) -> ua.DataValue:
+        return ua.DataValue(
+            ua.Variant(value, variant),
+            StatusCode=_GOOD,
+            SourceTimestamp=self.clock.utc(t),
+            ServerTimestamp=datetime.now(UTC),
+        )
+
+    # -- publishing -----------------------------------------------------------------------
+    async def publish(self) -> None:
+        """Write every value the model produced since the last call, in order, with its timestamp."""
+        runtime = self.runtime
+        utc = self.clock.utc
+        now = datetime.now(UTC)
+        writes = 0
+        for station in runtime.stations:
+            target = self._stations[station.index]
+            write = target.server.write_attribute_value
+            nodes = target.nodes
+            for t, state in station.states.take():
+                ts = utc(t)
+                for variable, value in (
+                    ("State", state),
+                    ("StateName", state_name(state)),
+                    ("MachineryItemState", MACHINERY_ITEM_STATE[state]),
+                    ("PackMLState", PACKML_STATE[state]),
+                ):
+                    await write(nodes[variable], _value(value, _TYPES[variable], ts, now))
+                    writes += 1
+            for variable, timeline in station.values.items():
+                variant = _TYPES[variable]
+                for t, value in timeline.take():
+                    await write(nodes[variable], _value(value, variant, utc(t), now))
+                    writes += 1
+        samples = runtime.signal_samples
+        if samples:
+            double = ua.VariantType.Double
+            for sample in samples:
+                target = self._stations[sample.station.index]
+                write = target.server.write_attribute_value
+                nodes = target.nodes
+                ts = utc(sample.t)
+                for name, value in zip(sample.names, sample.values.tolist(), strict=True):
+                    await write(nodes[name], _value(value, double, ts, now))
+                writes += len(sample.names)
+            samples.clear()
+        self.writes += writes
+        await self._line_status()
+
+    async def _line_status(self) -> None:
+        """Refresh SimulatedTime and LagSeconds on `Objects/<Line>` about once per wall second."""
+        clock = self.clock
+        wall = clock.epoch(clock.env.now)
+        if wall - self._last_status < 1.0:
+            return
+        self._last_status = wall
+        now = datetime.now(UTC)
+        ts = clock.utc(clock.env.now)
+        double = ua.VariantType.Double
+        for server, nodes in self._line_nodes:
+            await server.write_attribute_value(
+                nodes["SimulatedTime"], _value(float(clock.env.now), double, ts, now)
+            )
+            await server.write_attribute_value(nodes["LagSeconds"], _value(clock.lag.last_s, double, ts, now))
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            try:
+                await server.stop()
+            except Exception:  # a server that failed half-way through start still has to let go of the others
+                logger.exception("stopping the OPC UA server failed")
+        self.servers.clear()
+
+
+def _value(value: Any, variant: ua.VariantType, source: datetime, server: datetime) -> ua.DataValue:
+    return ua.DataValue(
+        ua.Variant(value, variant), StatusCode=_GOOD, SourceTimestamp=source, ServerTimestamp=server
+    )

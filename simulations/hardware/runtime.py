@@ -1,0 +1,194 @@
+"""The live line as its PLCs and sensors see it: per station the state, counters and signals.
+
+`LineRuntime` is the engine's observer. It turns machine states into station states,
+counts parts, samples the process signals on their own clocks (SimPy processes, so
+the values are the same whatever the load of the computer) and keeps, per station,
+the timeline of every value its PLC showed. The PLC and MQTT publishers read that
+timeline and the outboxes after every step of the clock; the truth file is written
+from it. Nothing here knows a protocol.
+
+Two changes of the same value at the same simulated instant are one change: a
+station that is starved and gets its part at once was never seen starved, and a
+historian keyed by timestamp could not store both anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+
+from simulations.hardware.config import HardwareConfig, SignalSpec
+from simulations.hardware.signals import SignalBank, station_generator
+from simulations.hardware.states import station_state
+from twin.engine import LineModel
+from twin.line import Line
+from twin.station import Machine, Part
+
+COMMANDS = ("Start", "Stop", "Reset")
+VALUE_VARIABLES = ("PartsProduced", "PartsScrapped", "LastCycleTime")
+
+
+@dataclass
+class Timeline:
+    """(simulated time, value) pairs; entries before `committed` have been published and stay."""
+
+    entries: list[tuple[float, Any]] = field(default_factory=list)
+    committed: int = 0
+
+    def record(self, t: float, value: Any) -> None:
+        entries = self.entries
+        if len(entries) > self.committed and entries[-1][0] == t:
+            entries.pop()
+        if entries and entries[-1][1] == value:
+            return
+        entries.append((t, value))
+
+    def take(self) -> list[tuple[float, Any]]:
+        """The entries not yet published, now marked as published."""
+        new = self.entries[self.committed :]
+        self.committed = len(self.entries)
+        return new
+
+
+@dataclass
+class Sample:
+    """Values of a group of signals of one station at one simulated instant."""
+
+    station: StationRuntime
+    names: list[str]
+    specs: list[SignalSpec]
+    values: np.ndarray
+    t: float
+
+
+class StationRuntime:
+    """One station: its machines, aggregate state, counters, signals and their timelines."""
+
+    def __init__(self, index: int, name: str, machines: list[Machine]) -> None:
+        self.index = index
+        self.name = name
+        self.machines = machines
+        self.machine_states = [machine.state for machine in machines]
+        self.state = station_state(self.machine_states)
+        self.states = Timeline()
+        self.states.record(0.0, self.state)
+        self.parts_produced = 0
+        self.parts_scrapped = 0
+        self.last_cycle_time = 0.0
+        self.values = {name: Timeline() for name in VALUE_VARIABLES}
+        self.parts: list[dict[str, Any]] = []
+        self.commands: list[tuple[float, str]] = []
+        self.banks: list[SignalBank] = []
+
+
+class LineRuntime:
+    """The engine's observer, and the model it observes, built in `env`."""
+
+    def __init__(
+        self,
+        line: Line,
+        config: HardwareConfig,
+        *,
+        seed: int,
+        env: simpy.Environment | None = None,
+        events: bool = True,
+    ) -> None:
+        self.line = line
+        self.config = config
+        self.seed = seed
+        self.env = env if env is not None else simpy.Environment()
+        self.speed = config.speed
+        self.signal_samples: list[Sample] = []  # drained by the PLC publisher
+        self.sensor_samples: list[Sample] = []  # drained by the MQTT publisher
+        self.part_events: list[tuple[StationRuntime, dict[str, Any]]] = []  # drained by the MQTT publisher
+        self.keep_signals = config.opcua.enabled and bool(config.opcua.signals)
+        self.keep_sensors = config.mqtt.enabled and bool(config.mqtt.sensors)
+        self.keep_events = config.mqtt.enabled and events
+        self.model = LineModel(line, seed, env=self.env, observer=self)
+        self.stations = [
+            StationRuntime(index, station.name, machines)
+            for index, (station, machines) in enumerate(zip(line.stations, self.model.machines, strict=True))
+        ]
+        self.by_name = {station.name: station for station in self.stations}
+        if self.keep_signals:
+            self._start_sampling("signals", config.opcua.signals, self.signal_samples)
+        if self.keep_sensors:
+            self._start_sampling("sensors", config.mqtt.sensors, self.sensor_samples)
+
+    # -- the engine's Observer protocol ----------------------------------------------------
+    def machine_state(self, machine: Machine, state: int, now: float) -> None:
+        station = self.stations[machine.station_index]
+        station.machine_states[machine.machine_index] = state
+        new = station_state(station.machine_states)
+        if new == station.state:
+            return
+        for bank in station.banks:
+            bank.advance(now, station.state)
+        station.state = new
+        station.states.record(now, new)
+
+    def part_finished(
+        self, machine: Machine, part: Part, cycle_time: float, scrapped: bool, now: float
+    ) -> None:
+        station = self.stations[machine.station_index]
+        if scrapped:
+            station.parts_scrapped += 1
+            station.values["PartsScrapped"].record(now, station.parts_scrapped)
+        else:
+            station.parts_produced += 1
+            station.values["PartsProduced"].record(now, station.parts_produced)
+        station.last_cycle_time = cycle_time
+        station.values["LastCycleTime"].record(now, cycle_time)
+        event = {
+            "t": now,
+            "product": part[0],
+            "cycle_time_s": cycle_time,
+            "scrapped": scrapped,
+            "parts_produced": station.parts_produced,
+            "parts_scrapped": station.parts_scrapped,
+        }
+        station.parts.append(event)
+        if self.keep_events:
+            self.part_events.append((station, event))
+
+    # -- operator commands (the PLC methods) ---------------------------------------------
+    def command(self, station_name: str, command: str) -> None:
+        """Start, Stop or Reset a station: act on its simulated machines now."""
+        if command not in COMMANDS:
+            raise ValueError(f"unknown command {command!r} (allowed: {', '.join(COMMANDS)})")
+        station = self.by_name[station_name]
+        station.commands.append((self.env.now, command))
+        for machine in station.machines:
+            if command == "Stop":
+                machine.stop()
+            else:
+                machine.start()
+
+    # -- signals ------------------------------------------------------------------------
+    def _start_sampling(self, group: str, specs: list[SignalSpec], outbox: list[Sample]) -> None:
+        by_rate: dict[float, list[SignalSpec]] = {}
+        for spec in specs:
+            by_rate.setdefault(spec.rate, []).append(spec)
+        for station in self.stations:
+            rng = station_generator(self.seed, station.name, group)
+            for rate, members in by_rate.items():
+                bank = SignalBank(members, rng, station.state)
+                station.banks.append(bank)
+                self.env.process(self._sampler(station, bank, self.speed / rate, outbox))
+
+    def _sampler(
+        self, station: StationRuntime, bank: SignalBank, period: float, outbox: list[Sample]
+    ) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        names = bank.names
+        specs = bank.specs
+        k = 0
+        while True:
+            now = env._now
+            outbox.append(Sample(station, names, specs, bank.sample(now, station.state), now))
+            k += 1
+            yield env.timeout(k * period - now)

@@ -1,0 +1,182 @@
+"""The parts of the simulated hardware that need no server: config, states, signals, clock, runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import simpy
+from typer.testing import CliRunner
+
+from fabbrica.cli import app
+from simulations.hardware.clock import ScaledClock
+from simulations.hardware.config import HardwareConfig, SignalSpec, load_hardware
+from simulations.hardware.runtime import LineRuntime, Timeline
+from simulations.hardware.signals import SignalBank, station_generator
+from simulations.hardware.states import (
+    EXECUTING,
+    MACHINERY_ITEM_STATE,
+    NOT_EXECUTING,
+    OUT_OF_SERVICE,
+    PACKML_STATE,
+    station_state,
+)
+from tests.hardware.conftest import FAST_LINE
+from twin.line import LineError, line_from_dict
+from twin.station import BLOCKED, DOWN, SETUP, STARVED, STOPPED, WORKING
+
+
+def test_every_state_maps_to_machinery_and_packml() -> None:
+    assert MACHINERY_ITEM_STATE[WORKING] == EXECUTING
+    assert MACHINERY_ITEM_STATE[DOWN] == OUT_OF_SERVICE
+    assert MACHINERY_ITEM_STATE[STARVED] == MACHINERY_ITEM_STATE[BLOCKED] == NOT_EXECUTING
+    assert set(PACKML_STATE) == set(MACHINERY_ITEM_STATE) == {WORKING, BLOCKED, STARVED, DOWN, SETUP, STOPPED}
+    assert PACKML_STATE[WORKING] == 6 and PACKML_STATE[STOPPED] == 2 and PACKML_STATE[DOWN] == 11
+
+
+def test_a_station_shows_its_most_significant_machine_state() -> None:
+    assert station_state([STARVED, WORKING]) == WORKING
+    assert station_state([STARVED, DOWN]) == DOWN
+    assert station_state([STOPPED, STARVED]) == STARVED
+    assert station_state([STOPPED, STOPPED]) == STOPPED
+
+
+def test_hardware_defaults_and_overrides() -> None:
+    config = load_hardware(None, {"speed": 60, "mqtt.prefix": "plant", "opcua.enabled": False})
+    assert config.speed == 60 and config.mqtt.prefix == "plant" and not config.opcua.enabled
+    assert config.opcua.endpoint == "opc.tcp://127.0.0.1:4840"
+    assert [s.name for s in config.opcua.signals] == ["SpindleSpeed", "Temperature", "Power"]
+    assert [s.name for s in config.mqtt.sensors] == ["energy", "vibration", "ambient"]
+    assert config.mqtt.port == 1883 and config.mqtt.prefix == "plant"
+    assert HardwareConfig.model_validate({"mqtt": {"url": "mqtts://u:p@broker"}}).mqtt.credentials == (
+        "u",
+        "p",
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("opcua:\n  endpoint: http://x\n", "opcua.endpoint"),
+        ("mqtt:\n  sensors: [{name: a}, {name: a}]\n", "duplicate name 'a'"),
+        ("opcua:\n  security: {colour: red}\n", "opcua.security.colour: unknown key"),
+        ("speed: 0\n", "speed: must be > 0"),
+        ("opcua:\n  security: {policies: [Basic128]}\n", "opcua.security.policies[0]"),
+    ],
+)
+def test_a_bad_hardware_file_names_the_field(tmp_path: Path, data: str, message: str) -> None:
+    path = tmp_path / "hw.yaml"
+    path.write_text(data)
+    with pytest.raises(LineError, match=r"hw\.yaml: ") as error:
+        load_hardware(path)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    line = tmp_path / "line.yaml"
+    line.write_text("name: x\nstations: [{name: a, cycle_time: 10}]\n")
+    runner = CliRunner()
+    for args in (
+        [str(tmp_path / "missing.yaml")],
+        [str(line), "--duration", "soon"],
+        [str(line), "--speed", "-1"],
+        [str(line), "--opcua", "http://127.0.0.1:1"],
+    ):
+        result = runner.invoke(app, ["line", "serve", *args])
+        assert result.exit_code == 2, (args, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+
+
+def test_signals_follow_the_state_and_energy_is_the_exact_integral() -> None:
+    power = SignalSpec(name="Power", levels={"working": 8.0}, idle=1.0, tau=0.0, spread=0.0, noise=0.0)
+    energy = power.model_copy(update={"name": "Energy", "integrate": True})
+    bank = SignalBank([power, energy], station_generator(1, "mill", "signals"), STARVED)
+    bank.advance(3600.0, STARVED)  # one hour idle: 1 kWh
+    values = bank.sample(7200.0, WORKING)  # one hour working: 8 kWh more
+    assert values[0] == pytest.approx(8.0)
+    assert values[1] == pytest.approx(9.0)
+
+
+def test_signal_noise_is_per_station_and_reproducible() -> None:
+    spec = SignalSpec(name="Temperature", levels={"working": 40.0}, idle=30.0, noise=0.5, tau=60.0)
+
+    def series(station: str, seed: int) -> np.ndarray:
+        bank = SignalBank([spec], station_generator(seed, station, "signals"), WORKING)
+        return np.array([bank.sample(float(t), WORKING)[0] for t in range(1, 200)])
+
+    assert np.array_equal(series("mill", 3), series("mill", 3))
+    assert not np.array_equal(series("mill", 3), series("lathe", 3))
+    assert not np.array_equal(series("mill", 3), series("mill", 4))
+    assert abs(series("mill", 3).mean() - 40.0) < 3.0
+
+
+def test_timeline_merges_changes_at_one_instant_but_keeps_published_ones() -> None:
+    timeline = Timeline()
+    timeline.record(0.0, STARVED)
+    timeline.record(0.0, WORKING)  # never seen starved
+    assert timeline.entries == [(0.0, WORKING)]
+    timeline.record(5.0, BLOCKED)
+    timeline.record(5.0, WORKING)  # back to where it was: no change at all
+    assert timeline.entries == [(0.0, WORKING)]
+    assert timeline.take() == [(0.0, WORKING)]
+    timeline.record(0.0, DOWN)  # published entries stay
+    assert timeline.entries == [(0.0, WORKING), (0.0, DOWN)]
+
+
+def test_runtime_counts_match_the_machines_and_stop_start_act_on_them() -> None:
+    line = line_from_dict(FAST_LINE)
+    config = HardwareConfig.model_validate({"speed": 1, "mqtt": {"enabled": False}})
+    runtime = LineRuntime(line, config, seed=3)
+    runtime.env.run(until=1800)
+    for station in runtime.stations:
+        processed = sum(machine.processed for machine in station.machines)
+        assert station.parts_produced + station.parts_scrapped == processed
+        assert station.values["PartsProduced"].entries[-1][1] == station.parts_produced
+        times = [t for t, _ in station.states.entries]
+        assert times == sorted(times) and len(set(times)) == len(times)
+    assert runtime.signal_samples, "process signals are sampled inside the simulation"
+    runtime.command("weld", "Stop")
+    runtime.env.run(until=1900)
+    assert runtime.by_name["weld"].state == STOPPED
+    produced = runtime.by_name["weld"].parts_produced
+    runtime.env.run(until=2000)
+    assert runtime.by_name["weld"].parts_produced == produced
+    runtime.command("weld", "Start")
+    runtime.env.run(until=2300)
+    assert runtime.by_name["weld"].parts_produced > produced
+    assert [c for _, c in runtime.by_name["weld"].commands] == ["Stop", "Start"]
+
+
+def test_the_clock_catches_up_after_a_stall_and_reports_the_lag() -> None:
+    env = simpy.Environment()
+    seen: list[float] = []
+
+    def stall() -> simpy.events.ProcessGenerator:
+        yield env.timeout(2.0)
+        time.sleep(0.6)  # the computer is busy: 0.6 s of wall time inside one event
+        while True:
+            seen.append(env.now)
+            yield env.timeout(0.5)
+
+    env.process(stall())
+    clock = ScaledClock(env, speed=10.0, tick=0.02, lag_warning=0.3)
+
+    async def run() -> None:
+        async def publish() -> None:
+            return None
+
+        await clock.run(asyncio.Event(), publish, until=1.5)
+
+    started = time.monotonic()
+    asyncio.run(run())
+    wall = time.monotonic() - started
+    assert env.now == pytest.approx(15.0)
+    assert seen[0] == pytest.approx(2.0) and len(seen) == 26  # nothing skipped while catching up
+    assert clock.lag.max_s >= 0.5 and clock.lag.late_steps >= 1
+    assert wall < 1.5 + 0.6 + 0.5, "it caught up instead of drifting"
+    assert clock.utc(15.0).timestamp() == pytest.approx(clock.start_epoch + 1.5)
