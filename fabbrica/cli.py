@@ -24,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(twin_app, name="twin")
+app.add_typer(connect_app, name="connect")
 
 
 def _version(value: bool) -> None:

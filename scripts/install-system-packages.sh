@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages of the servers the tests start (none yet for the twin core). Skipped when present.
 set -euo pipefail
-packages=()
+packages=(
+  mosquitto
+  influxdb
+  victoria-metrics
+)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

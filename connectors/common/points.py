@@ -1,0 +1,236 @@
+"""A point: one measurement, its tags, its fields and a UTC timestamp in nanoseconds.
+
+Points travel as InfluxDB line protocol from the sources to the spool and on to every sink,
+so the text written to the spool is exactly what an InfluxDB server receives.
+
+    >>> to_line(Point("sensor", {"station": "S1"}, {"value": 1.5}, 1_700_000_000_000_000_000))
+    'sensor,station=S1 value=1.5 1700000000000000000'
+
+Two points with the same measurement, tag set and timestamp are the same point: writing one
+twice overwrites it, which is what makes at-least-once delivery free of duplicates.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+FieldValue = float | int | bool | str
+
+# Timestamps outside this window are treated as bad input, not data (1990 .. now + 400 days).
+EARLIEST_NS = 631_152_000 * 10**9
+FUTURE_NS = 400 * 86_400 * 10**9
+
+
+class BadPoint(ValueError):
+    """Input that cannot become a point (wrong type, absurd timestamp, no fields)."""
+
+
+@dataclass(slots=True)
+class Point:
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, FieldValue]
+    time_ns: int
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def check_time(time_ns: int, now: int | None = None) -> int:
+    """`time_ns` if it is a plausible UTC time, else BadPoint."""
+    limit = (now if now is not None else time.time_ns()) + FUTURE_NS
+    if not EARLIEST_NS <= time_ns <= limit:
+        raise BadPoint(f"absurd timestamp {time_ns} ns")
+    return time_ns
+
+
+def timestamp_ns(value: object) -> int:
+    """Nanoseconds since the epoch from an ISO-8601 string, a datetime, or epoch s/ms/us/ns.
+
+    Epoch numbers are told apart by magnitude; floats go through their shortest decimal form
+    so that `1700000000.123456` becomes exactly 1700000000123456000.
+    """
+    if isinstance(value, bool):
+        raise BadPoint(f"not a timestamp: {value!r}")
+    if isinstance(value, datetime):
+        return datetime_ns(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = Decimal(text)
+        except ArithmeticError:
+            number = None
+        if number is None or not number.is_finite():
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise BadPoint(f"not a timestamp: {value!r}") from None
+            return datetime_ns(parsed, fraction=_fraction_digits(text))
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadPoint(f"not a timestamp: {value!r}")
+        number = Decimal(repr(value))
+    else:
+        raise BadPoint(f"not a timestamp: {value!r}")
+    magnitude = abs(number)
+    if magnitude < Decimal(10) ** 11:
+        scale = 10**9
+    elif magnitude < Decimal(10) ** 14:
+        scale = 10**6
+    elif magnitude < Decimal(10) ** 17:
+        scale = 10**3
+    else:
+        scale = 1
+    return int((number * scale).to_integral_value())
+
+
+def _fraction_digits(text: str) -> str | None:
+    """Digits after the seconds' decimal point in an ISO string (for sub-microsecond precision)."""
+    tail = text.split("T", 1)[-1].split(" ", 1)[-1]
+    if "." not in tail:
+        return None
+    digits = ""
+    for char in tail.split(".", 1)[1]:
+        if not char.isdigit():
+            break
+        digits += char
+    return digits or None
+
+
+def datetime_ns(value: datetime, fraction: str | None = None) -> int:
+    """A datetime (naive means UTC) as epoch nanoseconds, exact to the microsecond or `fraction`."""
+    if value.tzinfo is None:
+        from datetime import UTC
+
+        value = value.replace(tzinfo=UTC)
+    whole = value.replace(microsecond=0)
+    seconds = int(whole.timestamp())
+    if fraction is not None:
+        return seconds * 10**9 + int(fraction[:9].ljust(9, "0"))
+    return seconds * 10**9 + value.microsecond * 1000
+
+
+def field_value(value: object) -> FieldValue:
+    """A JSON/OPC UA scalar as a field value; BadPoint for anything that is not one."""
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadPoint(f"non-finite value {value!r}")
+        return value
+    raise BadPoint(f"not a scalar value: {type(value).__name__}")
+
+
+def _escape_key(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _escape_measurement(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+
+
+def _format_field(value: FieldValue) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    text = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    return f'"{text}"'
+
+
+def to_line(point: Point) -> str:
+    """The point in line protocol (tags sorted, empty tag values left out)."""
+    if not point.fields:
+        raise BadPoint("a point needs at least one field")
+    head = _escape_measurement(point.measurement)
+    for key in sorted(point.tags):
+        value = point.tags[key]
+        if value:
+            head += f",{_escape_key(key)}={_escape_key(value).replace(chr(10), ' ')}"
+    fields = ",".join(f"{_escape_key(key)}={_format_field(value)}" for key, value in point.fields.items())
+    return f"{head} {fields} {point.time_ns}"
+
+
+def encode(points: list[Point]) -> bytes:
+    return "".join(to_line(point) + "\n" for point in points).encode()
+
+
+def series_key(point: Point) -> str:
+    """Measurement and sorted tags: what InfluxDB calls the series."""
+    return ",".join([point.measurement, *(f"{key}={point.tags[key]}" for key in sorted(point.tags))])
+
+
+def _split(text: str, separators: str) -> tuple[str, int]:
+    """Read up to the first unescaped separator (outside quotes); return the token and its end."""
+    index = 0
+    quoted = False
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in separators:
+            break
+        index += 1
+    return text[:index], index
+
+
+def _unescape(text: str) -> str:
+    out = []
+    index = 0
+    while index < len(text):
+        if text[index] == "\\" and index + 1 < len(text):
+            out.append(text[index + 1])
+            index += 2
+        else:
+            out.append(text[index])
+            index += 1
+    return "".join(out)
+
+
+def _parse_field(text: str) -> FieldValue:
+    if text.startswith('"'):
+        return _unescape(text[1:-1])
+    if text in ("true", "t", "T", "True", "TRUE"):
+        return True
+    if text in ("false", "f", "F", "False", "FALSE"):
+        return False
+    if text.endswith(("i", "u")):
+        return int(text[:-1])
+    return float(text)
+
+
+def parse_line(line: str) -> Point:
+    """The inverse of `to_line` (for the embedded historian, which stores points, not text)."""
+    key, end = _split(line, ", ")
+    measurement = _unescape(key)
+    rest = line[end:]
+    tags: dict[str, str] = {}
+    while rest.startswith(","):
+        pair, end = _split(rest[1:], ", ")
+        name, value_at = _split(pair, "=")
+        tags[_unescape(name)] = _unescape(pair[value_at + 1 :])
+        rest = rest[1 + end :]
+    rest = rest[1:]
+    fields: dict[str, FieldValue] = {}
+    field_text, end = _split(rest, " ")
+    while field_text:
+        pair, pair_end = _split(field_text, ",")
+        name, value_at = _split(pair, "=")
+        fields[_unescape(name)] = _parse_field(pair[value_at + 1 :])
+        field_text = field_text[pair_end + 1 :]
+    stamp = rest[end + 1 :].strip()
+    return Point(measurement, tags, fields, int(stamp) if stamp else time.time_ns())

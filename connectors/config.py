@@ -1,0 +1,121 @@
+"""The connector's configuration: one YAML file, validated before anything connects.
+
+    sink: {type: influxdb1, url: http://127.0.0.1:8086, database: plant}
+    spool: {path: spool/, max_bytes: 1GB}
+    opcua:
+      - endpoint: opc.tcp://127.0.0.1:4840
+        nodes: ["Objects/*/*/*"]
+    mqtt:
+      - url: mqtt://127.0.0.1:1883
+        topics: [{filter: "factory/+/+/+", format: json}]
+
+`${ENV_VAR}` in any string is replaced from the environment before validation (see
+`connectors.common.secrets`). Relative paths are relative to the config file's folder.
+Without a `sink`, points go to the embedded historian `historian.duckdb`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from connectors.common.secrets import EnvError, substitute
+from connectors.common.units import Duration, Size
+from connectors.mqtt.config import MqttSource
+from connectors.opcua.config import OpcUaSource
+from connectors.sinks.config import SINK_TYPES, EmbeddedSink, SinkConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SpoolConfig(_Strict):
+    """The on-disk store-and-forward journal (see connectors.common.spool)."""
+
+    path: str = Field(default="spool", min_length=1)
+    max_bytes: Size = Field(default=1 << 30, ge=1 << 16)
+    fsync: bool = True
+    commit_interval: Duration = Field(default=0.02, gt=0, le=5)
+
+
+class HealthConfig(_Strict):
+    interval: Duration = Field(default=10.0, gt=0)
+    measurement: str = Field(default="connector_health", min_length=1)
+
+
+class ConnectorConfig(_Strict):
+    name: str = Field(default="fabbrica", min_length=1)
+    sink: SinkConfig = Field(default_factory=lambda: EmbeddedSink(type="embedded"))
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    shutdown_timeout: Duration = Field(default=10.0, ge=0)
+    opcua: list[OpcUaSource] = Field(default_factory=list)
+    mqtt: list[MqttSource] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some_source(self) -> ConnectorConfig:
+        if not self.opcua and not self.mqtt:
+            raise ValueError("no source: give at least one opcua or mqtt entry")
+        return self
+
+
+class ConfigError(ValueError):
+    """An invalid connector config. `error` is the pydantic error when there is one."""
+
+    def __init__(self, message: str, error: ValidationError | None = None, path: str = "") -> None:
+        super().__init__(message)
+        self.error = error
+        self.path = path
+
+
+class LoadedConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    config: ConnectorConfig
+    base: Path
+    secrets: frozenset[str]
+
+
+def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Read, substitute and validate a config file; ConfigError (one line) on any problem."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{file}: invalid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping (sink, spool, opcua, mqtt) at the top level")
+    return config_from_dict(data, str(file), environ if environ is not None else os.environ, file.parent)
+
+
+def config_from_dict(
+    data: dict[str, Any], source: str, environ: Mapping[str, str], base: Path | None = None
+) -> LoadedConfig:
+    secrets: set[str] = set()
+    try:
+        data = substitute(data, environ, secrets)
+    except EnvError as exc:
+        raise ConfigError(f"{source}: {exc.path}: {exc.message}", path=exc.path) from None
+    try:
+        config = ConnectorConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid config", error=exc) from None
+    return LoadedConfig(config=config, base=(base or Path.cwd()).resolve(), secrets=frozenset(secrets))
+
+
+SKIPPED_LOCATIONS = frozenset(SINK_TYPES)

@@ -1,0 +1,1 @@
+"""OPC UA source: subscriptions (or polling) on PLC variables, found by browse path or NodeId."""

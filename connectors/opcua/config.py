@@ -1,0 +1,94 @@
+"""Configuration of one OPC UA source (one server endpoint).
+
+opcua:
+  - endpoint: opc.tcp://127.0.0.1:4840
+    nodes: ["Objects/*/*/*"]
+    sampling_interval: 100ms
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from connectors.common.units import Duration
+
+NODE_ID = re.compile(r"^(nsu=[^;]+;|ns=\d+;)?[isgb]=.+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Deadband(_Strict):
+    """Report a change only when it exceeds `value` (absolute units, or percent of the EU range)."""
+
+    type: Literal["absolute", "percent"] = "absolute"
+    value: float = Field(ge=0)
+
+
+class OpcUaSource(_Strict):
+    """One OPC UA server: which variables to watch, how, and how they become points.
+
+    `nodes` holds browse-path patterns below the Objects folder (`Objects/*/*/*`; `*` matches
+    one level, `**` any number) or NodeIds with the namespace given by URI
+    (`nsu=urn:acme:plc;s=Line1.Press.State`). The path levels between Objects and the variable
+    become the tags named in `path_tags` (by default line, station); the variable's browse
+    name becomes the field.
+    """
+
+    name: str | None = None
+    endpoint: str = Field(pattern=r"^opc\.tcp://", description="opc.tcp://host:port[/path]")
+    security_policy: Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"] = (
+        "None"
+    )
+    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    certificate: str | None = None
+    private_key: str | None = None
+    server_certificate: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    nodes: list[str] = Field(min_length=1)
+    mode: Literal["subscribe", "poll"] = "subscribe"
+    sampling_interval: Duration = Field(default=0.1, ge=0)
+    publishing_interval: Duration | None = Field(default=None, gt=0)
+    queue_size: int = Field(default=10, ge=1, le=100_000)
+    deadband: Deadband | None = None
+    poll_interval: Duration = Field(default=1.0, gt=0)
+    timestamp: Literal["source", "server", "receive"] = "source"
+    measurement: str = Field(default="machine", min_length=1)
+    path_tags: list[str] = Field(default_factory=lambda: ["line", "station"])
+    tags: dict[str, str] = Field(default_factory=dict)
+    stale_after: Duration = Field(default=30.0, ge=0)
+    include_standard_nodes: bool = False
+    timeout: Duration = Field(default=5.0, gt=0)
+    reconnect_max: Duration = Field(default=30.0, gt=0)
+
+    @field_validator("nodes")
+    @classmethod
+    def _nodes(cls, nodes: list[str]) -> list[str]:
+        for index, node in enumerate(nodes):
+            text = node.strip()
+            if not text:
+                raise ValueError(f"nodes[{index}] is empty")
+            if text.startswith("ns=") and not NODE_ID.match(text):
+                raise ValueError(f"nodes[{index}]: not a NodeId: {text!r}")
+        return nodes
+
+    @model_validator(mode="after")
+    def _security(self) -> OpcUaSource:
+        if (self.security_policy == "None") != (self.security_mode == "None"):
+            raise ValueError("security_policy and security_mode must both be None or both be set")
+        if self.security_policy != "None" and (self.certificate is None or self.private_key is None):
+            raise ValueError(
+                f"certificate and private_key are required with security_policy {self.security_policy}"
+            )
+        if (self.password is None) != (self.username is None):
+            raise ValueError("username and password go together")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.endpoint

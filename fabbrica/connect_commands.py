@@ -1,0 +1,135 @@
+"""`fabbrica connect CONFIG.yaml` and `fabbrica connect browse opc.tcp://...`.
+
+The first runs the connector described by CONFIG.yaml (OPC UA and MQTT sources into a sink)
+until SIGINT/SIGTERM; the second prints an OPC UA server's variables as a config section.
+A first argument that is not a sub-command is taken as the config file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from connectors.common.secrets import hide_in_logs
+from connectors.config import SKIPPED_LOCATIONS, ConfigError, LoadedConfig, read_config
+from fabbrica.errors import fail
+from twin.line import format_error
+
+
+class _ConfigOrCommand(TyperGroup):
+    """`connect FILE.yaml ...` runs the hidden `run` command; `connect browse ...` browses."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "CONFIG.yaml [--duration D] | browse opc.tcp://HOST:PORT")
+
+
+connect_app = typer.Typer(
+    cls=_ConfigOrCommand,
+    help="Run connectors (OPC UA and MQTT into InfluxDB or the embedded historian): "
+    "`fabbrica connect CONFIG.yaml`, or `fabbrica connect browse opc.tcp://...`.",
+    no_args_is_help=True,
+)
+
+
+def config_message(source: str, error: ConfigError) -> str:
+    """One line: `file: field.path: message`."""
+    if error.error is None:
+        return str(error)
+    first: dict[str, Any] = dict(error.error.errors(include_url=False)[0])
+    first["loc"] = tuple(part for part in first["loc"] if part not in SKIPPED_LOCATIONS)
+    path, message = format_error(first)
+    return f"{source}: {path}: {message}" if path else f"{source}: {message}"
+
+
+def load(config_file: Path) -> LoadedConfig:
+    try:
+        loaded = read_config(config_file)
+    except ConfigError as exc:
+        raise fail(config_message(str(config_file), exc)) from None
+    hide_in_logs(loaded.secrets)
+    return loaded
+
+
+@connect_app.command("run", hidden=True)
+def run(
+    config_file: Path = typer.Argument(..., metavar="CONFIG.yaml", help="Connector configuration (YAML)."),
+    duration: float | None = typer.Option(None, min=0, help="Stop after this many seconds."),
+    check: bool = typer.Option(False, "--check", help="Validate the config and exit."),
+) -> None:
+    """Run the connector described by CONFIG.yaml until SIGINT/SIGTERM."""
+    loaded = load(config_file)
+    if check:
+        typer.echo(f"{config_file}: ok")
+        return
+    from connectors.runner import run as run_connector
+
+    # asyncua logs every publish response at INFO: keep it to warnings even with -v.
+    logging.getLogger("asyncua").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+    pipeline = asyncio.run(run_connector(loaded, duration=duration))
+    health = pipeline.health
+    logging.getLogger("fabbrica.connect").info(
+        "stopped: %d in, %d written, %d spooled, %d dropped, %d rejected",
+        health.points_in,
+        health.points_written,
+        health.spooled,
+        health.dropped,
+        health.rejected,
+    )
+
+
+@connect_app.command("browse")
+def browse(
+    endpoint: str = typer.Argument(..., metavar="opc.tcp://HOST:PORT", help="OPC UA server endpoint."),
+    depth: int = typer.Option(8, min=1, max=20, help="How deep to browse below Objects."),
+    username: str | None = typer.Option(None, help="User name, if the server wants one."),
+    password: str | None = typer.Option(None, envvar="OPCUA_PASSWORD", help="Password (or $OPCUA_PASSWORD)."),
+) -> None:
+    """Print the server's variables as a ready-to-edit `opcua:` config section."""
+    if not endpoint.startswith("opc.tcp://"):
+        raise fail(f"endpoint: must start with opc.tcp://, got {endpoint!r}")
+    if password:
+        hide_in_logs([password])
+    try:
+        text = asyncio.run(_browse(endpoint, depth, username, password))
+    except (OSError, TimeoutError, ConnectionError) as exc:
+        typer.echo(f"error: {endpoint}: cannot connect: {exc or type(exc).__name__}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(text, nl=False)
+
+
+async def _browse(endpoint: str, depth: int, username: str | None, password: str | None) -> str:
+    from connectors.opcua.client import browse_variables, make_client
+    from connectors.opcua.config import OpcUaSource
+
+    config = OpcUaSource(endpoint=endpoint, nodes=["Objects/**"], username=username, password=password)
+    client = make_client(config)
+    await client.connect(auto_reconnect=False)
+    try:
+        variables = await browse_variables(client, depth)
+    finally:
+        await client.disconnect()
+    lines = [
+        f"# {len(variables)} variables on {endpoint}",
+        "opcua:",
+        f"  - endpoint: {endpoint}",
+        "    sampling_interval: 100ms",
+        "    measurement: machine",
+        "    path_tags: [line, station]",
+        "    nodes:",
+    ]
+    for node_id, path, type_name in variables:
+        quoted = node_id.replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'      - "{quoted}"  # Objects/{"/".join(path)} ({type_name})')
+    return "\n".join(lines) + "\n"
