@@ -145,13 +145,18 @@ class OpcUaSecurity(_Strict):
 
 
 class OpcUaConfig(_Strict):
-    """The virtual PLCs: one OPC UA server, or one per station on consecutive ports."""
+    """The virtual PLCs: one OPC UA server, or one per station on consecutive ports.
+
+    At exit the servers keep serving the final values for `linger` seconds, so that
+    subscribers receive the last changes before the connection goes.
+    """
 
     enabled: bool = True
     endpoint: str = "opc.tcp://127.0.0.1:4840"
     namespace_uri: str = "urn:fabbrica:pilot-line"
     application_uri: str = "urn:fabbrica:simulated-plc"
     server_per_station: bool = False
+    linger: Duration = 1.0
     security: OpcUaSecurity = Field(default_factory=OpcUaSecurity)
     signals: list[SignalSpec] = Field(default_factory=lambda: list(DEFAULT_SIGNALS))
 

@@ -121,6 +121,8 @@ async def serve(
                 write_truth(truth, record)
                 logger.info("truth written to %s", truth)
             if plcs is not None:
+                if plcs.servers and config.opcua.linger > 0:
+                    await asyncio.sleep(config.opcua.linger)
                 await plcs.stop()
             for signum in handled:
                 loop.remove_signal_handler(signum)
