@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from simulations.hardware.pki import CertificatePair, create_certificate
 
@@ -221,6 +223,7 @@ class Pki:
     client: CertificatePair
     untrusted: CertificatePair
     node_client: CertificatePair
+    node_client_pem: Path
     client_uri: str = "urn:fabbrica:test-client"
     node_client_uri: str = "urn:fabbrica:node-opcua-probe"
 
@@ -254,7 +257,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     )
     shutil.copy(client.certificate, trusted / "client.der")
     shutil.copy(node_client.certificate, trusted / "node.der")
-    return Pki(folder, trusted, client, untrusted, node_client)
+    node_pem = folder / "node_cert.pem"
+    certificate = x509.load_der_x509_certificate(node_client.certificate.read_bytes())
+    node_pem.write_bytes(certificate.public_bytes(Encoding.PEM))
+    return Pki(folder, trusted, client, untrusted, node_client, node_pem)
 
 
 # -- a served line, as a separate process --------------------------------------------------------

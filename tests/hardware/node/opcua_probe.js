@@ -9,13 +9,13 @@ const os = require("os");
 const path = require("path");
 const {
   OPCUAClient,
-  OPCUACertificateManager,
   MessageSecurityMode,
   SecurityPolicy,
   AttributeIds,
   UserTokenType,
   NodeClass,
 } = require("node-opcua-client");
+const { OPCUACertificateManager } = require("node-opcua-certificate-manager");
 
 async function main() {
   const request = JSON.parse(fs.readFileSync(0, "utf8"));
