@@ -129,11 +129,11 @@ def field_value(value: object) -> FieldValue:
 
 
 def _escape_key(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    return text.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
 def _escape_measurement(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+    return text.replace(",", "\\,").replace(" ", "\\ ")
 
 
 def _format_field(value: FieldValue) -> str:
@@ -171,39 +171,41 @@ def series_key(point: Point) -> str:
     return ",".join([point.measurement, *(f"{key}={point.tags[key]}" for key in sorted(point.tags))])
 
 
-def _split(text: str, separators: str) -> tuple[str, int]:
-    """Read up to the first unescaped separator (outside quotes); return the token and its end."""
-    index = 0
-    quoted = False
-    while index < len(text):
-        char = text[index]
-        if char == "\\":
+def _read(line: str, index: int, separators: str) -> tuple[str, int]:
+    """Read from `index` up to the first unescaped separator; return the unescaped token and its end."""
+    out: list[str] = []
+    length = len(line)
+    while index < length:
+        char = line[index]
+        if char == "\\" and index + 1 < length and line[index + 1] in ", =":
+            out.append(line[index + 1])
+            index += 2
+            continue
+        if char in separators:
+            break
+        out.append(char)
+        index += 1
+    return "".join(out), index
+
+
+def _read_string(line: str, index: int) -> tuple[str, int]:
+    """A quoted field value starting at `index` (the opening quote); return it and the index after it."""
+    out: list[str] = []
+    index += 1
+    while index < len(line):
+        char = line[index]
+        if char == "\\" and index + 1 < len(line) and line[index + 1] in '"\\':
+            out.append(line[index + 1])
             index += 2
             continue
         if char == '"':
-            quoted = not quoted
-        elif not quoted and char in separators:
-            break
+            return "".join(out), index + 1
+        out.append(char)
         index += 1
-    return text[:index], index
-
-
-def _unescape(text: str) -> str:
-    out = []
-    index = 0
-    while index < len(text):
-        if text[index] == "\\" and index + 1 < len(text):
-            out.append(text[index + 1])
-            index += 2
-        else:
-            out.append(text[index])
-            index += 1
-    return "".join(out)
+    raise ValueError("unterminated string field")
 
 
 def _parse_field(text: str) -> FieldValue:
-    if text.startswith('"'):
-        return _unescape(text[1:-1])
     if text in ("true", "t", "T", "True", "TRUE"):
         return True
     if text in ("false", "f", "F", "False", "FALSE"):
@@ -215,22 +217,27 @@ def _parse_field(text: str) -> FieldValue:
 
 def parse_line(line: str) -> Point:
     """The inverse of `to_line` (for the embedded historian, which stores points, not text)."""
-    key, end = _split(line, ", ")
-    measurement = _unescape(key)
-    rest = line[end:]
+    measurement, index = _read(line, 0, ", ")
     tags: dict[str, str] = {}
-    while rest.startswith(","):
-        pair, end = _split(rest[1:], ", ")
-        name, value_at = _split(pair, "=")
-        tags[_unescape(name)] = _unescape(pair[value_at + 1 :])
-        rest = rest[1 + end :]
-    rest = rest[1:]
+    while index < len(line) and line[index] == ",":
+        key, index = _read(line, index + 1, "=")
+        value, index = _read(line, index + 1, ", ")
+        tags[key] = value
+    index += 1
     fields: dict[str, FieldValue] = {}
-    field_text, end = _split(rest, " ")
-    while field_text:
-        pair, pair_end = _split(field_text, ",")
-        name, value_at = _split(pair, "=")
-        fields[_unescape(name)] = _parse_field(pair[value_at + 1 :])
-        field_text = field_text[pair_end + 1 :]
-    stamp = rest[end + 1 :].strip()
+    while index < len(line):
+        key, index = _read(line, index, "=")
+        index += 1
+        if index < len(line) and line[index] == '"':
+            fields[key], index = _read_string(line, index)
+        else:
+            raw, index = _read(line, index, ", ")
+            fields[key] = _parse_field(raw)
+        if index < len(line) and line[index] == ",":
+            index += 1
+            continue
+        break
+    if not fields:
+        raise ValueError("no fields")
+    stamp = line[index + 1 :].strip()
     return Point(measurement, tags, fields, int(stamp) if stamp else time.time_ns())

@@ -1,0 +1,311 @@
+"""Real servers for the connector tests, started once per session on free loopback ports.
+
+Mosquitto, InfluxDB 1.x (`influxd` from Debian's `influxdb` package) and VictoriaMetrics
+(`victoria-metrics`, an independent server with InfluxDB's v2 write API) each run with a
+config and data folder of their own in a temporary directory. A missing binary skips the
+tests that need it, except under CI=true, where it fails them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+FABBRICA = [sys.executable, "-c", "from fabbrica.cli import main; main()"]
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0, process: subprocess.Popen[Any] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def find_binary(name: str, *extra: str) -> str:
+    for candidate in (name, *extra):
+        found = shutil.which(candidate) or (candidate if os.path.exists(candidate) else None)
+        if found:
+            return found
+    message = f"{name} not installed (bash scripts/install-system-packages.sh)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+class Service:
+    """A server process that tests can stop, kill and start again on the same port."""
+
+    def __init__(
+        self, name: str, command: list[str], port: int, workdir: Path, env: dict[str, str] | None = None
+    ):
+        self.name = name
+        self.command = command
+        self.port = port
+        self.workdir = workdir
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = workdir / f"{name}.log"
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=self.env
+            )
+        try:
+            wait_port(self.port, process=self.process)
+        except (TimeoutError, RuntimeError) as exc:
+            raise RuntimeError(f"{self.name} did not start: {exc}\n{self.log.read_text()[-2000:]}") from None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    binary = find_binary("mosquitto", "/usr/sbin/mosquitto")
+    folder = tmp_path_factory.mktemp("mosquitto")
+    port = free_port()
+    (folder / "mosquitto.conf").write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "persistence true\n"
+        f"persistence_location {folder}/\n"
+        "max_queued_messages 200000\n"
+        "max_inflight_messages 0\n"
+        "log_dest stdout\n"
+        "log_type error\n"
+        "log_type warning\n"
+    )
+    service = Service("mosquitto", [binary, "-c", str(folder / "mosquitto.conf")], port, folder)
+    service.start()
+    service.url = f"mqtt://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    binary = find_binary("influxd", "/usr/bin/influxd")
+    folder = tmp_path_factory.mktemp("influxdb")
+    port, rpc = free_port(), free_port()
+    (folder / "influxdb.conf").write_text(
+        f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{folder}/meta"
+  logging-enabled = false
+[data]
+  dir = "{folder}/data"
+  wal-dir = "{folder}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{port}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+"""
+    )
+    service = Service("influxd", [binary, "run", "-config", str(folder / "influxdb.conf")], port, folder)
+    service.start()
+    service.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    _wait_http(f"{service.url}/ping")  # type: ignore[attr-defined]
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    binary = find_binary("victoria-metrics", "/usr/bin/victoria-metrics")
+    folder = tmp_path_factory.mktemp("victoria")
+    port = free_port()
+    command = [
+        binary,
+        f"-httpListenAddr=127.0.0.1:{port}",
+        f"-storageDataPath={folder}/data",
+        "-loggerLevel=ERROR",
+        "-retentionPeriod=100y",
+        "-dedup.minScrapeInterval=1ms",  # same series and timestamp: one sample, as in InfluxDB
+    ]
+    service = Service("victoria-metrics", command, port, folder)
+    service.start()
+    service.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    _wait_http(f"{service.url}/health")  # type: ignore[attr-defined]
+    yield service
+    service.stop()
+
+
+def _wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def influxql(url: str, database: str, query: str) -> list[dict[str, Any]]:
+    params = urllib.parse.urlencode({"db": database, "q": query, "epoch": "ns"})
+    with urllib.request.urlopen(f"{url}/query?{params}", timeout=10) as answer:
+        payload = json.load(answer)
+    series: list[dict[str, Any]] = []
+    for result in payload["results"]:
+        assert "error" not in result, result
+        series.extend(result.get("series", []))
+    return series
+
+
+def influx_rows(url: str, database: str, measurement: str, where: str = "") -> list[dict[str, Any]]:
+    """Every row of a measurement as dicts (tags included)."""
+    clause = f" WHERE {where}" if where else ""
+    rows = []
+    for item in influxql(url, database, f'SELECT * FROM "{measurement}"{clause} GROUP BY *'):
+        for values in item["values"]:
+            row = dict(zip(item["columns"], values, strict=True))
+            row.update(item.get("tags") or {})
+            rows.append(row)
+    return rows
+
+
+def victoria_export(url: str, match: str) -> list[dict[str, Any]]:
+    urllib.request.urlopen(f"{url}/internal/force_flush", timeout=10).close()
+    params = urllib.parse.urlencode({"match[]": match, "start": "0"})
+    with urllib.request.urlopen(f"{url}/api/v1/export?{params}", timeout=10) as answer:
+        return [json.loads(line) for line in answer.read().decode().splitlines() if line.strip()]
+
+
+class Connector:
+    """`fabbrica connect CONFIG.yaml` as a child process."""
+
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = config.parent / "connector.log"
+
+    def start(self, *extra: str) -> Connector:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [*FABBRICA, "-v", "connect", str(self.config), *extra],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.config.parent,
+                env=self.env,
+            )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def output(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    def write(data: dict[str, Any], name: str = "connect.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def connector_factory() -> Iterator[Callable[..., Connector]]:
+    started: list[Connector] = []
+
+    def make(config: Path, env: dict[str, str] | None = None) -> Connector:
+        connector = Connector(config, env)
+        started.append(connector)
+        return connector
+
+    yield make
+    for connector in started:
+        if connector.process is not None and connector.process.poll() is None:
+            connector.process.kill()
+            connector.process.wait()
+
+
+@pytest.fixture
+def opcua_server(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    """Start the test PLC (tests/connectors/opcua_server.py) on a free port; restartable."""
+    services: list[Service] = []
+
+    def start(period: float = 0.1, truth: Path | None = None) -> Service:
+        port = free_port()
+        env = {**os.environ}
+        if truth is not None:
+            env["TRUTH_FILE"] = str(truth)
+        command = [sys.executable, str(HERE / "opcua_server.py"), str(port), str(period)]
+        service = Service(f"opcua-{port}", command, port, tmp_path, env)
+        service.start()
+        service.url = f"opc.tcp://127.0.0.1:{port}/"  # type: ignore[attr-defined]
+        services.append(service)
+        return service
+
+    yield start
+    for service in services:
+        service.stop(signal.SIGKILL)
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
+        time.sleep(interval)

@@ -1,0 +1,68 @@
+"""A small OPC UA server for the connector tests: `python opcua_server.py PORT [PERIOD_S]`.
+
+Objects/Line1/<Station>/{State, PartsProduced, Temperature} under namespace urn:fabbrica:test,
+values changing every PERIOD_S with source timestamps. Each value written is also appended to
+the file in $TRUTH_FILE (one JSON line per change) so tests can compare what landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from datetime import UTC, datetime
+
+from asyncua import Server, ua
+
+URI = "urn:fabbrica:test"
+STATIONS = ("Saw", "Press", "Oven")
+
+
+async def main(port: int, period: float) -> None:
+    server = Server()
+    await server.init()
+    server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/")
+    server.set_server_name("fabbrica test PLC")
+    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    ns = await server.register_namespace(URI)
+    line = await server.nodes.objects.add_object(ua.NodeId("Line1", ns), ua.QualifiedName("Line1", ns))
+    variables = []
+    for station in STATIONS:
+        obj = await line.add_object(ua.NodeId(f"Line1.{station}", ns), ua.QualifiedName(station, ns))
+        for name, initial, kind in (
+            ("State", 0, ua.VariantType.Int32),
+            ("PartsProduced", 0, ua.VariantType.UInt32),
+            ("Temperature", 20.0, ua.VariantType.Double),
+        ):
+            node = await obj.add_variable(
+                ua.NodeId(f"Line1.{station}.{name}", ns),
+                ua.QualifiedName(name, ns),
+                ua.Variant(initial, kind),
+            )
+            variables.append((station, name, kind, node))
+    truth = open(os.environ["TRUTH_FILE"], "a") if os.environ.get("TRUTH_FILE") else None  # noqa: SIM115
+    start = int(os.environ.get("START_COUNT", "0"))
+    async with server:
+        print("ready", flush=True)
+        step = start
+        while True:
+            step += 1
+            now = datetime.now(UTC)
+            for station, name, kind, node in variables:
+                value = {"State": step % 3, "PartsProduced": step, "Temperature": 20.0 + step / 10}[name]
+                await node.write_value(
+                    ua.DataValue(ua.Variant(value, kind), SourceTimestamp=now, ServerTimestamp=now)
+                )
+                if truth is not None:
+                    truth.write(
+                        json.dumps({"station": station, "name": name, "value": value, "ts": now.isoformat()})
+                    )
+                    truth.write("\n")
+            if truth is not None:
+                truth.flush()
+            await asyncio.sleep(period)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 0.1))
