@@ -13,6 +13,7 @@ import typer
 
 from fabbrica import __version__
 from fabbrica.connect_commands import connect_app
+from fabbrica.experiment_commands import experiment_app
 from fabbrica.line_commands import line_app
 from fabbrica.twin_commands import twin_app
 
@@ -24,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(twin_app, name="twin")
+app.add_typer(experiment_app, name="experiment")
 app.add_typer(connect_app, name="connect")
 
 

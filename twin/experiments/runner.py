@@ -1,0 +1,180 @@
+"""Where an experiment's runs execute: in this process, in local worker processes, or on a Dask cluster.
+
+A run is a `RunTask` (a validated line, a seed, the scenario and replication it
+belongs to) and its result is a flat record of KPIs. Tasks carry everything
+they need and `run_task` is a pure function of its task, so the executor only
+decides where and when a run happens, never what it returns:
+
+- `InProcess`: one run after the other in this process (`workers=1`);
+- `LocalProcesses`: a pool of worker processes on this machine (`workers=N`);
+  workers ignore Ctrl-C, the coordinating process terminates them;
+- `DaskCluster`: the tasks go to a Dask distributed scheduler (`tcp://HOST:PORT`),
+  whose workers must be able to import `twin`.
+
+Every executor yields results as they finish, in no particular order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from twin.engine import simulate
+from twin.line import Line, LineError
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One simulation run of an experiment (`pilot`: a warm-up pilot run, started empty, no warm-up:
+    its record holds the lead and exit times of every good part instead of KPIs)."""
+
+    scenario: str
+    replication: int
+    seed: int
+    line: Line
+    warmup: float | None = None
+    pilot: bool = False
+
+
+def run_task(task: RunTask) -> dict[str, Any]:
+    """Simulate one task and return its flat record (no wall time: records depend on the task only)."""
+    if task.pilot:
+        result = simulate(task.line, seed=task.seed, warmup=0.0)
+        return {
+            "scenario": task.scenario,
+            "replication": task.replication,
+            "pilot": True,
+            "lead_times": result.lead_times,
+            "exit_times": result.exit_times,
+        }
+    kpis = simulate(task.line, seed=task.seed, warmup=task.warmup).kpis
+    record: dict[str, Any] = {
+        "scenario": task.scenario,
+        "replication": task.replication,
+        "seed": task.seed,
+        "horizon_s": kpis["horizon_s"],
+        "warmup_s": kpis["warmup_s"],
+        "throughput_per_hour": kpis["throughput_per_hour"],
+        "parts_out": kpis["parts_out"],
+        "scrapped": kpis["scrapped"],
+        "wip_mean": kpis["wip_mean"],
+        "lead_time_mean_s": kpis["lead_time_mean_s"],
+        "lead_time_p95_s": kpis["lead_time_p95_s"],
+        "bottleneck": kpis["bottleneck"],
+        "events": kpis["events"],
+    }
+    for station, values in kpis["stations"].items():
+        for metric, value in values.items():
+            record[f"stations.{station}.{metric}"] = value
+    return record
+
+
+class Executor(Protocol):
+    """Runs tasks somewhere and yields their records as they finish."""
+
+    description: dict[str, Any]
+
+    def map_unordered(self, tasks: Sequence[RunTask]) -> Iterator[dict[str, Any]]: ...
+
+    def close(self, cancel: bool = False) -> None: ...
+
+
+class InProcess:
+    """Runs every task here, one after the other."""
+
+    def __init__(self) -> None:
+        self.description: dict[str, Any] = {"executor": "in-process", "workers": 1}
+
+    def map_unordered(self, tasks: Sequence[RunTask]) -> Iterator[dict[str, Any]]:
+        for task in tasks:
+            yield run_task(task)
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+
+def _ignore_interrupt() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class LocalProcesses:
+    """A pool of `workers` processes on this machine, started through a fork server.
+
+    The fork server preloads the twin once, so each worker starts in milliseconds;
+    forking from a clean server (not from this possibly multi-threaded process)
+    keeps the workers safe.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.description = {"executor": "local-processes", "workers": workers}
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["twin.experiments.runner"])
+        self._pool = context.Pool(workers, initializer=_ignore_interrupt)
+
+    def map_unordered(self, tasks: Sequence[RunTask]) -> Iterator[dict[str, Any]]:
+        yield from self._pool.imap_unordered(run_task, tasks, chunksize=1)
+
+    def close(self, cancel: bool = False) -> None:
+        if cancel:
+            self._pool.terminate()
+        else:
+            self._pool.close()
+        self._pool.join()
+
+
+class DaskCluster:
+    """The tasks of an experiment on a Dask distributed cluster reached at `address`."""
+
+    def __init__(self, address: str, timeout: float = 10.0) -> None:
+        from distributed import Client
+
+        try:
+            self._client = Client(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise LineError(f"--scheduler {address}: cannot reach the Dask scheduler ({exc})") from None
+        workers = self._client.scheduler_info(n_workers=-1).get("workers", {})
+        self.description = {
+            "executor": "dask",
+            "scheduler": address,
+            "workers": len(workers),
+            "threads": sum(w.get("nthreads", 0) for w in workers.values()),
+        }
+        self._token = uuid.uuid4().hex[:12]
+        self._futures: list[Any] = []
+
+    def map_unordered(self, tasks: Sequence[RunTask]) -> Iterator[dict[str, Any]]:
+        from distributed import as_completed
+
+        keys = [f"fabbrica-{self._token}-{'pilot' if t.pilot else t.replication}-{t.scenario}" for t in tasks]
+        futures = self._client.map(run_task, list(tasks), key=keys)
+        self._futures = futures
+        for future in as_completed(futures):
+            record = future.result()
+            future.release()
+            yield record
+        self._futures = []
+
+    def close(self, cancel: bool = False) -> None:
+        if cancel and self._futures:
+            self._client.cancel(self._futures)
+        self._client.close()
+
+
+def make_executor(
+    workers: int | None = None, scheduler: str | None = None, tasks: int | None = None
+) -> Executor:
+    """The executor for `--workers`/`--scheduler`: Dask when a scheduler is given, else local."""
+    if scheduler:
+        return DaskCluster(scheduler)
+    count = workers if workers is not None else (os.cpu_count() or 1)
+    if count < 1:
+        raise LineError(f"--workers: must be >= 1, got {count}")
+    if tasks is not None:
+        count = min(count, max(tasks, 1))
+    return InProcess() if count == 1 else LocalProcesses(count)
