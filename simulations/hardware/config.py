@@ -196,7 +196,11 @@ class MqttTls(_Strict):
 
 
 class MqttConfig(_Strict):
-    """The virtual sensors: one MQTT client publishing every station's sensors and part events."""
+    """The virtual sensors: one MQTT client publishing every station's sensors and part events.
+
+    At start the line waits up to `connect_timeout` for the broker, then runs anyway;
+    at exit the client waits up to `drain_timeout` for the broker's acknowledgements.
+    """
 
     enabled: bool = True
     url: str = "mqtt://127.0.0.1:1883"
@@ -207,6 +211,7 @@ class MqttConfig(_Strict):
     tls: MqttTls | None = None
     keepalive: int = Field(default=30, ge=5)
     events_qos: int = Field(default=1, ge=0, le=2)
+    connect_timeout: Duration = 5.0
     drain_timeout: Duration = 5.0
     sensors: list[SignalSpec] = Field(default_factory=lambda: list(DEFAULT_SENSORS))
 

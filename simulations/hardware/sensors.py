@@ -76,7 +76,7 @@ class SensorPublisher:
         self.connected = threading.Event()
         self.connects = 0
         self.disconnects = 0
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._pending: dict[int, str] = {}
         self._early: set[int] = set()
         client_id = config.client_id or f"fabbrica-line-{line}-{id(self) & 0xFFFF:04x}"
@@ -108,6 +108,19 @@ class SensorPublisher:
         """Connect in the background; the client keeps trying until the broker answers."""
         self.client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive)
         self.client.loop_start()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the first connection (the line starts anyway after it)."""
+        deadline = time.monotonic() + timeout
+        while not self.connected.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if not self.connected.is_set():
+            logger.warning("MQTT broker %s:%d not reachable yet: publishing as soon as it is", *self._where)
+        return self.connected.is_set()
+
+    @property
+    def _where(self) -> tuple[str, int]:
+        return self.config.host, self.config.port
 
     async def close(self) -> None:
         """Wait (up to drain_timeout) for the broker to acknowledge what is in flight, then disconnect."""
@@ -152,14 +165,15 @@ class SensorPublisher:
 
     # -- publishing ---------------------------------------------------------------------------
     def _send(self, topic: str, payload: str, qos: int) -> None:
+        # never call paho holding our lock: paho holds its own while it calls _on_publish
+        info = self.client.publish(topic, payload, qos=qos)
+        queued = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
+            qos > 0 and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN
+        )
         with self._lock:
-            info = self.client.publish(topic, payload, qos=qos)
-            queued = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
-                qos > 0 and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN
-            )
             if not queued:
                 self.stats[topic].dropped += 1
-            elif info.mid in self._early:
+            elif info.mid in self._early:  # acknowledged before publish() returned
                 self._early.discard(info.mid)
                 self.stats[topic].published += 1
             else:

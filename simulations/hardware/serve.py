@@ -104,6 +104,7 @@ async def serve(
             await plcs.start()
         if sensors is not None:
             sensors.start()
+            await sensors.wait_connected(config.mqtt.connect_timeout)
         clock.restart()
         started = clock.start_epoch
         if on_ready is not None:
