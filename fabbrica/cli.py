@@ -11,7 +11,10 @@ import sys
 
 import typer
 
-from fabbrica import __version__
+from fabbrica import (
+    __version__,
+    calibration_commands,  # noqa: F401  (registers `twin calibrate` and `twin validate`)
+)
 from fabbrica.connect_commands import connect_app
 from fabbrica.experiment_commands import experiment_app
 from fabbrica.line_commands import line_app
@@ -27,6 +30,7 @@ app = typer.Typer(
 app.add_typer(twin_app, name="twin")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(connect_app, name="connect")
+app.add_typer(line_app, name="line")
 
 
 def _version(value: bool) -> None:

@@ -41,6 +41,12 @@ class FitReport:
     mean: float = 0.0
     cv: float = 0.0
 
+    @property
+    def report_mean(self) -> float:
+        """The fitted distribution's mean."""
+        spec = self.best.spec
+        return float(spec["mean"] if "mean" in spec else spec["value"])
+
 
 def _fit_family(family: str, data: np.ndarray) -> Fit | None:
     mean = float(data.mean())

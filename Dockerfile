@@ -1,0 +1,13 @@
+# The fabbrica image: the simulated pilot line, the connectors and the twin's command line.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY twin ./twin
+COPY connectors ./connectors
+COPY simulations ./simulations
+COPY fabbrica ./fabbrica
+RUN pip install --no-cache-dir . && useradd --system --create-home fabbrica
+COPY deploy ./deploy
+USER fabbrica
+ENTRYPOINT ["fabbrica"]
+CMD ["--help"]
