@@ -301,17 +301,21 @@ def start_serving(
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line:
+            process.stdout.close()
             raise AssertionError(f"fabbrica line serve exited early ({process.wait()}):\n{''.join(out)}")
         out.append(line)
         if line.startswith("serving line"):
             break
     else:
         process.kill()
+        process.wait()
+        process.stdout.close()
         raise AssertionError(f"fabbrica line serve not ready after {ready_timeout:g}s:\n{''.join(out)}")
 
     def drain() -> None:
-        for rest in process.stdout:  # type: ignore[union-attr]
-            out.append(rest)
+        with process.stdout:  # type: ignore[union-attr]
+            for rest in process.stdout:  # type: ignore[union-attr]
+                out.append(rest)
 
     threading.Thread(target=drain, daemon=True).start()
     return ServedProcess(process, endpoint, truth, out)
