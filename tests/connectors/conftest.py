@@ -104,8 +104,11 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     binary = find_binary("mosquitto", "/usr/sbin/mosquitto")
     folder = tmp_path_factory.mktemp("mosquitto")
     port = free_port()
+    # As root, mosquitto would switch to user `mosquitto`, who cannot write in pytest's private
+    # temporary folders: the persisted sessions (needed across a broker restart) would be lost.
+    user = "user root\n" if os.geteuid() == 0 else ""
     (folder / "mosquitto.conf").write_text(
-        f"listener {port} 127.0.0.1\n"
+        user + f"listener {port} 127.0.0.1\n"
         "allow_anonymous true\n"
         "persistence true\n"
         f"persistence_location {folder}/\n"
@@ -309,3 +312,47 @@ def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
         time.sleep(interval)
+
+
+class Publisher:
+    """A paho client publishing numbered sensor messages with QoS 1 (resent after a broker restart)."""
+
+    def __init__(self, port: int, client_id: str = "test-publisher") -> None:
+        import paho.mqtt.client as mqtt
+
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        self.client.reconnect_delay_set(0.1, 1)
+        self.acked: set[int] = set()
+        self.client.on_publish = lambda client, userdata, mid, reason, properties: self.acked.add(mid)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.infos: list[Any] = []
+        self.base_s = time.time() - 3600
+
+    def sensor(self, index: int, line: str = "L1") -> None:
+        payload = json.dumps({"ts": self.base_s + index / 1000, "value": float(index), "unit": "kWh"})
+        self.publish(f"factory/{line}/S{index % 3}/energy", payload)
+
+    def publish(self, topic: str, payload: str | bytes, qos: int = 1) -> None:
+        self.infos.append(self.client.publish(topic, payload, qos=qos))
+
+    def many(self, start: int, count: int, rate: float = 2000.0, line: str = "L1") -> None:
+        began = time.monotonic()
+        for index in range(start, start + count):
+            self.sensor(index, line)
+            ahead = (index - start + 1) / rate - (time.monotonic() - began)
+            if ahead > 0:
+                time.sleep(ahead)
+
+    def close(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while any(info.mid not in self.acked for info in self.infos) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(info.mid in self.acked for info in self.infos), "broker did not acknowledge every message"
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def sensor_values(url: str, database: str, line: str = "L1") -> list[float]:
+    """Every stored `sensor` value of a line (one per stored point)."""
+    return sorted(row["value"] for row in influx_rows(url, database, "sensor", f"\"line\" = '{line}'"))
