@@ -13,6 +13,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from fabbrica import sink_options as so
 from fabbrica.errors import bad_input_exits
 from fabbrica.sources import load_records, open_source, parse_time
 from fabbrica.twin_commands import twin_app
@@ -133,15 +134,28 @@ def validate_command(
     tolerance: float = typer.Option(0.05, min=0.0, help="Largest accepted relative error."),
     speed: float | None = typer.Option(None, min=0.0, help="Simulated seconds per recorded second."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    sink_config: so.SinkConfigOption = None,
+    influx_url: so.InfluxUrlOption = None,
+    influx_database: so.InfluxDatabaseOption = None,
+    influx_token: so.InfluxTokenOption = None,
+    influx_org: so.InfluxOrgOption = None,
+    influx_bucket: so.InfluxBucketOption = None,
 ) -> None:
     """Run the twin over the recorded window and compare it with what the line did."""
+    from fabbrica.results_sink import new_run_id, sink_options, validation_points, write_results
+
     with bad_input_exits():
+        sink = sink_options(sink_config, influx_url, influx_database, influx_token, influx_org, influx_bucket)
         line = load_line(line_file)
         read = open_source(source)
         records, window, _, _, _ = load_records(
             read, line, parse_time(start, "--start"), parse_time(end, "--end"), speed
         )
     result = validate(line, records, window, replications=replications, tolerance=tolerance)
+    with bad_input_exits():
+        points = validation_points(result, line=line.name, run_id=new_run_id())
+        if (message := write_results(sink, points, "validation")) is not None:
+            typer.echo(message, err=True)
     if as_json:
         typer.echo(json.dumps(result))
         return

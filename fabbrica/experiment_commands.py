@@ -31,6 +31,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from fabbrica import sink_options as so
 from fabbrica.errors import bad_input_exits, fail
 
 if TYPE_CHECKING:
@@ -83,16 +84,24 @@ def run(
         None, "--scheduler", help="Run on a Dask distributed cluster instead, e.g. tcp://HOST:8786."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the summary."),
+    sink_config: so.SinkConfigOption = None,
+    influx_url: so.InfluxUrlOption = None,
+    influx_database: so.InfluxDatabaseOption = None,
+    influx_token: so.InfluxTokenOption = None,
+    influx_org: so.InfluxOrgOption = None,
+    influx_bucket: so.InfluxBucketOption = None,
 ) -> None:
     """Run every scenario x replication of EXPERIMENT.yaml and write the results into --out.
 
     Ctrl-C stops the experiment and keeps the runs finished so far (exit code 130).
     """
+    from fabbrica.results_sink import experiment_points, sink_options, write_results
     from twin.experiments import Experiment
 
     if out.exists() and not out.is_dir():
         raise fail(f"--out {out}: exists and is not a folder")
     with bad_input_exits():
+        sink = sink_options(sink_config, influx_url, influx_database, influx_token, influx_org, influx_bucket)
         experiment = Experiment.from_yaml(experiment_file)
     with bad_input_exits(), _progress_bar(experiment.name) as progress:
         bar = progress.add_task(experiment.name, total=None)
@@ -102,6 +111,9 @@ def run(
 
         result = experiment.run(workers=workers, scheduler=scheduler, progress=advance)
     result.write(out)
+    with bad_input_exits():
+        if (message := write_results(sink, experiment_points(result), "experiment")) is not None:
+            typer.echo(message, err=True)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
     else:

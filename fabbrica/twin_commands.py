@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fabbrica import sink_options as so
 from fabbrica.errors import bad_input_exits
 from twin.engine import simulate
 from twin.line import duration_option, load_line
@@ -25,9 +26,18 @@ def run(
     warmup: str | None = typer.Option(None, help="Warm-up discarded from statistics, e.g. 1h."),
     seed: int | None = typer.Option(None, min=0, help="Random seed (overrides the file)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    sink_config: so.SinkConfigOption = None,
+    influx_url: so.InfluxUrlOption = None,
+    influx_database: so.InfluxDatabaseOption = None,
+    influx_token: so.InfluxTokenOption = None,
+    influx_org: so.InfluxOrgOption = None,
+    influx_bucket: so.InfluxBucketOption = None,
 ) -> None:
-    """Simulate LINE.yaml once and print its KPIs."""
+    """Simulate LINE.yaml once and print its KPIs (and write them to InfluxDB if asked)."""
+    from fabbrica.results_sink import new_run_id, sink_options, twin_run_points, write_results
+
     with bad_input_exits():
+        sink = sink_options(sink_config, influx_url, influx_database, influx_token, influx_org, influx_bucket)
         overrides: dict[str, Any] = {}
         if (value := duration_option("--horizon", horizon)) is not None:
             overrides["horizon"] = value
@@ -41,6 +51,10 @@ def run(
         typer.echo(json.dumps(result.kpis))
     else:
         print_kpis(line.name, result.kpis)
+    with bad_input_exits():
+        points = twin_run_points(result.kpis, line=line.name, run_id=new_run_id(result.kpis["seed"]))
+        if (message := write_results(sink, points, "twin run")) is not None:
+            typer.echo(message, err=True)
 
 
 def print_kpis(name: str, kpis: dict[str, Any]) -> None:

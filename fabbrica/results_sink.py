@@ -1,0 +1,379 @@
+"""The twin's results as InfluxDB points, written through the connectors' sinks.
+
+The twin gives flat records (a run's KPIs, a validation, an experiment's summary); this
+module maps them one to one onto points, so that Grafana reads them next to what the line
+recorded. The schema is documented in docs/influx-schema.md:
+
+- `twin_kpi` (tags line, run_id, source) and `twin_station` (tags line, run_id, source,
+  station): one `fabbrica twin run`;
+- `validation_run` (tags line, run_id) and `validation` (tags line, run_id, quantity and,
+  for station quantities, station): one `fabbrica twin validate`;
+- `experiment_run` (tag experiment), `experiment_kpi` (tags experiment, scenario, kpi) and
+  `experiment_bottleneck` (tags experiment, scenario, station): one `fabbrica experiment run`.
+
+Every point of one record carries the same timestamp (when the record was made), so
+`last()` over a time range in InfluxQL gives the latest record of each series.
+
+    points = twin_run_points(result.kpis, line="demonstrator", run_id="20261125T080000Z-s1")
+    write_points(sink_config, points)      # InfluxDB1Sink, InfluxDB2Sink or EmbeddedSink
+
+The commands take the same sink options as the connectors (`sink_options`): a connector
+config's `sink:` section (`--sink-config`), or `--influx-url` with `--influx-database`
+(InfluxDB 1.x) or `--influx-org`/`--influx-bucket` (2.x/3.x), the token from INFLUX_TOKEN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from connectors.common.points import Point, encode
+from connectors.common.secrets import EnvError, hide_in_logs, substitute
+from connectors.sinks.config import EmbeddedSink, InfluxDB1Sink, InfluxDB2Sink, SinkConfig
+from twin.line import LineError, format_error
+
+if TYPE_CHECKING:
+    from twin.experiments import ExperimentResult
+
+AnySink = InfluxDB1Sink | InfluxDB2Sink | EmbeddedSink
+
+# fields and their types: InfluxDB refuses a field whose type changes, so each is fixed here
+LINE_FLOATS = (
+    "throughput_per_hour",
+    "wip_mean",
+    "lead_time_mean_s",
+    "lead_time_p95_s",
+    "horizon_s",
+    "warmup_s",
+)
+LINE_INTS = ("parts_out", "scrapped", "seed")
+STATION_FLOATS = (
+    "working",
+    "blocked",
+    "starved",
+    "down",
+    "setup",
+    "utilization",
+    "availability",
+    "performance",
+    "quality",
+    "oee",
+    "bottleneck_sole",
+    "bottleneck_shifting",
+)
+STATION_INTS = ("parts_out", "scrapped", "failures")
+STATES = ("working", "blocked", "starved", "down", "setup")
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def new_run_id(seed: int | None = None, at: datetime | None = None) -> str:
+    """A readable run id: UTC time of the run, and its seed when there is one."""
+    stamp = (at or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return stamp if seed is None else f"{stamp}-s{seed}"
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _fields(record: Mapping[str, Any], floats: Iterable[str], ints: Iterable[str]) -> dict[str, Any]:
+    """The record's numbers as typed fields; missing, None and non-finite values are left out."""
+    fields: dict[str, Any] = {}
+    for name in floats:
+        value = _finite(record.get(name))
+        if value is not None:
+            fields[name] = value
+    for name in ints:
+        value = record.get(name)
+        if value is not None:
+            fields[name] = int(value)
+    return fields
+
+
+# -- fabbrica twin run ---------------------------------------------------------------------------
+
+
+def twin_run_points(
+    kpis: Mapping[str, Any],
+    *,
+    line: str,
+    run_id: str,
+    time_ns: int | None = None,
+    source: str = "twin_run",
+) -> list[Point]:
+    """`twin_kpi` and one `twin_station` per station from a run's KPI record."""
+    stamp = now_ns() if time_ns is None else time_ns
+    tags = {"line": line, "run_id": run_id, "source": source}
+    fields = _fields(kpis, LINE_FLOATS, LINE_INTS)
+    if kpis.get("bottleneck"):
+        fields["bottleneck"] = str(kpis["bottleneck"])
+    points = [Point("twin_kpi", dict(tags), fields, stamp)]
+    for station, values in kpis.get("stations", {}).items():
+        station_fields = _fields(values, STATION_FLOATS, STATION_INTS)
+        sole, shifting = values.get("bottleneck_sole"), values.get("bottleneck_shifting")
+        if sole is not None and shifting is not None:
+            station_fields["bottleneck"] = float(sole) + float(shifting)
+        points.append(Point("twin_station", {**tags, "station": station}, station_fields, stamp))
+    return points
+
+
+# -- fabbrica twin validate ----------------------------------------------------------------------
+
+
+def validation_points(
+    record: Mapping[str, Any], *, line: str, run_id: str, time_ns: int | None = None
+) -> list[Point]:
+    """`validation_run` (the verdict) and one `validation` point per compared quantity."""
+    stamp = now_ns() if time_ns is None else time_ns
+    tags = {"line": line, "run_id": run_id}
+    tolerance = float(record["tolerance"])
+    throughput = record["throughput"]
+    summary: dict[str, Any] = {
+        "verdict": str(record["verdict"]),
+        "valid": int(record["verdict"] == "valid"),
+        "tolerance": tolerance,
+        "replications": int(record["replications"]),
+        "window_s": float(record["window_s"]),
+    }
+    points = [Point("validation_run", dict(tags), summary, stamp)]
+    fields = {
+        "observed": _finite(throughput.get("observed")),
+        "twin": _finite(throughput.get("twin_mean")),
+        "twin_ci95": _finite(throughput.get("twin_ci95")),
+        "rel_error": _finite(throughput.get("rel_error")),
+        "tolerance": tolerance,
+    }
+    points.append(
+        Point("validation", {**tags, "quantity": "throughput_per_hour"}, _present(fields, tolerance), stamp)
+    )
+    for station, entry in record["stations"].items():
+        observed = entry.get("observed") or {}
+        for state in STATES:
+            fields = {"observed": _finite(observed.get(state)), "twin": _finite(entry["twin"].get(state))}
+            if state == "working":
+                fields["rel_error"] = _finite(entry.get("working_rel_error"))
+            fields["tolerance"] = tolerance
+            point_tags = {**tags, "quantity": state, "station": station}
+            points.append(Point("validation", point_tags, _present(fields, tolerance), stamp))
+    return points
+
+
+def _present(fields: dict[str, float | None], tolerance: float) -> dict[str, Any]:
+    out: dict[str, Any] = {key: value for key, value in fields.items() if value is not None}
+    if "rel_error" in out:
+        out["within"] = int(out["rel_error"] <= tolerance)
+    return out
+
+
+# -- fabbrica experiment run ---------------------------------------------------------------------
+
+
+def experiment_points(result: ExperimentResult, *, time_ns: int | None = None) -> list[Point]:
+    """`experiment_run`, `experiment_kpi` per scenario and KPI, `experiment_bottleneck` per station."""
+    meta = result.metadata
+    stamp = time_ns if time_ns is not None else _finished_ns(meta)
+    experiment = result.name
+    scenarios = meta["design"]["scenarios"]
+    text = (
+        f"experiment {experiment}: {len(scenarios)} scenarios, {meta['runs']} runs"
+        f" in {float(meta['wall_s']):.1f} s" + (" (interrupted)" if meta.get("interrupted") else "")
+    )
+    run_fields: dict[str, Any] = {
+        "text": text,
+        "scenarios": len(scenarios),
+        "runs": int(meta["runs"]),
+        "wall_s": float(meta["wall_s"]),
+        "interrupted": bool(meta.get("interrupted")),
+        "line": str(meta.get("line", "")),
+    }
+    if meta.get("git_commit"):
+        run_fields["git_commit"] = str(meta["git_commit"])
+    points = [Point("experiment_run", {"experiment": experiment}, run_fields, stamp)]
+    for row in result.summary.itertuples(index=False):
+        mean, ci95 = _finite(row.mean), _finite(row.ci95)
+        fields: dict[str, Any] = {"replications": int(row.replications)}
+        for name, value in (("mean", mean), ("std", _finite(row.std)), ("ci95", ci95)):
+            if value is not None:
+                fields[name] = value
+        if mean is not None and ci95 is not None:
+            fields["lower"], fields["upper"] = mean - ci95, mean + ci95
+        tags = {"experiment": experiment, "scenario": str(row.scenario), "kpi": str(row.kpi)}
+        points.append(Point("experiment_kpi", tags, fields, stamp))
+    points.extend(_bottleneck_points(result, stamp))
+    return points
+
+
+def _bottleneck_points(result: ExperimentResult, stamp: int) -> list[Point]:
+    runs = result.runs
+    if runs.empty:
+        return []
+    stations = sorted(
+        {column.split(".")[1] for column in runs.columns if column.endswith(".bottleneck_sole")}
+    )
+    points = []
+    for scenario, rows in runs.groupby("scenario", sort=False):
+        for station in stations:
+            sole = _finite(rows[f"stations.{station}.bottleneck_sole"].mean())
+            shifting = _finite(rows[f"stations.{station}.bottleneck_shifting"].mean())
+            if sole is None or shifting is None:
+                continue
+            fields = {"sole": sole, "shifting": shifting, "total": sole + shifting, "replications": len(rows)}
+            tags = {"experiment": result.name, "scenario": str(scenario), "station": station}
+            points.append(Point("experiment_bottleneck", tags, fields, stamp))
+    return points
+
+
+def _finished_ns(meta: Mapping[str, Any]) -> int:
+    finished = meta.get("finished_at")
+    if not finished:
+        return now_ns()
+    moment = datetime.fromisoformat(str(finished))
+    return int(moment.timestamp()) * 10**9
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+async def _write(sink_config: AnySink, points: list[Point], base: Path) -> int:
+    if sink_config.type == "influxdb1":
+        from connectors.sinks.influxdb1 import InfluxDB1
+
+        sink: Any = InfluxDB1(sink_config)
+    elif sink_config.type == "influxdb2":
+        from connectors.sinks.influxdb2 import InfluxDB2
+
+        sink = InfluxDB2(sink_config)
+    else:
+        from connectors.sinks.embedded import Embedded
+
+        sink = Embedded(sink_config, base)
+    await sink.open()
+    try:
+        rejected = 0
+        size = sink_config.batch_size
+        for start in range(0, len(points), size):
+            batch = points[start : start + size]
+            rejected += await sink.write(encode(batch), len(batch))
+        return rejected
+    finally:
+        await sink.close()
+
+
+def write_points(sink_config: AnySink, points: list[Point], base: Path | None = None) -> int:
+    """Write the points once (no spool: a result is made again by running the command again).
+
+    Returns how many points the sink refused; raises SinkUnavailable if it cannot be reached.
+    """
+    return asyncio.run(_write(sink_config, points, base or Path.cwd()))
+
+
+# -- the command-line options --------------------------------------------------------------------
+
+_ADAPTER: TypeAdapter[AnySink] = TypeAdapter(SinkConfig)
+
+
+def sink_from_file(path: Path, environ: Mapping[str, str] | None = None) -> tuple[AnySink, Path]:
+    """The `sink:` section of a connector config (with `${ENV}` substitution), and its folder."""
+    where = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LineError(f"--sink-config: {where}: file not found") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise LineError(f"--sink-config: {where}: cannot read: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("sink"), dict):
+        raise LineError(f"--sink-config: {where}: no `sink:` section")
+    secrets: set[str] = set()
+    try:
+        section = substitute(data["sink"], os.environ if environ is None else environ, secrets, "sink")
+    except EnvError as exc:
+        raise LineError(f"{where}: {exc.path}: {exc.message}") from None
+    hide_in_logs(secrets)
+    try:
+        config = _ADAPTER.validate_python(section)
+    except ValidationError as exc:
+        first: dict[str, Any] = dict(exc.errors(include_url=False)[0])
+        first["loc"] = ("sink", *(p for p in first["loc"] if p not in ("influxdb1", "influxdb2", "embedded")))
+        field, message = format_error(first)
+        raise LineError(f"{where}: {field}: {message}") from None
+    return config, path.resolve().parent
+
+
+def sink_options(
+    sink_config: Path | None,
+    influx_url: str | None,
+    influx_database: str | None,
+    influx_token: str | None,
+    influx_org: str | None,
+    influx_bucket: str | None,
+) -> tuple[AnySink, Path] | None:
+    """The sink the command-line options name, or None when they name none."""
+    influx = {
+        "--influx-url": influx_url,
+        "--influx-database": influx_database,
+        "--influx-org": influx_org,
+        "--influx-bucket": influx_bucket,
+    }
+    given = [name for name, value in influx.items() if value]
+    if sink_config is not None:
+        if given:
+            raise LineError(f"--sink-config: give it or {', '.join(given)}, not both")
+        return sink_from_file(sink_config)
+    if not given:
+        return None
+    if not influx_url:
+        raise LineError(f"{given[0]}: needs --influx-url")
+    if influx_bucket and influx_database:
+        raise LineError("--influx-database (InfluxDB 1.x) and --influx-bucket (2.x/3.x): give one")
+    if influx_token:
+        hide_in_logs([influx_token])
+    try:
+        if influx_bucket:
+            return (
+                InfluxDB2Sink(
+                    type="influxdb2",
+                    url=influx_url,  # type: ignore[arg-type]
+                    token=influx_token or "",  # type: ignore[arg-type]
+                    org=influx_org or "",
+                    bucket=influx_bucket,
+                ),
+                Path.cwd(),
+            )
+        if not influx_database:
+            raise LineError("--influx-url: give --influx-database (1.x) or --influx-bucket (2.x/3.x)")
+        return InfluxDB1Sink(type="influxdb1", url=influx_url, database=influx_database), Path.cwd()  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first: dict[str, Any] = dict(exc.errors(include_url=False)[0])
+        field, message = format_error(first)
+        raise LineError(f"--influx-{field.replace('_', '-')}: {message}") from None
+
+
+def write_results(target: tuple[AnySink, Path] | None, points: list[Point], what: str) -> str | None:
+    """Write `points` to the chosen sink; a line for stderr saying what happened (None: no sink)."""
+    if target is None:
+        return None
+    from connectors.sinks.base import SinkUnavailable
+
+    config, base = target
+    try:
+        rejected = write_points(config, points, base)
+    except SinkUnavailable as exc:
+        raise LineError(f"cannot write {what}: {exc}") from None
+    name = config.type if config.type == "embedded" else f"{config.type} {config.url}"
+    written = len(points) - rejected
+    return f"{what}: {written} points written to {name}" + (f" ({rejected} refused)" if rejected else "")
