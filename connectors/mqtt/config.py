@@ -85,6 +85,7 @@ class MqttSource(_Strict):
     cert_file: str | None = None
     key_file: str | None = None
     insecure_skip_verify: bool = False
+    protocol: Literal["5", "3.1.1"] = "5"  # 3.1.1 for brokers without MQTT 5 (e.g. amqtt)
     persistent_session: bool = True
     session_expiry: Duration = Field(default=86400.0, ge=0)
     keepalive: int = Field(default=30, ge=5, le=65535)

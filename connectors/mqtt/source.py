@@ -65,12 +65,18 @@ class MqttSourceRunner:
 
     def _client(self) -> mqtt.Client:
         config = self.config
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
+        if config.protocol == "5":
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+            )
+        else:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=not config.persistent_session,
+                manual_ack=True,
+            )
         if config.username is not None:
             client.username_pw_set(
                 config.username, config.password.get_secret_value() if config.password else None
@@ -117,19 +123,22 @@ class MqttSourceRunner:
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
         client.on_message = on_message
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = (
-            int(self.config.session_expiry) if self.config.persistent_session else 0
-        )
-        properties.ReceiveMaximum = 65535
-        await asyncio.to_thread(
-            client.connect,
-            self.config.host,
-            self.config.port,
-            self.config.keepalive,
-            clean_start=not self.config.persistent_session,
-            properties=properties,
-        )
+        if self.config.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = (
+                int(self.config.session_expiry) if self.config.persistent_session else 0
+            )
+            properties.ReceiveMaximum = 65535
+            await asyncio.to_thread(
+                client.connect,
+                self.config.host,
+                self.config.port,
+                self.config.keepalive,
+                clean_start=not self.config.persistent_session,
+                properties=properties,
+            )
+        else:
+            await asyncio.to_thread(client.connect, self.config.host, self.config.port, self.config.keepalive)
         client.loop_start()
         try:
             await asyncio.wait_for(_first(state["connected"], state["lost"]), timeout=30)

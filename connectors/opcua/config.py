@@ -54,7 +54,7 @@ class OpcUaSource(_Strict):
     mode: Literal["subscribe", "poll"] = "subscribe"
     sampling_interval: Duration = Field(default=0.1, ge=0)
     publishing_interval: Duration | None = Field(default=None, gt=0)
-    queue_size: int = Field(default=10, ge=1, le=100_000)
+    queue_size: int = Field(default=1000, ge=1, le=100_000)
     deadband: Deadband | None = None
     poll_interval: Duration = Field(default=1.0, gt=0)
     timestamp: Literal["source", "server", "receive"] = "source"
