@@ -24,7 +24,7 @@ from simulations.hardware.states import (
     PACKML_STATE,
     station_state,
 )
-from tests.hardware.conftest import FAST_LINE
+from tests.hardware.conftest import FAST_LINE, ROOT
 from twin.line import LineError, line_from_dict
 from twin.station import BLOCKED, DOWN, SETUP, STARVED, STOPPED, WORKING
 
@@ -180,3 +180,11 @@ def test_the_clock_catches_up_after_a_stall_and_reports_the_lag() -> None:
     assert clock.lag.max_s >= 0.5 and clock.lag.late_steps >= 1
     assert wall < 1.5 + 0.6 + 0.5, "it caught up instead of drifting"
     assert clock.utc(15.0).timestamp() == pytest.approx(clock.start_epoch + 1.5)
+
+
+def test_the_sample_hardware_file_holds_the_defaults_and_the_docs_show_it() -> None:
+    sample = ROOT / "simulations" / "hardware" / "sample-hardware.yaml"
+    assert load_hardware(sample) == HardwareConfig()
+    docs = (ROOT / "docs" / "simulated-hardware.md").read_text()
+    body = "".join(sample.read_text().splitlines(keepends=True)[3:])  # without the heading comment
+    assert f"```yaml\n{body}```" in docs, "copy simulations/hardware/sample-hardware.yaml into the docs"
