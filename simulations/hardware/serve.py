@@ -12,6 +12,7 @@ signal or an error.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -105,6 +106,10 @@ async def serve(
         if sensors is not None:
             sensors.start()
             await sensors.wait_connected(config.mqtt.connect_timeout)
+        # the OPC UA address space is hundreds of thousands of long-lived objects: keep them out of
+        # the garbage collector's full passes, which would otherwise stall the clock for a moment
+        gc.collect()
+        gc.freeze()
         clock.restart()
         started = clock.start_epoch
         if on_ready is not None:
