@@ -62,9 +62,11 @@ class Experiment:
         self._validate(base, "", list(_given(spec)), None)
         for path, value in spec.overrides.items():
             self._set(base, path, value, f"overrides.{path}")
-        self.base_line = self._validate(base, "overrides", list(spec.overrides), None)
-        self.base_data = base
         self.scenarios: list[Scenario] = build_scenarios(spec)
+        varied = [path for scenario in self.scenarios for path in scenario.factors]
+        # the base may lack what every scenario supplies (a failure's mttr given only as a factor)
+        base_line = self._validate(base, "overrides", list(spec.overrides), None, defer=varied)
+        self.base_data = base
         self.lines: dict[str, Line] = {}
         explicit = isinstance(spec.resolved_design, Scenarios)
         for index, scenario in enumerate(self.scenarios):
@@ -72,7 +74,10 @@ class Experiment:
             data = copy.deepcopy(base)
             for path, value in scenario.factors.items():
                 self._set(data, path, value, f"{section}.{path}")
-            self.lines[scenario.id] = self._validate(data, section, list(scenario.factors), scenario)
+            line = self._validate(data, section, list(scenario.factors), scenario)
+            assert line is not None
+            self.lines[scenario.id] = line
+        self.base_line: Line = base_line or self.lines[self.scenarios[0].id]
         self._check_kpis()
 
     # -- loading -------------------------------------------------------------------------
@@ -96,13 +101,24 @@ class Experiment:
             raise LineError(f"{self.source}: {field}: {exc}") from None
 
     def _validate(
-        self, data: dict[str, Any], section: str, paths: list[str], scenario: Scenario | None
-    ) -> Line:
+        self,
+        data: dict[str, Any],
+        section: str,
+        paths: list[str],
+        scenario: Scenario | None,
+        defer: list[str] | None = None,
+    ) -> Line | None:
+        """The validated line, or a LineError naming the field of the experiment that broke it.
+
+        Errors about a path in `defer` return None: the scenarios will set that field.
+        """
         try:
             return Line.model_validate(data)
         except ValidationError as exc:
             location, message = format_error(exc.errors(include_url=False)[0])
         location = named_location(data, location)
+        if defer and any(_related(location, path) for path in defer):
+            return None
         where = f" (scenario {scenario.id})" if scenario is not None else ""
         for path in paths:
             if _related(location, path):

@@ -151,10 +151,13 @@ class DaskCluster:
     def map_unordered(self, tasks: Sequence[RunTask]) -> Iterator[dict[str, Any]]:
         from distributed import as_completed
 
-        keys = [f"fabbrica-{self._token}-{'pilot' if t.pilot else t.replication}-{t.scenario}" for t in tasks]
+        keys = [
+            f"fabbrica-{self._token}-{'pilot' if t.pilot else 'run'}-{t.scenario}-{t.replication}"
+            for t in tasks
+        ]
         futures = self._client.map(run_task, list(tasks), key=keys)
         self._futures = futures
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=self._client.loop):
             record = future.result()
             future.release()
             yield record

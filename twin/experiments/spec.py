@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -241,7 +242,9 @@ class ExperimentSpec(_Strict):
     horizon: PositiveDuration | None = None
     warmup: Annotated[Literal["auto"] | float, BeforeValidator(_warmup)] | None = None
     seed: int = Field(default=1, ge=0)
-    kpis: list[str] = Field(default_factory=lambda: list(DEFAULT_KPIS), min_length=1)
+    kpis: list[Annotated[str, AfterValidator(check_kpi)]] = Field(
+        default_factory=lambda: list(DEFAULT_KPIS), min_length=1
+    )
 
     @field_validator("overrides", "factors")
     @classmethod
@@ -256,8 +259,6 @@ class ExperimentSpec(_Strict):
     @field_validator("kpis")
     @classmethod
     def _kpis(cls, kpis: list[str]) -> list[str]:
-        for name in kpis:
-            check_kpi(name)
         if len(set(kpis)) != len(kpis):
             raise ValueError("KPIs must be unique")
         return kpis
