@@ -92,7 +92,7 @@ class VirtualPlcs:
         self.servers: list[Server] = []
         self.endpoints: list[str] = []
         self.namespace_index: list[int] = []
-        self._stations: list[_StationNodes] = []
+        self._stations: dict[int, _StationNodes] = {}
         self._line_nodes: list[tuple[Server, dict[str, ua.NodeId]]] = []
         self.writes = 0
         self._last_status = float("-inf")
@@ -154,7 +154,6 @@ class VirtualPlcs:
             line_nodes[variable] = node.nodeid
         self._line_nodes.append((server, line_nodes))
 
-        signals = [spec.name for spec in config.signals]
         for station in stations:
             prefix = f"{line_id}.{station.name}"
             obj = await line.add_object(ua.NodeId(prefix, ns), ua.QualifiedName(station.name, ns))
@@ -192,10 +191,7 @@ class VirtualPlcs:
                     [],
                     [],
                 )
-            while len(self._stations) <= station.index:
-                self._stations.append(None)  # type: ignore[arg-type]
             self._stations[station.index] = _StationNodes(server, nodes)
-        logger.debug("station signals on %s: %s", endpoint, signals)
         return server
 
     def _initial_values(self, station: StationRuntime) -> dict[str, Any]:

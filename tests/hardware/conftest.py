@@ -86,7 +86,9 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 class Mosquitto:
     """A Mosquitto broker of our own: its config, data dir and log in a temp folder."""
 
-    def __init__(self, binary: str, folder: Path) -> None:
+    def __init__(
+        self, binary: str, folder: Path, settings: tuple[str, ...] = ("allow_anonymous true",)
+    ) -> None:
         self.binary = binary
         self.folder = folder
         self.port = free_port()
@@ -95,7 +97,7 @@ class Mosquitto:
         self.config = folder / "mosquitto.conf"
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            *settings,
             "persistence true",
             f"persistence_location {folder}/",
             f"log_dest file {folder / 'mosquitto.log'}",
@@ -165,6 +167,82 @@ def own_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     server.start()
     yield server
     server.stop()
+
+
+@dataclass
+class SecureBroker:
+    broker: Mosquitto
+    ca_file: Path
+    user: str
+    password: str
+
+
+@pytest.fixture
+def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
+    """A broker that only speaks TLS (certificate from a CA of the test) and wants a password."""
+    binary = _mosquitto_binary()
+    passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    folder = tmp_path / "secure-broker"
+    folder.mkdir()
+    ca_file, cert_file, key_file = _broker_certificates(folder)
+    password_file = folder / "passwd"
+    subprocess.run([passwd, "-c", "-b", str(password_file), "fab", "s3cret"], check=True, capture_output=True)
+    settings = (
+        "allow_anonymous false",
+        f"password_file {password_file}",
+        f"cafile {ca_file}",
+        f"certfile {cert_file}",
+        f"keyfile {key_file}",
+    )
+    server = Mosquitto(binary, folder, settings)
+    server.start()
+    yield SecureBroker(server, ca_file, "fab", "s3cret")
+    server.stop()
+
+
+def _broker_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it (PEM files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fabbrica test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    return paths
 
 
 # -- node-opcua ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from simulations.hardware.config import HardwareConfig
 from simulations.hardware.serve import serve
-from tests.hardware.conftest import FAST_LINE, ROOT, Mosquitto
+from tests.hardware.conftest import FAST_LINE, ROOT, Mosquitto, SecureBroker
 from twin.line import line_from_dict
 
 SENSORS = {
@@ -199,3 +199,50 @@ def test_the_publisher_reconnects_after_a_broker_restart(own_broker: Mosquitto, 
                 1 for payload in received if _parse(json.loads(payload)["ts"]).timestamp() > restarted[0]
             )
     assert late > 0, "publishing went on after the restart"
+
+
+def test_tls_and_a_password_towards_the_broker(secure_broker: SecureBroker) -> None:
+    line = line_from_dict({**FAST_LINE, "stations": FAST_LINE["stations"][:1]})
+    port = secure_broker.broker.port
+    counted: dict[str, int] = defaultdict(int)
+    subscribed = threading.Event()
+    subscriber = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="tls-counter")
+    subscriber.username_pw_set(secure_broker.user, secure_broker.password)
+    subscriber.tls_set(ca_certs=str(secure_broker.ca_file))
+    subscriber.on_connect = lambda client, *args: client.subscribe("factory/#", qos=1)
+    subscriber.on_subscribe = lambda *args: subscribed.set()
+    subscriber.on_message = lambda client, userdata, message: counted.__setitem__(
+        message.topic, counted[message.topic] + 1
+    )
+    subscriber.connect("127.0.0.1", port)
+    subscriber.loop_start()
+
+    def run(url: str) -> dict[str, Any]:
+        config = HardwareConfig.model_validate(
+            {
+                "speed": 20,
+                "opcua": {"enabled": False},
+                "mqtt": {
+                    "url": url,
+                    "tls": {"ca_file": str(secure_broker.ca_file)},
+                    "connect_timeout": 2,
+                    "drain_timeout": 1,
+                },
+            }
+        )
+        return asyncio.run(serve(line, config, duration=1.5, handle_signals=False))
+
+    try:
+        assert subscribed.wait(10)
+        good = run(f"mqtts://fab:s3cret@127.0.0.1:{port}")
+        refused = run(f"mqtts://fab:wrong@127.0.0.1:{port}")
+        time.sleep(0.5)
+    finally:
+        subscriber.disconnect()
+        subscriber.loop_stop()
+    assert good["mqtt"]["url"] == f"mqtts://127.0.0.1:{port}" and good["mqtt"]["connects"] == 1
+    published = {topic: counts["published"] for topic, counts in good["mqtt"]["topics"].items()}
+    assert sum(published.values()) > 0
+    assert {topic: counted[topic] for topic in published} == published
+    assert refused["mqtt"]["connects"] == 0
+    assert all(counts["published"] == 0 for counts in refused["mqtt"]["topics"].values())
