@@ -39,7 +39,8 @@ class SignalSpec(_Strict):
 
     The signal follows its state's level with a first-order lag of time constant `tau`
     (simulated seconds; 0: at once) and is measured with Gaussian noise of standard
-    deviation `noise`. `integrate: true` publishes the running integral per hour
+    deviation `noise` (or `noise_levels[state]`: a stopped spindle reads a steady 0,
+    a working one jitters). `integrate: true` publishes the running integral per hour
     instead (an energy meter in kWh from levels in kW). Each station's levels are
     scaled once, at start, by a factor drawn around 1 with relative spread `spread`.
     `rate` is in samples per wall-clock second, whatever the speed.
@@ -50,6 +51,7 @@ class SignalSpec(_Strict):
     levels: dict[StateName, float] = Field(default_factory=dict)
     idle: float = 0.0
     noise: float = Field(default=0.0, ge=0)
+    noise_levels: dict[StateName, float] = Field(default_factory=dict)
     tau: Duration = 0.0
     integrate: bool = False
     floor: float | None = 0.0
@@ -61,13 +63,25 @@ class SignalSpec(_Strict):
         """The level in each twin state code (twin.station order)."""
         return [self.levels.get(name, self.idle) for name in STATE_NAMES]  # type: ignore[call-overload]
 
+    def noise_table(self) -> list[float]:
+        """The noise's standard deviation in each twin state code."""
+        return [self.noise_levels.get(name, self.noise) for name in STATE_NAMES]  # type: ignore[call-overload]
+
+    @field_validator("noise_levels")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for state, sd in value.items():
+            if sd < 0:
+                raise ValueError(f"{state}: must be >= 0, got {sd!r}")
+        return value
+
 
 DEFAULT_SIGNALS = (
     SignalSpec(
         name="SpindleSpeed",
         unit="rpm",
         levels={"working": 12000.0, "setup": 600.0},
-        noise=30.0,
+        noise_levels={"working": 30.0, "setup": 8.0},
         tau=1.5,
         rate=1.0,
     ),
@@ -106,7 +120,8 @@ DEFAULT_SENSORS = (
         unit="mm/s",
         levels={"working": 4.2, "setup": 1.1, "blocked": 0.4, "starved": 0.4, "down": 0.1},
         idle=0.1,
-        noise=0.35,
+        noise=0.04,
+        noise_levels={"working": 0.35, "setup": 0.15},
         tau=0.5,
         rate=1.0,
     ),

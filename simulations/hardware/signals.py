@@ -2,9 +2,9 @@
 
 A signal follows the level of the machine's current state (spindle at speed while
 working, idle power while starved, cooling down while stopped) through a first-order
-lag, and is measured with Gaussian noise. Between two samples the lag is solved
-exactly, piecewise at every state change, so the integral of power (the energy
-meter) is exact whatever the sampling rate.
+lag, and is measured with Gaussian noise whose spread may depend on the state too.
+Between two samples the lag is solved exactly, piecewise at every state change, so
+the integral of power (the energy meter) is exact whatever the sampling rate.
 
 All signals of a station draw their noise from that station's own numpy Generator,
 seeded from the run's seed and the station's name: no global random state, and one
@@ -47,7 +47,7 @@ class SignalBank:
         spread = np.array([spec.spread for spec in specs])
         scale = 1.0 + spread * rng.standard_normal(len(specs))
         self.levels = np.array([spec.level_table() for spec in specs]) * scale[:, None]
-        self.noise = np.array([spec.noise for spec in specs])
+        self.noise = np.array([spec.noise_table() for spec in specs])
         self.tau = np.array([spec.tau for spec in specs])
         self.integrate = np.array([spec.integrate for spec in specs])
         self.any_integral = bool(self.integrate.any())
@@ -75,7 +75,7 @@ class SignalBank:
     def sample(self, now: float, state: int) -> np.ndarray:
         """The measured values at `now` (state: the machine's state since the last call)."""
         self.advance(now, state)
-        values = self.x + self.noise * self.rng.standard_normal(self.x.shape[0])
+        values = self.x + self.noise[:, state] * self.rng.standard_normal(self.x.shape[0])
         values = np.maximum(values, self.floor)
         if self.any_integral:
             values = np.where(self.integrate, self.total, values)
