@@ -1,0 +1,316 @@
+"""The flow engine: a tandem line's instants from the max-plus recursions, with the SimPy engine's KPIs.
+
+For the lines that allow it (stations in series with one machine each, blocking after
+service, saturated or interarrival release, operation-based failures, set-ups and
+scrap) the instants at which parts start, finish and leave each station follow from
+recursions (`twin.flow_kernel`) instead of an event list. Fed the same random streams
+as the SimPy engine (`twin.flow_samples`) it gives the same instants, hence the same
+KPIs, computed by the same `twin.kpis`, many times sooner. `replicate` runs one line
+for many seeds.
+
+    >>> result = simulate_flow(load_line("simulations/lines/flow_line.yaml"), seed=3)
+    >>> result.kpis["engine"]
+    'flow'
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twin import flow_kernel as kernel
+from twin import kpis as kpi_module
+from twin.engine import RunResult
+from twin.flow_samples import RunSamples
+from twin.line import ConwipRelease, Line, LineError
+
+MAX_SAMPLES = 2_000_000_000  # per stream: beyond this a line never ends (zero cycle times)
+
+
+def flow_obstacle(line: Line) -> str | None:
+    """Why the flow engine cannot run `line`, as 'field: reason', or None when it can."""
+    if isinstance(line.release, ConwipRelease):
+        return "release: conwip release needs the simpy engine"
+    for index, station in enumerate(line.stations):
+        if station.capacity != 1:
+            machines = station.capacity
+            return f"stations[{index}].capacity: {machines} machines in one station need the simpy engine"
+        if station.failures is not None and station.failures.basis == "calendar":
+            return f"stations[{index}].failures.basis: calendar-time failures need the simpy engine"
+    return None
+
+
+def check_flow(line: Line, source: str | None = None) -> None:
+    """Raise a one-line LineError (prefixed with `source`, the line file) if flow cannot run `line`."""
+    obstacle = flow_obstacle(line)
+    if obstacle is not None:
+        prefix = f"{source}: " if source else ""
+        raise LineError(f"{prefix}engine: flow cannot run this line: {obstacle}")
+
+
+@dataclass
+class StationTrace:
+    """Per part a station took before the end of the run: when it took, finished and handed it on."""
+
+    start: np.ndarray
+    done: np.ndarray
+    leave: np.ndarray
+
+
+@dataclass
+class FlowResult(RunResult):
+    """A flow run: the same record as the SimPy engine's, and optionally each station's instants.
+
+    `active_periods` holds (n, 2) arrays of (start, end) rows rather than lists of pairs.
+    """
+
+    trace: dict[str, StationTrace] | None = field(default=None, repr=False)
+
+
+def simulate_flow(
+    line: Line,
+    *,
+    seed: int | None = None,
+    horizon: float | None = None,
+    warmup: float | None = None,
+    trace: bool = False,
+) -> FlowResult:
+    """Run `line` once with the flow engine; arguments given here override the line's own."""
+    seed, horizon, warmup = _run_arguments(line, seed, horizon, warmup)
+    check_flow(line)
+    started = time.perf_counter()
+    samples = RunSamples(line, seed)
+    end = _end(horizon, warmup)
+    samples.draw_for(end)
+    run = _Kernel(line, samples, warmup, end, trace)
+    return run.result(seed, horizon, warmup, started)
+
+
+def replicate(
+    line: Line,
+    seeds: Iterable[int],
+    *,
+    horizon: float | None = None,
+    warmup: float | None = None,
+) -> list[FlowResult]:
+    """Run `line` once per seed with the flow engine; each run sizes its draws on the runs before."""
+    results = []
+    used: np.ndarray | None = None
+    for seed in seeds:
+        seed, horizon, warmup = _run_arguments(line, seed, horizon, warmup)
+        check_flow(line)
+        started = time.perf_counter()
+        samples = RunSamples(line, seed)
+        end = _end(horizon, warmup)
+        if used is None:
+            samples.draw_for(end)
+        else:
+            samples.draw_like(used)
+        run = _Kernel(line, samples, warmup, end, False)
+        used = run.used if used is None else np.maximum(used, run.used)
+        results.append(run.result(seed, horizon, warmup, started))
+    return results
+
+
+def _run_arguments(
+    line: Line, seed: int | None, horizon: float | None, warmup: float | None
+) -> tuple[int, float, float]:
+    seed = line.seed if seed is None else seed
+    horizon = line.horizon if horizon is None else horizon
+    warmup = line.warmup if warmup is None else warmup
+    if not 0 <= warmup < horizon:
+        raise ValueError(f"warmup ({warmup:g}s) must be shorter than horizon ({horizon:g}s)")
+    return seed, float(horizon), float(warmup)
+
+
+def _end(horizon: float, warmup: float) -> float:
+    """The instant the SimPy engine stops at: `run(until=horizon)` from the warm-up's end."""
+    return warmup + (horizon - warmup)
+
+
+class _Kernel:
+    """One run of the compiled recursion, drawing more samples until no stream runs short."""
+
+    def __init__(self, line: Line, samples: RunSamples, warmup: float, end: float, trace: bool) -> None:
+        self.line = line
+        self.warmup = warmup
+        stations = len(line.stations)
+        products = len(line.product_mix)
+        self.buffers = np.array([-1 if s.buffer is None else s.buffer for s in line.stations], dtype=np.int64)
+        self.saturated = line.release == "saturated"
+        if self.saturated:
+            self.buffers[0] = -1
+        self.has_setup = np.array([s.setup is not None for s in line.stations])
+        self.has_failures = np.array([s.failures is not None for s in line.stations])
+        self.scrap_probability = np.array([s.scrap for s in line.stations], dtype=float)
+        self.time_in = np.zeros((stations, 5))
+        self.counts = np.zeros((stations, 4), dtype=np.int64)
+        self.n_changes = np.zeros(stations, dtype=np.int64)
+        self.n_trace = np.zeros(stations, dtype=np.int64)
+        self.totals = np.zeros(5, dtype=np.int64)
+        self.used = np.zeros((7, stations, products), dtype=np.int64)
+        need = np.zeros(3, dtype=np.int64)
+        while True:
+            args = self._arguments(samples, trace)
+            status = kernel.run_line(
+                self.saturated,
+                self.buffers,
+                self.has_setup,
+                self.has_failures,
+                self.scrap_probability,
+                *args["samples"],
+                warmup,
+                end,
+                self.time_in,
+                self.counts,
+                args["changes"],
+                self.n_changes,
+                args["entries"],
+                args["leaves"],
+                args["exits"],
+                args["leads"],
+                self.totals,
+                args["trace"],
+                self.n_trace,
+                self.used,
+                need,
+            )
+            if status == kernel.OK:
+                break
+            draws = samples.stream_of(int(need[0]), int(need[1]), int(need[2]))
+            if draws.count >= MAX_SAMPLES:
+                raise LineError(f"{line.name}: the run never ends: a stream needs over {MAX_SAMPLES} samples")
+            draws.ensure(max(2 * draws.count, draws.count + 1024))
+        totals = self.totals
+        self.changes = args["changes"]
+        self.entries = args["entries"][: totals[kernel.ENTRIES]]
+        self.leaves = args["leaves"][: totals[kernel.LEAVES]]
+        self.exits = args["exits"][: totals[kernel.EXITS]]
+        self.leads = args["leads"][: totals[kernel.EXITS]]
+        self.trace = args["trace"]
+        self.wip_area = float(kernel.wip_area(self.entries, self.leaves, warmup, end))
+
+    def _arguments(self, samples: RunSamples, trace: bool) -> dict[str, Any]:
+        stations = len(samples.cycle)
+        products = len(samples.cycle[0])
+        cycle_start = np.zeros((stations, products), dtype=np.int64)
+        cycle_count = np.zeros((stations, products), dtype=np.int64)
+        chunks = []
+        offset = 0
+        for j, per_product in enumerate(samples.cycle):
+            for p, draws in enumerate(per_product):
+                values = draws.values
+                cycle_start[j, p], cycle_count[j, p] = offset, len(values)
+                chunks.append(values)
+                offset += len(values)
+        cycle = np.concatenate(chunks)
+        packed: list[Any] = [
+            samples.products.values.astype(np.int64),
+            samples.arrivals.values if samples.arrivals is not None else np.zeros(0),
+            cycle,
+            cycle_start,
+            cycle_count,
+        ]
+        for streams in (samples.setup, samples.scrap, samples.ttf, samples.ttr):
+            packed.extend(_pack(streams))
+        parts = len(packed[0])
+        if samples.arrivals is not None:
+            parts = min(parts, len(packed[1]))
+        per_station = cycle_count.sum(axis=1)
+        return {
+            "samples": packed,
+            "changes": np.zeros((stations, 2 * int(per_station.max()) + 8)),
+            "entries": np.zeros(parts),
+            "leaves": np.zeros(parts),
+            "exits": np.zeros(parts),
+            "leads": np.zeros(parts),
+            "trace": np.zeros((stations, int(per_station.max()) if trace else 0, 3)),
+        }
+
+    def result(self, seed: int, horizon: float, warmup: float, started: float) -> FlowResult:
+        line = self.line
+        machines = []
+        for j in range(len(line.stations)):
+            periods = self.changes[j, : self.n_changes[j]].reshape(-1, 2)
+            machines.append([_MachineAccount(self.time_in[j], self.counts[j], periods)])
+        accounts = _LineAccounts(
+            line=line,
+            machines=machines,
+            exits=int(self.totals[kernel.EXITS]),
+            scrapped=int(self.totals[kernel.SCRAPS]),
+            wip_area=self.wip_area,
+            lead_times=self.leads.tolist(),
+        )
+        record = kpi_module.line_kpis(accounts, horizon=horizon, warmup=warmup)  # type: ignore[arg-type]
+        record.update(
+            horizon_s=float(horizon),
+            warmup_s=float(warmup),
+            seed=seed,
+            engine="flow",
+            events=int(self.totals[kernel.OPERATIONS]),
+        )
+        record["wall_s"] = time.perf_counter() - started
+        periods = {
+            station.name: [machine.active_periods(warmup) for machine in station_machines]
+            for station, station_machines in zip(line.stations, machines, strict=True)
+        }
+        trace = None
+        if self.trace.shape[1]:
+            trace = {
+                station.name: StationTrace(*(self.trace[j, : self.n_trace[j], c].copy() for c in range(3)))
+                for j, station in enumerate(line.stations)
+            }
+        return FlowResult(
+            kpis=record,
+            lead_times=accounts.lead_times,
+            exit_times=self.exits.tolist(),
+            active_periods=periods,
+            trace=trace,
+        )
+
+
+def _pack(streams: list[Any]) -> list[np.ndarray]:
+    """Per-station streams (or None) as one flat array, start offsets and counts."""
+    start = np.zeros(len(streams), dtype=np.int64)
+    count = np.zeros(len(streams), dtype=np.int64)
+    chunks = [np.zeros(0)]
+    offset = 0
+    for j, draws in enumerate(streams):
+        if draws is None:
+            continue
+        values = draws.values
+        start[j], count[j] = offset, len(values)
+        chunks.append(values)
+        offset += len(values)
+    return [np.concatenate(chunks), start, count]
+
+
+class _MachineAccount:
+    """What `twin.kpis.line_kpis` reads of a machine, from the kernel's accounts."""
+
+    def __init__(self, time_in: np.ndarray, counts: np.ndarray, periods: np.ndarray) -> None:
+        self.time_in = [*time_in.tolist(), 0.0]  # working, blocked, starved, down, setup, stopped
+        self.processed = int(counts[kernel.PROCESSED])
+        self.parts_out = int(counts[kernel.PARTS_OUT])
+        self.scrapped = int(counts[kernel.SCRAPPED])
+        self.failures = int(counts[kernel.FAILURES])
+        self.periods = periods
+
+    def active_periods(self, start: float) -> np.ndarray:
+        return self.periods
+
+
+@dataclass
+class _LineAccounts:
+    """What `twin.kpis.line_kpis` reads of a finished line model."""
+
+    line: Line
+    machines: list[list[_MachineAccount]]
+    exits: int
+    scrapped: int
+    wip_area: float
+    lead_times: list[float]
