@@ -13,8 +13,8 @@ from rich.table import Table
 
 from fabbrica import sink_options as so
 from fabbrica.errors import bad_input_exits
-from twin.engine import simulate
 from twin.line import duration_option, load_line
+from twin.run import choose_engine, run_line
 
 twin_app = typer.Typer(help="Run, calibrate and validate the digital twin.", no_args_is_help=True)
 
@@ -25,6 +25,9 @@ def run(
     horizon: str | None = typer.Option(None, help="Simulated time to run, e.g. 8h (overrides the file)."),
     warmup: str | None = typer.Option(None, help="Warm-up discarded from statistics, e.g. 1h."),
     seed: int | None = typer.Option(None, min=0, help="Random seed (overrides the file)."),
+    engine: str | None = typer.Option(
+        None, help="auto (flow wherever the line allows it), simpy or flow (overrides the file)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     sink_config: so.SinkConfigOption = None,
     influx_url: so.InfluxUrlOption = None,
@@ -45,8 +48,11 @@ def run(
             overrides["warmup"] = value
         if seed is not None:
             overrides["seed"] = seed
+        if engine is not None:
+            overrides["engine"] = engine
         line = load_line(line_file, overrides)
-    result = simulate(line)
+        chosen = choose_engine(line, source=str(line_file))
+    result = run_line(line, engine=chosen)
     if as_json:
         typer.echo(json.dumps(result.kpis))
     else:
