@@ -152,6 +152,8 @@ class OpcUaSecurity(_Strict):
     def _pair(self) -> OpcUaSecurity:
         if (self.certificate is None) != (self.private_key is None):
             raise ValueError("give both certificate and private_key, or neither")
+        if not self.anonymous and not self.users:
+            raise ValueError("no way to log in: give users, or allow anonymous sessions")
         return self
 
     @property

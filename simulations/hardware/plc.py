@@ -126,8 +126,6 @@ class VirtualPlcs:
             tokens.append(ua.AnonymousIdentityToken)
         if security.users:
             tokens.append(ua.UserNameIdentityToken)
-        if not tokens:
-            raise ValueError("opcua.security: no way to log in (no users and anonymous not allowed)")
         server.set_identity_tokens(tokens)
         if any(policy != "None" for policy in security.policies) or security.users:
             if security.certificate is not None and security.private_key is not None:

@@ -99,6 +99,7 @@ async def serve(
             sensors.publish()
 
     started = time.time()
+    frozen = False
     record: dict[str, Any] | None = None
     try:
         if plcs is not None:
@@ -110,6 +111,7 @@ async def serve(
         # the garbage collector's full passes, which would otherwise stall the clock for a moment
         gc.collect()
         gc.freeze()
+        frozen = True
         clock.restart()
         started = clock.start_epoch
         if on_ready is not None:
@@ -132,6 +134,8 @@ async def serve(
                 await plcs.stop()
             for signum in handled:
                 loop.remove_signal_handler(signum)
+            if frozen:
+                gc.unfreeze()
     return record
 
 
