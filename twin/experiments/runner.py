@@ -105,16 +105,17 @@ def _ignore_interrupt() -> None:
 class LocalProcesses:
     """A pool of `workers` processes on this machine, started through a fork server.
 
-    The fork server preloads the twin once, so each worker starts in milliseconds;
-    forking from a clean server (not from this possibly multi-threaded process)
-    keeps the workers safe.
+    The fork server imports the main module and the twin once, so each worker starts
+    in milliseconds; forking from a clean server (not from this possibly
+    multi-threaded process) keeps the workers safe.
     """
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.description = {"executor": "local-processes", "workers": workers}
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["twin.experiments.runner"])
+        # the main module too (Python's default), so workers need not import it each
+        context.set_forkserver_preload(["__main__", "twin.experiments.runner"])
         self._pool = context.Pool(workers, initializer=_ignore_interrupt)
 
     def map_unordered(self, tasks: Sequence[RunTask]) -> Iterator[dict[str, Any]]:
