@@ -47,25 +47,42 @@ def calibrate(
         records, window, used_speed, first, last = load_records(
             read, prior, parse_time(start, "--start"), parse_time(end, "--end"), speed
         )
-    calibrated, results = calibrate_line(prior_data, records, window)
-    line_from_dict(calibrated, str(out))  # what we write must load
-    header = _header(source, first, last, window, used_speed, results)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(header + yaml.safe_dump(calibrated, sort_keys=False, allow_unicode=True))
-    report_path = out.with_suffix(".report.json")
-    report = {
-        "source": source,
-        "window": {"start": first.isoformat(), "end": last.isoformat(), "line_seconds": window},
-        "speed": used_speed,
-        "stations": [result.summary() for result in results],
-    }
-    report_path.write_text(json.dumps(report, indent=2, default=float))
+    results, report_path = write_calibration(
+        prior_data, records, window, out, source, first, last, used_speed
+    )
     console = _stderr()
     for result in results:
         for warning in result.warnings:
             console.print(f"[yellow]warning:[/] {warning}")
     _print_calibration(console, results)
     console.print(f"calibrated line: {out}\ncalibration report: {report_path}")
+
+
+def write_calibration(
+    prior_data: dict[str, Any],
+    records: dict[str, Any],
+    window: float,
+    out: Path,
+    source: str,
+    first: datetime,
+    last: datetime,
+    speed: float,
+) -> tuple[list[StationCalibration], Path]:
+    """Calibrate, write the commented line file `out` and its JSON report beside it."""
+    calibrated, results = calibrate_line(prior_data, records, window)
+    line_from_dict(calibrated, str(out))  # what we write must load
+    header = _header(source, first, last, window, speed, results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(header + yaml.safe_dump(calibrated, sort_keys=False, allow_unicode=True))
+    report_path = out.with_suffix(".report.json")
+    report = {
+        "source": source,
+        "window": {"start": first.isoformat(), "end": last.isoformat(), "line_seconds": window},
+        "speed": speed,
+        "stations": [result.summary() for result in results],
+    }
+    report_path.write_text(json.dumps(report, indent=2, default=float))
+    return results, report_path
 
 
 def _header(

@@ -16,6 +16,7 @@ from fabbrica import (
     calibration_commands,  # noqa: F401  (registers `twin calibrate` and `twin validate`)
 )
 from fabbrica.connect_commands import connect_app
+from fabbrica.demo_commands import demo
 from fabbrica.experiment_commands import experiment_app
 from fabbrica.line_commands import line_app
 from fabbrica.twin_commands import twin_app
@@ -28,6 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(twin_app, name="twin")
+app.command("demo")(demo)
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(connect_app, name="connect")
 app.add_typer(line_app, name="line")

@@ -1,0 +1,272 @@
+"""`fabbrica demo`: the whole digital-twin loop on one machine, with no server to install.
+
+1. the simulated pilot line runs in scaled real time: virtual PLCs (OPC UA, in-process) and
+   sensors publishing to an embedded MQTT broker (amqtt, loopback only);
+2. the connectors stream both into the embedded historian (DuckDB);
+3. the twin is calibrated from the historian, validated against what the line did, and
+   asked a what-if question (an experiment on the calibrated twin);
+4. one HTML report tells the story: live KPIs, calibration fits, validation, experiment.
+
+With `--mqtt URL` the sensors use a real broker instead, and with `--sink-config FILE` the
+connectors write where that connector config says (for example InfluxDB, for Grafana).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import socket
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from connectors.config import config_from_dict, read_config
+from connectors.runner import run as run_connector
+from fabbrica.calibration_commands import write_calibration
+from fabbrica.sources import load_records
+from simulations.hardware.config import HardwareConfig
+from simulations.hardware.serve import ServedLine, serve
+from twin.calibration.estimate import StationCalibration
+from twin.calibration.validate import validate
+from twin.engine import simulate
+from twin.experiments import Experiment, ExperimentResult
+from twin.line import Line, line_from_dict, load_line, read_yaml
+
+logger = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class DemoResult:
+    """Everything the demo produced, for the report and the tests."""
+
+    out: Path
+    line: Line
+    truth: dict[str, Any]
+    speed: float
+    started: datetime
+    ended: datetime
+    calibrated_path: Path
+    calibration: list[StationCalibration]
+    validation: dict[str, Any]
+    experiment: ExperimentResult
+    prior_kpis: dict[str, Any]
+    connector: dict[str, Any] = field(default_factory=dict)
+    report: Path | None = None
+
+
+class EmbeddedBroker:
+    """An MQTT broker inside this process (amqtt), on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._broker: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        from amqtt.broker import Broker
+
+        with warnings.catch_warnings():  # amqtt announces a future change of its optional dependencies
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._broker = Broker(
+                {"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}}},
+                loop=asyncio.get_running_loop(),
+            )
+        await self._broker.start()
+
+    async def stop(self) -> None:
+        if self._broker is not None:
+            await self._broker.shutdown()
+
+
+def connector_config(out: Path, opcua: str, mqtt: str, sink_config: Path | None, protocol: str = "5") -> Any:
+    """The connector settings of the demo: both sources into the embedded historian (or `sink_config`)."""
+    data: dict[str, Any] = {
+        "name": "demo",
+        "sink": {"type": "embedded", "path": str(out / "historian.duckdb"), "flush_interval": "200ms"},
+        "spool": {"path": str(out / "spool")},
+        "opcua": [
+            {
+                "endpoint": opcua,
+                "nodes": ["Objects/*/*/*"],
+                "sampling_interval": "50ms",
+                "queue_size": 100,
+                "security_policy": "None",
+                "security_mode": "None",
+            }
+        ],
+        "mqtt": [
+            {
+                "url": mqtt,
+                "client_id": "fabbrica-demo",
+                "protocol": protocol,
+                "topics": [{"filter": "factory/+/+/+", "format": "json"}],
+            }
+        ],
+    }
+    if sink_config is not None:
+        data["sink"] = read_config(sink_config).config.sink.model_dump(mode="json")
+    return config_from_dict(data, "demo", {}, out)
+
+
+async def stream_line(
+    line: Line,
+    out: Path,
+    *,
+    speed: float,
+    hours: float,
+    mqtt_url: str | None,
+    sink_config: Path | None,
+    seed: int,
+    phase: Any = None,
+) -> tuple[dict[str, Any], datetime, datetime, dict[str, Any]]:
+    """Serve the line for `hours` of line time while the connectors record it; return the truth."""
+    broker = None
+    if mqtt_url is None:
+        broker = EmbeddedBroker()
+        await broker.start()
+        mqtt_url = broker.url
+    opcua = f"opc.tcp://127.0.0.1:{free_port()}"
+    hardware = HardwareConfig.model_validate(
+        {
+            "speed": speed,
+            "opcua": {"endpoint": opcua, "security": {"policies": ["None"], "pki_dir": str(out / "pki")}},
+            "mqtt": {"url": mqtt_url},
+        }
+    )
+    # the embedded broker (amqtt) speaks MQTT 3.1.1
+    loaded = connector_config(out, opcua, mqtt_url, sink_config, protocol="3.1.1" if broker else "5")
+    stop_connector = asyncio.Event()
+    connector_task: asyncio.Task[Any] | None = None
+
+    def ready(served: ServedLine) -> None:
+        nonlocal connector_task
+        connector_task = asyncio.create_task(run_connector(loaded, stop_connector))
+        if phase is not None:
+            phase(served)
+
+    started = datetime.now(UTC)
+    try:
+        truth = await serve(
+            line, hardware, seed=seed, duration=hours * 3600 / speed, on_ready=ready, handle_signals=False
+        )
+    finally:
+        await asyncio.sleep(1.0)  # the last publications reach the connector
+        stop_connector.set()
+        pipeline = None
+        if connector_task is not None:
+            pipeline = await connector_task
+        if broker is not None:
+            await broker.stop()
+    ended = datetime.now(UTC)
+    health = dataclasses.asdict(pipeline.health) if pipeline is not None else {}
+    return truth, started, ended, health
+
+
+def what_if(calibrated: Path, line: Line, kpis: dict[str, Any], out: Path, hours: float) -> ExperimentResult:
+    """A what-if study on the calibrated twin: more capacity at the bottleneck, more buffer after it."""
+    names = [station.name for station in line.stations]
+    bottleneck = kpis["bottleneck"]
+    index = names.index(bottleneck)
+    buffered = names[index + 1] if index + 1 < len(names) else names[max(index, 1)]
+    current = line.station(buffered).buffer
+    levels = [current if current is not None else 4, (current or 4) + 4]
+    spec = {
+        "name": f"what-if at {bottleneck}",
+        "line": str(calibrated.resolve()),
+        "factors": {f"stations.{bottleneck}.capacity": [1, 2], f"stations.{buffered}.buffer": levels},
+        "design": {"type": "full_factorial"},
+        "replications": 5,
+        "horizon": f"{hours + 1}h",
+        "warmup": "1h",
+        "seed": 11,
+        "kpis": ["throughput_per_hour", "lead_time_mean_s", "wip_mean"],
+    }
+    (out / "what-if.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    experiment = Experiment.from_yaml(out / "what-if.yaml")
+    return experiment.run(workers=1, out=out / "experiment")
+
+
+def run_demo(
+    line_path: Path,
+    out: Path,
+    *,
+    speed: float,
+    hours: float,
+    seed: int,
+    mqtt_url: str | None = None,
+    sink_config: Path | None = None,
+    progress: Any = None,
+) -> DemoResult:
+    """The whole loop; `progress(phase, detail)` is told when each phase starts."""
+    tell = progress or (lambda phase, detail="": None)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("historian.duckdb", "historian.duckdb.wal"):
+        with contextlib.suppress(FileNotFoundError):
+            (out / stale).unlink()
+    prior_data = read_yaml(line_path)
+    line = line_from_dict(prior_data, str(line_path))
+    prior_kpis = simulate(line, seed=seed).kpis
+    tell("line", f"{hours:g} h of line time at speed {speed:g} ({hours * 3600 / speed:.0f} s)")
+    truth, started, ended, health = asyncio.run(
+        stream_line(
+            line, out, speed=speed, hours=hours, mqtt_url=mqtt_url, sink_config=sink_config, seed=seed
+        )
+    )
+    (out / "truth.json").write_text(json.dumps(truth, indent=1, default=str))
+    # the line's own clock, mapped to wall time, bounds the recorded window
+    started = datetime.fromisoformat(truth["start"].replace("Z", "+00:00"))
+    ended = started + timedelta(seconds=truth["simulated_s"] / speed)
+    tell("calibrate", "fitting cycle times, breakdowns, set-ups and scrap")
+    source = out / "historian.duckdb" if sink_config is None else sink_config
+    from fabbrica.sources import open_source
+
+    read = open_source(str(source))
+    records, window, _, first, last = load_records(read, line, started, ended, speed)
+    calibrated_path = out / "calibrated.yaml"
+    calibration, _ = write_calibration(
+        prior_data, records, window, calibrated_path, str(source), first, last, speed
+    )
+    calibrated = load_line(calibrated_path)
+    tell("validate", "running the calibrated twin over the recorded window after the line's warm-up")
+    # the line started empty: compare from the end of its warm-up on, as the twin does
+    settled = first + timedelta(seconds=calibrated.warmup / speed)
+    records_after, window_after, _, _, _ = load_records(read, line, settled, last, speed)
+    validation = validate(calibrated, records_after, window_after, replications=10)
+    tell("experiment", "what-if study on the calibrated twin")
+    calibrated_kpis = simulate(calibrated, seed=seed).kpis
+    experiment = what_if(calibrated_path, calibrated, calibrated_kpis, out, hours)
+    result = DemoResult(
+        out=out,
+        line=line,
+        truth=truth,
+        speed=speed,
+        started=first,
+        ended=last,
+        calibrated_path=calibrated_path,
+        calibration=calibration,
+        validation=validation,
+        experiment=experiment,
+        prior_kpis=prior_kpis,
+        connector=health,
+    )
+    tell("report", "writing report.html")
+    from fabbrica.demo_report import write_report
+
+    result.report = write_report(result, records_after, window_after)
+    return result
