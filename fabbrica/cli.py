@@ -18,6 +18,7 @@ from fabbrica import (
 from fabbrica.connect_commands import connect_app
 from fabbrica.demo_commands import demo
 from fabbrica.experiment_commands import experiment_app
+from fabbrica.grafana_commands import grafana_app
 from fabbrica.line_commands import line_app
 from fabbrica.twin_commands import twin_app
 
@@ -33,6 +34,7 @@ app.command("demo")(demo)
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(connect_app, name="connect")
 app.add_typer(line_app, name="line")
+app.add_typer(grafana_app, name="grafana")
 
 
 def _version(value: bool) -> None:

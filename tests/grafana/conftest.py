@@ -1,0 +1,263 @@
+"""One InfluxDB 1.x holding what the dashboards read: a simulated line run, the twin's results.
+
+The session fixture `dataset` starts the connector test servers (Debian's `influxd` and
+Mosquitto, from tests/connectors/conftest.py), serves the demonstrator line at high speed
+with `fabbrica line serve` into `fabbrica connect`, and meanwhile runs `fabbrica twin run`
+and `fabbrica experiment run` with `--influx-url/--influx-database`; then
+`fabbrica twin validate` reads the recorded line back from InfluxDB and writes its
+validation there too.
+
+The per-station state-time counters (TimeWorking ... TimeSetup), IdealCycleTime and
+Occupancy are being added to the simulated PLCs; until the line publishes them, they are
+computed here from the run's truth file and written as `machine` points at the instants of
+the PLC's own values.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from connectors.common.points import Point, encode
+from twin.line import load_line
+
+from ..connectors.conftest import (  # noqa: F401  (fixtures shared with the connector tests)
+    FABBRICA,
+    ROOT,
+    Connector,
+    free_port,
+    influxdb,
+    influxql,
+    mosquitto,
+)
+
+LINE_FILE = ROOT / "simulations" / "lines" / "demonstrator.yaml"
+SPEED = 600
+WALL = "10s"
+DATABASE = "fabbrica"
+CONNECTOR = "grafana-test"
+EXPERIMENT = {
+    "name": "grafana-mttr",
+    "description": "Two repair times at the assembly cell, for the experiments dashboard.",
+    "line": str(LINE_FILE),
+    "design": {
+        "scenarios": [
+            {"id": "as-built"},
+            {"id": "fast-repair", "stations.assembly.failures.mttr": "5min"},
+        ]
+    },
+    "replications": 3,
+    "horizon": "3h",
+    "warmup": "30min",
+    "seed": 11,
+    "kpis": ["throughput_per_hour", "lead_time_mean_s", "wip_mean", "stations.assembly.availability"],
+}
+SYNTHETIC = (
+    "TimeWorking",
+    "TimeBlocked",
+    "TimeStarved",
+    "TimeDown",
+    "TimeSetup",
+    "IdealCycleTime",
+    "Occupancy",
+)
+
+
+@dataclass
+class Dataset:
+    url: str
+    database: str
+    start_ms: int
+    end_ms: int
+    line: str
+    stations: list[str]
+    experiment: str
+    scenarios: list[str]
+    kpis: list[str]
+    truth: dict[str, Any]
+    synthetic: list[str] = field(default_factory=list)
+    folder: Path = Path()
+
+
+def _ns(iso: str) -> int:
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return int(moment.timestamp()) * 10**9 + moment.microsecond * 1000
+
+
+def _run(command: list[str], cwd: Path, timeout: float = 120) -> str:
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{' '.join(command[2:])}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    return done.stderr
+
+
+def state_counters(truth: dict[str, Any]) -> list[Point]:
+    """TimeWorking..TimeSetup, IdealCycleTime and Occupancy per station, from the truth file.
+
+    At every instant a station's State or counters changed: the machine-seconds it spent in
+    each state so far (the station's state times its number of machines), and the parts in
+    front of and on it (what the previous station passed on minus what this one finished or
+    scrapped; the first station of a saturated line holds a part unless it is starved).
+    """
+    line = load_line(LINE_FILE)
+    names = [station.name for station in line.stations]
+    capacity = {station.name: station.capacity for station in line.stations}
+    ideal = {
+        station.name: float(station.ideal_cycle_time or station.mean_cycle_time(line.product_mix))
+        for station in line.stations
+    }
+    start_s = _ns(truth["start"]) / 1e9
+    speed = float(truth["speed"])
+    points: list[Point] = []
+    for index, name in enumerate(names):
+        record = truth["stations"][name]
+        states = [(item["t"], item["state"]) for item in record["states"]]
+        produced = [(item["t"], item["value"]) for item in record["values"].get("PartsProduced", [])]
+        scrapped = [(item["t"], item["value"]) for item in record["values"].get("PartsScrapped", [])]
+        upstream = (
+            [
+                (item["t"], item["value"])
+                for item in truth["stations"][names[index - 1]]["values"]["PartsProduced"]
+            ]
+            if index
+            else []
+        )
+        instants = sorted(
+            {0.0, *(t for t, _ in states + produced + scrapped + upstream), truth["simulated_s"]}
+        )
+        spent = [0.0] * 6
+        state, state_at, cursor = states[0][1], 0.0, 0
+        for t in instants:
+            while cursor < len(states) and states[cursor][0] <= t:
+                spent[state] += states[cursor][0] - state_at
+                state, state_at = states[cursor][1], states[cursor][0]
+                cursor += 1
+            so_far = [spent[code] + (t - state_at if code == state else 0.0) for code in range(6)]
+            done = _at(produced, t) + _at(scrapped, t)
+            occupancy = _at(upstream, t) - done if index else int(state != 2)
+            fields: dict[str, Any] = {
+                f"Time{label}": so_far[code] * capacity[name]
+                for code, label in enumerate(("Working", "Blocked", "Starved", "Down", "Setup"))
+            }
+            fields.update(IdealCycleTime=ideal[name], Occupancy=max(0, occupancy))
+            stamp = round((start_s + t / speed) * 1e6) * 1000
+            points.append(Point("machine", {"line": line.name, "station": name}, fields, stamp))
+    return points
+
+
+def _at(timeline: list[tuple[float, int]], t: float) -> int:
+    value = 0
+    for when, count in timeline:
+        if when > t:
+            break
+        value = int(count)
+    return value
+
+
+def _write(url: str, database: str, points: list[Point]) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{url}/write?db={database}&precision=ns", data=encode(points), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 204
+
+
+def _field_keys(url: str, database: str) -> set[str]:
+    return {
+        row[0] for item in influxql(url, database, 'SHOW FIELD KEYS FROM "machine"') for row in item["values"]
+    }
+
+
+@pytest.fixture(scope="session")
+def dataset(influxdb, mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Dataset:  # noqa: F811
+    folder = tmp_path_factory.mktemp("grafana")
+    url = influxdb.url
+    influx = ["--influx-url", url, "--influx-database", DATABASE]
+    opcua_port = free_port()
+    config = {
+        "name": CONNECTOR,
+        "sink": {"type": "influxdb1", "url": url, "database": DATABASE},
+        "spool": {"path": "spool/", "fsync": False},
+        "health": {"interval": "0.5s"},
+        "opcua": [
+            {
+                "endpoint": f"opc.tcp://127.0.0.1:{opcua_port}",
+                "nodes": ["Objects/*/*/*"],
+                "sampling_interval": 0,
+            }
+        ],
+        "mqtt": [
+            {
+                "url": mosquitto.url,
+                "client_id": "grafana-test",
+                "topics": [{"filter": "factory/+/+/+", "format": "json"}],
+            }
+        ],
+    }
+    config_file = folder / "connect.yaml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    (folder / "experiment.yaml").write_text(yaml.safe_dump(EXPERIMENT, sort_keys=False))
+    truth_file = folder / "truth.json"
+    began_ms = int(time.time() * 1000)
+    line = subprocess.Popen(
+        [*FABBRICA, "line", "serve", str(LINE_FILE), "--speed", str(SPEED), "--seed", "3",
+         "--opcua", f"opc.tcp://127.0.0.1:{opcua_port}", "--mqtt", mosquitto.url, "--duration", WALL,
+         "--truth", str(truth_file)],
+        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    connector = Connector(config_file).start()
+    try:
+        # the twin's own results, while the line runs
+        _run(
+            [*FABBRICA, "twin", "run", str(LINE_FILE), "--horizon", "3h", "--warmup", "30min", *influx],
+            folder,
+        )
+        _run(
+            [*FABBRICA, "experiment", "run", str(folder / "experiment.yaml"),
+             "--out", str(folder / "experiment"), "--workers", "1", *influx],
+            folder,
+        )  # fmt: skip
+        output, _ = line.communicate(timeout=120)
+        assert line.returncode == 0, output.decode()[-3000:]
+        time.sleep(1.5)  # the connector's last health point and flush
+    finally:
+        if line.poll() is None:
+            line.kill()
+        code = connector.stop()
+    assert code == 0, connector.output()[-3000:]
+    truth = json.loads(truth_file.read_text())
+    missing = [name for name in SYNTHETIC if name not in _field_keys(url, DATABASE)]
+    if missing:
+        points = state_counters(truth)
+        for point in points:
+            point.fields = {key: value for key, value in point.fields.items() if key in missing}
+        _write(url, DATABASE, points)
+    _run(
+        [*FABBRICA, "twin", "validate", str(LINE_FILE), "--source", f"{url}/{DATABASE}",
+         "--replications", "3", *influx],
+        folder,
+    )  # fmt: skip
+    line_model = load_line(LINE_FILE)
+    return Dataset(
+        url=url,
+        database=DATABASE,
+        start_ms=began_ms - 60_000,
+        end_ms=int(time.time() * 1000) + 60_000,
+        line=line_model.name,
+        stations=[station.name for station in line_model.stations],
+        experiment=str(EXPERIMENT["name"]),
+        scenarios=[scenario["id"] for scenario in EXPERIMENT["design"]["scenarios"]],  # type: ignore[index]
+        kpis=list(EXPERIMENT["kpis"]),  # type: ignore[arg-type]
+        truth=truth,
+        synthetic=missing,
+        folder=folder,
+    )

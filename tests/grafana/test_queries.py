@@ -1,0 +1,151 @@
+"""Every panel's InfluxQL, with Grafana's variables filled in, against InfluxDB 1.x holding a
+simulated line run, its connector's health, a twin run, a validation and an experiment.
+
+Each query must run without error and return the columns its panel draws, with values, in
+series carrying the tags it groups by: one per station, scenario or connector selected.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from fabbrica.grafana.model import Dashboard, Panel, Query
+from fabbrica.grafana.provisioning import DASHBOARDS
+
+from .conftest import CONNECTOR, Dataset
+from .panels import Resolver, expand, rows
+
+BOARDS = {name: build() for name, build in DASHBOARDS.items()}
+CASES = [
+    pytest.param(name, panel, query, id=f"{name.removesuffix('.json')}:{panel.title}:{index}")
+    for name, board in BOARDS.items()
+    for panel in board.panels
+    for index, query in enumerate(panel.queries)
+]
+
+
+@pytest.fixture(scope="module")
+def resolver(dataset: Dataset) -> Resolver:
+    return Resolver(dataset.url, dataset.database, dataset.start_ms, dataset.end_ms)
+
+
+@pytest.mark.parametrize("name", BOARDS)
+def test_variables_find_the_recorded_values(name: str, resolver: Resolver, dataset: Dataset) -> None:
+    values = resolver.variable_values(BOARDS[name])
+    expected = {
+        "line": [dataset.line],
+        "station": sorted(dataset.stations),
+        "exit": ["test"],
+        "experiment": [dataset.experiment],
+        "scenario": sorted(dataset.scenarios),
+        "kpi": sorted(dataset.kpis),
+        "rank_kpi": ["throughput_per_hour"],
+        "connector": [CONNECTOR],
+        "sensor": ["ambient", "energy", "vibration"],
+    }
+    for variable, found in values.items():
+        if variable in expected:
+            assert found == expected[variable], variable
+
+
+@pytest.mark.parametrize(("name", "panel", "query"), CASES)
+def test_panel_query_returns_what_the_panel_draws(
+    name: str, panel: Panel, query: Query, resolver: Resolver
+) -> None:
+    board: Dashboard = BOARDS[name]
+    values = resolver.variable_values(board)
+    for chosen in expand(query, panel.repeat, values):
+        text = resolver.fill(query.text, chosen)
+        assert not [name for name in re.findall(r"\$(\w+)", text) if not name.startswith("tag_")], text
+        series = resolver.run(text)
+        assert series, f"no data: {text}"
+        for item in series:
+            missing = [
+                column for column in query.fields if resolver.fill(column, chosen) not in item["columns"]
+            ]
+            assert not missing, f"{missing} not in {item['columns']}: {text}"
+            assert set(query.group) <= set(item.get("tags") or {}), f"tags {item.get('tags')}: {text}"
+        found = list(rows(series))
+        for column in query.fields:
+            column = resolver.fill(column, chosen)
+            present = [row[column] for row in found if row.get(column) is not None]
+            assert present, f"{column}: only nulls: {text}"
+        for tag in query.group:
+            got = {row[tag] for row in found}
+            if tag in chosen and len(chosen[tag]) > 1:
+                assert set(chosen[tag]) <= got <= {*chosen[tag], ""}, f"{tag}: {sorted(got)}"
+            else:
+                assert got, tag
+
+
+def _by(series: list[dict], tag: str) -> dict[str, dict]:
+    return {row[tag]: row for row in rows(series)}
+
+
+def test_oee_matches_the_counters(resolver: Resolver, dataset: Dataset) -> None:
+    """The OEE table's InfluxQL arithmetic gives the OEE of docs/kpis.md, station by station."""
+    from fabbrica.grafana.line_overview import OEE_SQL
+
+    values = {"line": [dataset.line], "station": dataset.stations}
+    oee = _by(resolver.run(resolver.fill(OEE_SQL, values)), "station")
+    assert set(oee) == set(dataset.stations)
+    for station in dataset.stations:
+        spans = _by(
+            resolver.run(
+                resolver.fill(
+                    'SELECT spread("TimeWorking") AS w, spread("TimeBlocked") AS b, '
+                    'spread("TimeStarved") AS s, spread("TimeDown") AS d, spread("TimeSetup") AS u, '
+                    'spread("PartsProduced") AS g, '
+                    'spread("PartsScrapped") AS x, last("IdealCycleTime") AS i FROM "machine" '
+                    f'WHERE "station" = \'{station}\' AND $timeFilter GROUP BY "station"',
+                    values,
+                )
+            ),
+            "station",
+        )[station]
+        total = spans["w"] + spans["b"] + spans["s"] + spans["d"] + spans["u"]
+        availability = 1 - (spans["d"] + spans["u"]) / total
+        performance = spans["i"] * (spans["g"] + spans["x"]) / (total - spans["d"] - spans["u"])
+        quality = spans["g"] / (spans["g"] + spans["x"])
+        row = oee[station]
+        assert math.isclose(row["availability"], availability, rel_tol=1e-9)
+        assert math.isclose(row["performance"], performance, rel_tol=1e-9)
+        assert math.isclose(row["quality"], quality, rel_tol=1e-9)
+        assert math.isclose(row["oee"], availability * performance * quality, rel_tol=1e-9)
+        assert 0 < row["availability"] <= 1 and 0 < row["oee"] <= 1.2
+
+
+def test_wip_is_the_sum_of_station_occupancy(resolver: Resolver, dataset: Dataset) -> None:
+    from fabbrica.grafana.line_overview import OCCUPANCY_SQL, WIP_SQL
+
+    values = {"line": [dataset.line]}
+    (wip,) = [row["wip"] for row in rows(resolver.run(resolver.fill(WIP_SQL, values)))]
+    latest = {}
+    for row in rows(resolver.run(resolver.fill(OCCUPANCY_SQL, values))):
+        if row["occupancy"] is not None:
+            latest[row["station"]] = row["occupancy"]  # rows come oldest first
+    assert set(latest) == set(dataset.stations)
+    assert wip == sum(latest.values())
+    assert 0 <= wip <= 4 + 2 + 6 + 3 + 1 + 1 + 1 + 2 + 1  # buffers plus machines of the demonstrator
+
+
+def test_experiment_intervals_hold_the_mean(resolver: Resolver, dataset: Dataset) -> None:
+    series = resolver.run(
+        resolver.fill(
+            'SELECT "mean", "lower", "upper", "ci95", "replications" FROM "experiment_kpi" '
+            'WHERE "experiment" = \'' + dataset.experiment + '\' AND $timeFilter GROUP BY "scenario", "kpi"',
+            {},
+        )
+    )
+    found = list(rows(series))
+    assert {(row["scenario"], row["kpi"]) for row in found} == {
+        (scenario, kpi) for scenario in dataset.scenarios for kpi in dataset.kpis
+    }
+    for row in found:
+        assert row["replications"] == 3
+        assert math.isclose(row["lower"], row["mean"] - row["ci95"]) and math.isclose(
+            row["upper"], row["mean"] + row["ci95"]
+        )
