@@ -41,6 +41,7 @@ class SpoolConfig(_Strict):
     path: str = Field(default="spool", min_length=1)
     max_bytes: Size = Field(default=1 << 30, ge=1 << 16)
     fsync: bool = True
+    fsync_interval: Duration = Field(default=1.0, gt=0)
     commit_interval: Duration = Field(default=0.02, gt=0, le=5)
 
 

@@ -3,10 +3,12 @@
     sources --submit()--> buffer --commit (every ~20 ms)--> spool on disk --writer--> sink
                                       \\-- then acknowledge the sources (MQTT PUBACK)
 
-A source's message is acknowledged only once its points are in the spool, so a kill -9 loses
-nothing the broker does not send again. The writer sends batches of `batch_size` points, or
-whatever is there after `flush_interval`, retrying with exponential backoff and jitter while
-the sink is down; the spool grows meanwhile and is replayed in order.
+A source's message is acknowledged only once its points are written to the spool file, so a
+kill -9 loses nothing the broker does not send again; the spool is fsync'd every
+`fsync_interval` in a worker thread, which bounds what a power loss could take. The writer
+sends batches of `batch_size` points, or whatever is there after `flush_interval`, retrying
+with exponential backoff and jitter while the sink is down; the spool grows meanwhile and is
+replayed in order.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Pipeline:
             self._appended.append((time.time(), self.spool.pending))
         self._bad = RateLimitedLog(log)
         self._sink_down = False
+        self._unsynced = False
 
     # -- what sources call -------------------------------------------------------------------
 
@@ -98,7 +101,7 @@ class Pipeline:
             count = self._count
             self._lines, self._count = [], 0
             self.spool.append(data, count)
-            self.spool.sync()
+            self._unsynced = True
             self._appended.append((time.time(), count))
             self._wake_writer.set()
         self.health.dropped = self.spool.dropped
@@ -117,6 +120,17 @@ class Pipeline:
                 await asyncio.wait_for(self._wake_committer.wait(), timeout=interval)
             self._wake_committer.clear()
             self.commit()
+
+    async def _syncer(self, stop: asyncio.Event) -> None:
+        """fsync the spool every `fsync_interval` in a worker thread, off the event loop.
+
+        Appends reach the operating system at once (a kill -9 loses nothing); this bounds what
+        an OS crash or power loss could take.
+        """
+        while not await sleep_or_stop(self.config.spool.fsync_interval, stop):
+            if self._unsynced:
+                self._unsynced = False
+                await asyncio.to_thread(self.spool.sync)
 
     # -- writer: spool -> sink -------------------------------------------------------------------
 
@@ -211,6 +225,7 @@ class Pipeline:
             asyncio.create_task(self._committer(writer_stop), name="committer"),
             asyncio.create_task(self._writer(writer_stop), name="writer"),
             asyncio.create_task(self._health_loop(writer_stop), name="health"),
+            asyncio.create_task(self._syncer(writer_stop), name="fsync"),
         ]
         try:
             await stop.wait()

@@ -76,7 +76,11 @@ def timestamp_ns(value: object) -> int:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise BadPoint(f"not a timestamp: {value!r}")
-        number = Decimal(repr(value))
+        text = repr(value)
+        if 0 < value < 1e11 and "e" not in text:  # epoch seconds, the common case: exact and fast
+            whole, _, fraction = text.partition(".")
+            return int(whole) * 10**9 + int(fraction[:9].ljust(9, "0"))
+        number = Decimal(text)
     else:
         raise BadPoint(f"not a timestamp: {value!r}")
     magnitude = abs(number)
@@ -129,6 +133,8 @@ def field_value(value: object) -> FieldValue:
 
 
 def _escape_key(text: str) -> str:
+    if "," not in text and "=" not in text and " " not in text:
+        return text
     return text.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
@@ -149,17 +155,30 @@ def _format_field(value: FieldValue) -> str:
     return f'"{text}"'
 
 
+_HEADS: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+
+
+def _head(measurement: str, tags: dict[str, str]) -> str:
+    """`measurement,tag=value,...` (sorted, escaped), cached: the same series recur all day."""
+    key = (measurement, tuple(sorted(tags.items())))
+    head = _HEADS.get(key)
+    if head is None:
+        head = _escape_measurement(measurement)
+        for name, value in key[1]:
+            if value:
+                head += f",{_escape_key(name)}={_escape_key(value).replace(chr(10), ' ')}"
+        if len(_HEADS) > 100_000:
+            _HEADS.clear()
+        _HEADS[key] = head
+    return head
+
+
 def to_line(point: Point) -> str:
     """The point in line protocol (tags sorted, empty tag values left out)."""
     if not point.fields:
         raise BadPoint("a point needs at least one field")
-    head = _escape_measurement(point.measurement)
-    for key in sorted(point.tags):
-        value = point.tags[key]
-        if value:
-            head += f",{_escape_key(key)}={_escape_key(value).replace(chr(10), ' ')}"
     fields = ",".join(f"{_escape_key(key)}={_format_field(value)}" for key, value in point.fields.items())
-    return f"{head} {fields} {point.time_ns}"
+    return f"{_head(point.measurement, point.tags)} {fields} {point.time_ns}"
 
 
 def encode(points: list[Point]) -> bytes:

@@ -76,9 +76,15 @@ class Spool:
         self._enforce_limit()
 
     def sync(self) -> None:
-        """Make appended points survive a power loss too (fsync of the open segment)."""
+        """Make appended points survive a power loss too (fsync of the open segment).
+
+        Safe to call from a worker thread: a segment rolled meanwhile was synced when rolled.
+        """
         if self.fsync:
-            os.fsync(self._fd)
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                log.debug("spool: fsync: %s", exc)
 
     def _roll(self) -> None:
         self.sync()

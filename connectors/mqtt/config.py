@@ -78,7 +78,7 @@ class MqttSource(_Strict):
 
     name: str | None = None
     url: str
-    client_id: str | None = Field(default=None, min_length=1, max_length=128)
+    client_id: str | None = Field(default=None, min_length=1, max_length=128)  # default: stable per config
     username: str | None = None
     password: SecretStr | None = None
     ca_file: str | None = None
@@ -89,6 +89,7 @@ class MqttSource(_Strict):
     persistent_session: bool = True
     session_expiry: Duration = Field(default=86400.0, ge=0)
     keepalive: int = Field(default=30, ge=5, le=65535)
+    receive_maximum: int = Field(default=10_000, ge=1, le=65535)  # unacknowledged messages in flight
     topics: list[Topic] = Field(min_length=1)
     reconnect_max: Duration = Field(default=30.0, gt=0)
 

@@ -16,6 +16,19 @@ from connectors.common.points import BadPoint, FieldValue, Point, check_time, fi
 from connectors.mqtt.config import Topic
 from connectors.mqtt.sparkplug import Decoded
 
+_TAG_CACHE: dict[tuple[int, str, bool], dict[str, str]] = {}
+
+
+def cached_topic_tags(topic: Topic, name: str, skip_last: bool) -> dict[str, str]:
+    """`topic_tags` of a topic name, remembered (a line has a few hundred topics, not millions)."""
+    key = (id(topic), name, skip_last)
+    tags = _TAG_CACHE.get(key)
+    if tags is None:
+        if len(_TAG_CACHE) > 100_000:
+            _TAG_CACHE.clear()
+        tags = _TAG_CACHE[key] = topic_tags(topic, name.split("/"), skip_last)
+    return tags
+
 
 def topic_tags(topic: Topic, levels: list[str], skip_last: bool = False) -> dict[str, str]:
     names = topic.topic_tags.split("/")
@@ -40,10 +53,9 @@ def json_points(topic: Topic, name: str, payload: bytes, received_ns: int) -> li
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadPoint(f"not JSON: {exc}") from None
     items = document if isinstance(document, list) else [document]
-    levels = name.split("/")
-    events = topic.events_level is not None and levels[-1] == topic.events_level
+    events = topic.events_level is not None and name.rpartition("/")[2] == topic.events_level
     measurement = topic.events_measurement if events else topic.default_measurement
-    base_tags = topic_tags(topic, levels, skip_last=events)
+    base_tags = cached_topic_tags(topic, name, events)
     points = []
     for item in items:
         if isinstance(item, int | float) and not isinstance(item, bool) and not events:

@@ -12,11 +12,11 @@ message sent again is still bad).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import ssl
 import threading
 import time
-import uuid
 from functools import partial
 from typing import Any
 
@@ -45,7 +45,7 @@ class MqttSourceRunner:
         self.config = config
         self.pipeline = pipeline
         self.name = f"mqtt {config.label}"
-        self.client_id = config.client_id or f"fabbrica-{uuid.uuid4().hex[:12]}"
+        self.client_id = config.client_id or default_client_id(pipeline.config.name, config)
         self.sparkplug = SparkplugHost()
         self.messages = 0
         self._routes: dict[str, Topic | None] = {}
@@ -128,7 +128,7 @@ class MqttSourceRunner:
             properties.SessionExpiryInterval = (
                 int(self.config.session_expiry) if self.config.persistent_session else 0
             )
-            properties.ReceiveMaximum = 65535
+            properties.ReceiveMaximum = self.config.receive_maximum
             await asyncio.to_thread(
                 client.connect,
                 self.config.host,
@@ -216,6 +216,13 @@ class MqttSourceRunner:
             )
             client.publish(f"spBv1.0/{decoded.group}/NCMD/{decoded.edge_node}", rebirth_request(), qos=0)
         return sparkplug_points(topic, decoded, received)
+
+
+def default_client_id(connector: str, config: MqttSource) -> str:
+    """Stable across restarts (the broker keeps the persistent session under it): the connector's
+    name and a digest of the broker URL and topic filters."""
+    digest = hashlib.sha1("|".join([config.url, *(t.filter for t in config.topics)]).encode()).hexdigest()
+    return f"{connector}-{digest[:12]}"[:128]
 
 
 def _ack(client: mqtt.Client, acks: list[tuple[int, int]]) -> None:

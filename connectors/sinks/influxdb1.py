@@ -10,14 +10,16 @@ from __future__ import annotations
 import gzip
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import pandas as pd
 
 from connectors.common.ratelog import RateLimitedLog
 from connectors.sinks.base import SinkUnavailable
 from connectors.sinks.config import InfluxDB1Sink
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 _DROPPED = re.compile(r"dropped=(\d+)")
@@ -118,6 +120,8 @@ async def query(
 ) -> pd.DataFrame:
     """Points of `measurement` with start <= time < end (epoch ns), one row per timestamp and series:
     columns `time` (UTC), the tags, then the fields; the same shape as the embedded historian's."""
+    import pandas as pd
+
     where = [f"time >= {int(start)}", f"time < {int(end)}"]
     for key, value in (tags or {}).items():
         quoted_key = key.replace('"', "")

@@ -68,7 +68,7 @@ def test_database_down_spools_and_replays_in_order(mosquitto, influxdb, write_co
     finally:
         influxdb.start()
     wait_until(lambda: len(sensor_values(influxdb.url, database)) >= 1200, timeout=40)
-    assert "is back; replaying" in connector.output()
+    wait_until(lambda: "is back; replaying" in connector.output())
     assert connector.stop() == 0
     assert sensor_values(influxdb.url, database) == [float(index) for index in range(1200)]
     health = influx_rows(influxdb.url, database, "connector_health")
