@@ -15,6 +15,7 @@ cycle times.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -162,10 +163,13 @@ def infer_speed(records: dict[str, StationRecord], wall_window: float) -> float:
     if not ratios:
         return 1.0
     speed = float(np.median(ratios))
-    # a real line runs at speed 1; a simulated one at a round speed-up: snap within 2 %
-    for candidate in (1, 2, 5, 10, 20, 30, 50, 60, 100, 120, 200, 300, 500, 600, 1000, 3600):
+    # a real line runs at speed 1, a simulated one at a round speed-up: snap within 2 %
+    # to the nearest 1, 1.2, 1.5, 2, 2.4, 2.5, 3, 4, 5, 6 or 8 times a power of ten
+    decade = 10 ** math.floor(math.log10(speed))
+    for mantissa in (1, 1.2, 1.5, 2, 2.4, 2.5, 3, 4, 5, 6, 8, 10):
+        candidate = mantissa * decade
         if abs(speed / candidate - 1) < 0.02:
-            return float(candidate)
+            return float(round(candidate, 6))
     return speed
 
 

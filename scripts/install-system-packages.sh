@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages of the servers the tests start (none yet for the twin core). Skipped when present.
+# Debian packages of the servers and tools the tests start. Skipped when already installed.
 set -euo pipefail
 packages=(
   mosquitto
   influxdb
   victoria-metrics
+  chromium
 )
 missing=()
 for package in "${packages[@]}"; do

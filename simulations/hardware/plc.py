@@ -192,6 +192,18 @@ class VirtualPlcs:
             self._stations[station.index] = _StationNodes(server, nodes)
         return server
 
+    async def restamp(self) -> None:
+        """Write the current values again, stamped by the (re)started clock: the values written
+        while the servers were being built carry the instant the clock was created."""
+        t = self.clock.env.now
+        for station in self.runtime.stations:
+            target = self._stations[station.index]
+            values = self._initial_values(station)
+            for variable, variant, _ in STATION_VARIABLES:
+                await target.server.write_attribute_value(
+                    target.nodes[variable], self._datavalue(values[variable], variant, t)
+                )
+
     def _initial_values(self, station: StationRuntime) -> dict[str, Any]:
         state = station.state
         return {

@@ -113,6 +113,8 @@ async def serve(
         gc.freeze()
         frozen = True
         clock.restart()
+        if plcs is not None:
+            await plcs.restamp()
         started = clock.start_epoch
         if on_ready is not None:
             on_ready(served)

@@ -1,0 +1,179 @@
+"""`fabbrica demo` end to end at high speed, its report in headless Chromium, and the twin
+calibrate/validate commands on the historian the demo recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def fabbrica(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fabbrica", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed (scripts/install-system-packages.sh installs it)")
+        pytest.skip("chromium is not installed")
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    done = fabbrica("demo", "--out", str(out), "--speed", "1200", "--hours", "10", "--seed", "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("report.html")
+    return out
+
+
+def test_demo_produces_every_artefact(demo: Path) -> None:
+    for name in (
+        "historian.duckdb",
+        "truth.json",
+        "calibrated.yaml",
+        "calibrated.report.json",
+        "report.html",
+    ):
+        assert (demo / name).exists(), name
+    assert (demo / "experiment" / "runs.parquet").exists()
+    report = json.loads((demo / "calibrated.report.json").read_text())
+    truth = {"mill": (360, 30), "lathe": (480, 40), "wash": (600, 30), "test": (300, 20)}
+    for station in report["stations"]:
+        if station["station"] in truth:
+            mtbf, mttr = truth[station["station"]]
+            n = station["failures"]
+            assert n >= 30
+            # exponential times: the MLE's relative standard error is 1/sqrt(n); 3.29 of them (99.9 %)
+            assert abs(station["mtbf_s"] / mtbf - 1) <= 3.29 / np.sqrt(n)
+            repair_cv = 0.5 if station["station"] == "wash" else 1.0  # lognormal cv 0.5, else exponential
+            assert abs(station["mttr_s"] / mttr - 1) <= 3.29 * repair_cv / np.sqrt(n)
+
+
+def test_report_renders_in_chromium(demo: Path, tmp_path: Path) -> None:
+    browser = chromium()
+    page = (demo / "report.html").as_uri()
+    profile = tmp_path / "profile"
+    dom = subprocess.run(
+        [
+            browser,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            page,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console_errors = [
+        line for line in dom.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()
+    ]
+    assert console_errors == []
+    assert dom.stdout.count("<svg") >= 6  # throughput, states, fits, experiment figures
+    shot = tmp_path / "report.png"
+    done = subprocess.run(
+        [
+            browser,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--window-size=1200,2400",
+            f"--screenshot={shot}",
+            page,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[..., :3]
+    ink = (pixels.min(axis=2) < 0.85).mean()  # share of pixels that are not near-white
+    coloured = (np.ptp(pixels, axis=2) > 0.25).mean()  # bars and lines in colour
+    assert ink > 0.03 and coloured > 0.005
+
+
+def test_validate_json_contract_and_a_wrong_twin(demo: Path, tmp_path: Path) -> None:
+    source = str(demo / "historian.duckdb")
+    done = fabbrica("twin", "validate", str(demo / "calibrated.yaml"), "--source", source, "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert set(result["throughput"]) >= {"observed", "twin_mean", "twin_ci95", "rel_error"}
+    assert result["verdict"] in ("valid", "invalid") and isinstance(result["tolerance"], float)
+    assert set(result["stations"]["mill"]) >= {"observed", "twin"}
+    slow = yaml.safe_load((demo / "calibrated.yaml").read_text())
+    test_station = next(s for s in slow["stations"] if s["name"] == "test")
+    test_station["cycle_time"]["mean"] *= 1.2
+    wrong = tmp_path / "slow.yaml"
+    wrong.write_text(yaml.safe_dump(slow))
+    done = fabbrica("twin", "validate", str(wrong), "--source", source, "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["verdict"] == "invalid"
+
+
+def test_calibrate_command(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "calibrated.yaml"
+    done = fabbrica(
+        "twin",
+        "calibrate",
+        "--line",
+        "simulations/lines/demonstrator.yaml",
+        "--source",
+        str(demo / "historian.duckdb"),
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = out.read_text()
+    assert text.startswith("# Calibrated by") and "data window" in text
+    assert "speed 1200" in text  # inferred from the recorded cycle and working times
+    calibrated = yaml.safe_load(text)
+    assert calibrated["stations"][0]["failures"]["basis"] == "operating"
+
+
+def test_calibrate_bad_source_is_one_line(tmp_path: Path) -> None:
+    done = fabbrica(
+        "twin",
+        "calibrate",
+        "--line",
+        "simulations/lines/demonstrator.yaml",
+        "--source",
+        str(tmp_path / "none.duckdb"),
+        "--out",
+        str(tmp_path / "x.yaml"),
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "none.duckdb" in done.stderr
