@@ -306,7 +306,8 @@ def test_streams_run_short_and_are_drawn_again() -> None:
         }
     )
     samples = RunSamples(line, 5)  # nothing drawn ahead: every stream runs short at least once
-    short = Kernel(line, samples, 0.0, line.horizon, False).result(5, line.horizon, 0.0, 0.0)
+    kernel = Kernel(line, samples, 0.0, line.horizon, False)
+    short = kernel.result(kernel.record(5, line.horizon, 0.0, 0.0))
     full = simulate_flow(line, seed=5)
     assert short.exit_times == full.exit_times == simulate(line, seed=5).exit_times
     assert short.kpis["stations"] == full.kpis["stations"]
@@ -328,13 +329,12 @@ def test_replications_are_single_runs() -> None:
             ],
         }
     )
-    runs = replicate(line, range(4))
-    for seed, run in enumerate(runs):
-        alone = simulate_flow(line, seed=seed)
-        assert run.exit_times == alone.exit_times
-        assert run.kpis["seed"] == seed
-        assert {k: v for k, v in run.kpis.items() if k != "wall_s"} == {
-            k: v for k, v in alone.kpis.items() if k != "wall_s"
+    records = replicate(line, range(4))
+    for seed, record in enumerate(records):
+        alone = simulate_flow(line, seed=seed).kpis
+        assert record["seed"] == seed
+        assert {k: v for k, v in record.items() if k != "wall_s"} == {
+            k: v for k, v in alone.items() if k != "wall_s"
         }
 
 

@@ -87,7 +87,7 @@ def simulate_flow(
     end = _end(horizon, warmup)
     samples.draw_for(end)
     run = _Kernel(line, samples, warmup, end, trace)
-    return run.result(seed, horizon, warmup, started)
+    return run.result(run.record(seed, horizon, warmup, started))
 
 
 def replicate(
@@ -96,9 +96,12 @@ def replicate(
     *,
     horizon: float | None = None,
     warmup: float | None = None,
-) -> list[FlowResult]:
-    """Run `line` once per seed with the flow engine; each run sizes its draws on the runs before."""
-    results = []
+) -> list[dict[str, Any]]:
+    """Run `line` once per seed with the flow engine: one flat KPI record per seed.
+
+    Each run draws ahead as much as the runs before it needed, so few run short.
+    """
+    records = []
     used: np.ndarray | None = None
     for seed in seeds:
         seed, horizon, warmup = _run_arguments(line, seed, horizon, warmup)
@@ -112,8 +115,8 @@ def replicate(
             samples.draw_like(used)
         run = _Kernel(line, samples, warmup, end, False)
         used = run.used if used is None else np.maximum(used, run.used)
-        results.append(run.result(seed, horizon, warmup, started))
-    return results
+        records.append(run.record(seed, horizon, warmup, started))
+    return records
 
 
 def _run_arguments(
@@ -231,19 +234,24 @@ class _Kernel:
             "trace": np.zeros((stations, int(per_station.max()) if trace else 0, 3)),
         }
 
-    def result(self, seed: int, horizon: float, warmup: float, started: float) -> FlowResult:
+    def record(self, seed: int, horizon: float, warmup: float, started: float) -> dict[str, Any]:
+        """The run's flat KPI record, made by `twin.kpis` exactly as for the SimPy engine."""
         line = self.line
-        machines = []
-        for j in range(len(line.stations)):
-            periods = self.changes[j, : self.n_changes[j]].reshape(-1, 2)
-            machines.append([_MachineAccount(self.time_in[j], self.counts[j], periods)])
+        self.machines = [
+            [
+                _MachineAccount(
+                    self.time_in[j], self.counts[j], self.changes[j, : self.n_changes[j]].reshape(-1, 2)
+                )
+            ]
+            for j in range(len(line.stations))
+        ]
         accounts = _LineAccounts(
             line=line,
-            machines=machines,
+            machines=self.machines,
             exits=int(self.totals[kernel.EXITS]),
             scrapped=int(self.totals[kernel.SCRAPS]),
             wip_area=self.wip_area,
-            lead_times=self.leads.tolist(),
+            lead_times=self.leads,
         )
         record = kpi_module.line_kpis(accounts, horizon=horizon, warmup=warmup)  # type: ignore[arg-type]
         record.update(
@@ -254,10 +262,11 @@ class _Kernel:
             events=int(self.totals[kernel.OPERATIONS]),
         )
         record["wall_s"] = time.perf_counter() - started
-        periods = {
-            station.name: [machine.active_periods(warmup) for machine in station_machines]
-            for station, station_machines in zip(line.stations, machines, strict=True)
-        }
+        return record
+
+    def result(self, record: dict[str, Any]) -> FlowResult:
+        """The whole run: `record`, lead and exit times, active periods and the trace if asked for."""
+        line = self.line
         trace = None
         if self.trace.shape[1]:
             trace = {
@@ -266,9 +275,12 @@ class _Kernel:
             }
         return FlowResult(
             kpis=record,
-            lead_times=accounts.lead_times,
+            lead_times=self.leads.tolist(),
             exit_times=self.exits.tolist(),
-            active_periods=periods,
+            active_periods={
+                station.name: [machine.periods for machine in machines]
+                for station, machines in zip(line.stations, self.machines, strict=True)
+            },
             trace=trace,
         )
 
@@ -313,4 +325,4 @@ class _LineAccounts:
     exits: int
     scrapped: int
     wip_area: float
-    lead_times: list[float]
+    lead_times: np.ndarray

@@ -35,13 +35,23 @@ PRODUCT, ARRIVAL, CYCLE, SETUP_TIME, SCRAP, TTF, TTR = range(7)
 # line-level totals
 EXITS, SCRAPS, ENTRIES, LEAVES, OPERATIONS = range(5)
 
+# a machine's accounts: in the warm-up, counting, closed at the end
+WARMING, COUNTING, CLOSED = range(3)
+
 OK = 0
 NEED_SAMPLES = 1
 
 
 @njit(cache=True, inline="always")
 def _active(state: int) -> bool:
-    return state in (WORKING, DOWN, SETUP)
+    return state == WORKING or state >= DOWN  # working, down or setting up
+
+
+@njit(cache=True, inline="always")
+def _after(position: int, size: int) -> int:
+    """The position after `position` in a ring of `size`."""
+    position += 1
+    return 0 if position == size else position
 
 
 @njit(cache=True, inline="always")
@@ -54,47 +64,65 @@ def _change(j, now, changes, n_changes):
         n_changes[j] += 1
 
 
-@njit(cache=True)
-def _restart(j, warmup, time_in, since, state, changes, n_changes, flags):
-    for s in range(5):
-        time_in[j, s] = 0.0
-    since[j] = warmup
-    n_changes[j] = 0
-    if _active(state[j]):
-        changes[j, 0] = warmup
-        n_changes[j] = 1
-    flags[j, 0] = 1
-
-
-@njit(cache=True)
-def _close(j, warmup, end, time_in, since, state, changes, n_changes, flags):
-    if flags[j, 1]:
-        return
-    if not flags[j, 0]:
-        _restart(j, warmup, time_in, since, state, changes, n_changes, flags)
-    time_in[j, state[j]] += end - since[j]
-    since[j] = end
-    if _active(state[j]):
-        _change(j, end, changes, n_changes)
-    flags[j, 1] = 1
-
-
 @njit(cache=True, inline="always")
-def _enter(j, new_state, now, warmup, end, time_in, since, state, changes, n_changes, flags):
-    """Machine j enters `new_state` at `now`, booked as `Machine._enter` books it."""
-    if flags[j, 1]:
-        return
-    if now >= end:
-        _close(j, warmup, end, time_in, since, state, changes, n_changes, flags)
-        return
-    if not flags[j, 0] and now >= warmup:
-        _restart(j, warmup, time_in, since, state, changes, n_changes, flags)
+def _book(j, new_state, now, time_in, since, state, changes, n_changes):
     previous = state[j]
     time_in[j, previous] += now - since[j]
     since[j] = now
     state[j] = new_state
-    if flags[j, 0] and _active(new_state) != _active(previous):
+    if _active(new_state) != _active(previous):
         _change(j, now, changes, n_changes)
+
+
+@njit(cache=True, inline="always")
+def _enter(j, new_state, now, end, time_in, since, state, changes, n_changes, phase):
+    """Machine j enters `new_state` at `now`, booked as `Machine._enter` books it."""
+    if phase[j] == COUNTING and now < end:
+        _book(j, new_state, now, time_in, since, state, changes, n_changes)
+    else:
+        _enter_outside(j, new_state, now, end, time_in, since, state, changes, n_changes, phase)
+
+
+@njit(cache=True)
+def _enter_outside(j, new_state, now, end, time_in, since, state, changes, n_changes, phase):
+    """`_enter` in the warm-up, at or after the end, and after closing."""
+    if phase[j] == CLOSED:
+        return
+    if now >= end:
+        _close(j, end, time_in, since, state, changes, n_changes, phase)
+        return
+    if phase[j] == WARMING:
+        if now < since[j]:  # `since` holds the warm-up's end until then
+            state[j] = new_state
+            return
+        _restart(j, time_in, since, state, changes, n_changes, phase)
+    _book(j, new_state, now, time_in, since, state, changes, n_changes)
+
+
+@njit(cache=True)
+def _restart(j, time_in, since, state, changes, n_changes, phase):
+    """Forget everything before the warm-up's end, as `Machine.restart_statistics` does."""
+    for s in range(5):
+        time_in[j, s] = 0.0
+    n_changes[j] = 0
+    if _active(state[j]):
+        changes[j, 0] = since[j]
+        n_changes[j] = 1
+    phase[j] = COUNTING
+
+
+@njit(cache=True)
+def _close(j, end, time_in, since, state, changes, n_changes, phase):
+    """Book the running state up to the end, as `Machine.close` does."""
+    if phase[j] == CLOSED:
+        return
+    if phase[j] == WARMING:
+        _restart(j, time_in, since, state, changes, n_changes, phase)
+    time_in[j, state[j]] += end - since[j]
+    since[j] = end
+    if _active(state[j]):
+        _change(j, end, changes, n_changes)
+    phase[j] = CLOSED
 
 
 @njit(cache=True)
@@ -144,10 +172,10 @@ def run_line(
     stations = buffers.shape[0]
     tracing = trace.shape[1] > 0
 
-    # machine accounts, as in twin.station.Machine: state, since, (restarted, closed)
+    # machine accounts, as in twin.station.Machine; during the warm-up `since` is its end
     state = np.full(stations, STARVED, dtype=np.int64)
-    since = np.zeros(stations)
-    flags = np.zeros((stations, 2), dtype=np.int64)
+    since = np.full(stations, warmup)
+    phase = np.full(stations, WARMING, dtype=np.int64)
     for j in range(stations):
         for s in range(5):
             time_in[j, s] = 0.0
@@ -164,9 +192,12 @@ def run_line(
     used[:, :, :] = 0
     ttf_left = np.zeros(stations)
 
-    # get instants of the last b+1 parts of each station with a finite buffer b >= 1 in front
+    # when each of the last b+1 parts was taken, per station with a finite buffer of b >= 1 in
+    # front, in a ring; `slot` is where the next part goes, and the part b places ahead of it
+    # is the one after it in the ring
     ring_start = np.zeros(stations, dtype=np.int64)
     ring_size = np.zeros(stations, dtype=np.int64)
+    slot = np.zeros(stations, dtype=np.int64)
     total = 0
     for j in range(stations):
         if buffers[j] >= 1:
@@ -204,7 +235,7 @@ def run_line(
             if first == 0:
                 entered = max(arrival_clock, free[0])
             elif first >= 1 and part >= first:
-                entered = max(arrival_clock, got[ring_start[0] + (part - first) % ring_size[0]])
+                entered = max(arrival_clock, got[ring_start[0] + _after(slot[0], ring_size[0])])
             if entered >= end:
                 break
         if part >= products.shape[0]:
@@ -218,27 +249,27 @@ def run_line(
 
         # -- the part through the stations
         for j in range(stations):
-            index = seen[j]
-            seen[j] = index + 1
+            seen[j] += 1
             start = max(free[j], arriving)
             if arriving > free[j]:
-                _enter(j, STARVED, free[j], warmup, end, time_in, since, state, changes, n_changes, flags)
+                _enter(j, STARVED, free[j], end, time_in, since, state, changes, n_changes, phase)
             if ring_size[j] > 0:
-                got[ring_start[j] + index % ring_size[j]] = start
+                got[ring_start[j] + slot[j]] = start
+                slot[j] = _after(slot[j], ring_size[j])
             if start >= end:
-                _close(j, warmup, end, time_in, since, state, changes, n_changes, flags)
+                _close(j, end, time_in, since, state, changes, n_changes, phase)
                 free[j] = np.inf
                 break
             t = start
             if has_setup[j] and last_product[j] >= 0 and product != last_product[j]:
-                _enter(j, SETUP, t, warmup, end, time_in, since, state, changes, n_changes, flags)
+                _enter(j, SETUP, t, end, time_in, since, state, changes, n_changes, phase)
                 if used[SETUP_TIME, j, 0] >= setup_count[j]:
                     need[0], need[1], need[2] = SETUP_TIME, j, 0
                     return NEED_SAMPLES
                 t = t + setup[setup_start[j] + used[SETUP_TIME, j, 0]]
                 used[SETUP_TIME, j, 0] += 1
             last_product[j] = product
-            _enter(j, WORKING, t, warmup, end, time_in, since, state, changes, n_changes, flags)
+            _enter(j, WORKING, t, end, time_in, since, state, changes, n_changes, phase)
             if used[CYCLE, j, product] >= cycle_count[j, product]:
                 need[0], need[1], need[2] = CYCLE, j, product
                 return NEED_SAMPLES
@@ -251,7 +282,7 @@ def run_line(
                     if left > 0:
                         t = t + left
                     remaining -= left
-                    _enter(j, DOWN, t, warmup, end, time_in, since, state, changes, n_changes, flags)
+                    _enter(j, DOWN, t, end, time_in, since, state, changes, n_changes, phase)
                     if warmup <= t < end:
                         counts[j, FAILURES] += 1
                     if used[TTR, j, 0] >= ttr_count[j]:
@@ -259,7 +290,7 @@ def run_line(
                         return NEED_SAMPLES
                     t = t + ttr[ttr_start[j] + used[TTR, j, 0]]
                     used[TTR, j, 0] += 1
-                    _enter(j, WORKING, t, warmup, end, time_in, since, state, changes, n_changes, flags)
+                    _enter(j, WORKING, t, end, time_in, since, state, changes, n_changes, phase)
                     if used[TTF, j, 0] >= ttf_count[j]:
                         need[0], need[1], need[2] = TTF, j, 0
                         return NEED_SAMPLES
@@ -312,12 +343,10 @@ def run_line(
             leave = done
             if room == 0:
                 leave = max(done, free[j + 1])
-            elif room >= 1:
-                ahead = seen[j + 1] - room
-                if ahead >= 0:
-                    leave = max(done, got[ring_start[j + 1] + ahead % ring_size[j + 1]])
+            elif room >= 1 and seen[j + 1] >= room:
+                leave = max(done, got[ring_start[j + 1] + _after(slot[j + 1], ring_size[j + 1])])
             if leave > done:
-                _enter(j, BLOCKED, done, warmup, end, time_in, since, state, changes, n_changes, flags)
+                _enter(j, BLOCKED, done, end, time_in, since, state, changes, n_changes, phase)
             if warmup <= leave < end:
                 counts[j, PARTS_OUT] += 1
             if tracing:
@@ -329,8 +358,8 @@ def run_line(
     # no further part reaches a station before the end: a free machine waits for one
     for j in range(stations):
         if not (saturated and j == 0) and free[j] < end:
-            _enter(j, STARVED, free[j], warmup, end, time_in, since, state, changes, n_changes, flags)
-        _close(j, warmup, end, time_in, since, state, changes, n_changes, flags)
+            _enter(j, STARVED, free[j], end, time_in, since, state, changes, n_changes, phase)
+        _close(j, end, time_in, since, state, changes, n_changes, phase)
     return OK
 
 

@@ -97,8 +97,7 @@ class RunSamples:
             )
             setup, failures = station.setup, station.failures
             self.setup.append(Draws.of(setup, stream(seed, name, "setup", 0)) if setup else None)
-            scrap = stream(seed, name, "scrap", 0)
-            self.scrap.append(Draws(scrap.random, 1) if station.scrap > 0 else None)
+            self.scrap.append(Draws(stream(seed, name, "scrap", 0).random, 1) if station.scrap > 0 else None)
             if failures is None:
                 self.ttf.append(None)
                 self.ttr.append(None)
