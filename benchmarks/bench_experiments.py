@@ -42,7 +42,7 @@ BUFFER = 3
 
 
 # -- scaling --------------------------------------------------------------------------------
-def scaling_experiment(hours: float) -> Experiment:
+def scaling_experiment(hours: float, warmup: str = "1h") -> Experiment:
     return Experiment.from_dict(
         {
             "name": "scaling",
@@ -50,7 +50,7 @@ def scaling_experiment(hours: float) -> Experiment:
             "factors": {"stations.lathe.buffer": [1, 2, 3, 4, 5, 6, 7, 8]},
             "replications": 5,
             "horizon": hours * 3600,
-            "warmup": "1h",
+            "warmup": warmup,
             "seed": 1,
         },
         base_dir=".",
@@ -62,7 +62,7 @@ def bench_scaling(repeats: int, hours: float) -> None:
     runs = len(experiment.scenarios) * experiment.max_replications
     print(f"scaling: {runs} runs of {hours:g} h on the demonstrator, workers=1 vs workers=2")
     started = time.perf_counter()
-    scaling_experiment(0.5).run(workers=2)  # starts the fork server: once per process
+    scaling_experiment(0.5, warmup="0s").run(workers=2)  # starts the fork server: once per process
     print(
         f"  cold start of the worker pool (fork server, imports), once: {time.perf_counter() - started:.2f}s"
     )

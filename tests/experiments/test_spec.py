@@ -124,5 +124,5 @@ def test_bad_line_file_names_the_line_file(write_experiment: WriteExperiment) ->
 def test_not_a_mapping(tmp_path) -> None:
     path = tmp_path / "exp.yaml"
     path.write_text("- just\n- a list\n")
-    with pytest.raises(LineError, match=r"exp\.yaml: expected a mapping"):
+    with pytest.raises(LineError, match=r"exp\.yaml: expected a mapping of experiment fields"):
         Experiment.from_yaml(path)

@@ -147,6 +147,11 @@ def kpi_factor_figure(result: ExperimentResult, kpi: str) -> str:
                 capsize=2.5,
                 label=key,
             )
+        if not connect and len(table.scenarios) <= 8:  # few scattered points: name them
+            for index, scenario in enumerate(table.scenarios):
+                axes.annotate(
+                    scenario, (xs[index], means[index]), xytext=(4, 3), textcoords="offset points", fontsize=7
+                )
         if categories is not None:
             axes.set_xticks(range(len(categories)), categories, rotation=20)
         axes.set_xlabel(path)

@@ -301,4 +301,8 @@ def spec_from_dict(data: dict[str, Any], source: str) -> ExperimentSpec:
 
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate an experiment file."""
-    return spec_from_dict(read_yaml(path), str(path))
+    try:
+        data = read_yaml(path)
+    except LineError as exc:
+        raise LineError(str(exc).replace("mapping of line fields", "mapping of experiment fields")) from None
+    return spec_from_dict(data, str(path))
