@@ -6,6 +6,7 @@ packages=(
   influxdb
   victoria-metrics
   chromium
+  docker-compose
 )
 missing=()
 for package in "${packages[@]}"; do
