@@ -77,7 +77,7 @@ def publish(
     try:
         summary = publish_all(connect(url, token), environ)
     except GrafanaException as exc:
-        typer.echo(f"error: {url}: {exc}", err=True)
+        typer.echo(f"error: {url}: HTTP {exc.status_code}: {exc.message}", err=True)
         raise typer.Exit(1) from None
     except OSError as exc:
         typer.echo(f"error: {url}: cannot connect: {exc}", err=True)
@@ -108,7 +108,7 @@ def annotate(
     try:
         annotate_experiment(connect(url, token), metadata)
     except GrafanaException as exc:
-        typer.echo(f"error: {url}: {exc}", err=True)
+        typer.echo(f"error: {url}: HTTP {exc.status_code}: {exc.message}", err=True)
         raise typer.Exit(1) from None
     except OSError as exc:
         typer.echo(f"error: {url}: cannot connect: {exc}", err=True)
