@@ -34,7 +34,7 @@ def test_example_runs(path: Path, tmp_path: Path) -> None:
     assert result.metadata["wall_s"] < 90
     if path.stem == "mttr_improvement":
         rows = result.summary[result.summary["kpi"] == "throughput_per_hour"]
-        assert ((rows["ci95"] <= 0.01 * rows["mean"]) | (rows["replications"] == 30)).all()
+        assert ((rows["ci95"] <= 0.015 * rows["mean"]) | (rows["replications"] == 30)).all()
         # faster repairs at the mill (the bottleneck) raise its availability
         runs = result.runs
         assert runs["stations.mill.availability"].corr(runs["stations.mill.failures.mttr"]) < -0.3

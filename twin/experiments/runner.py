@@ -74,6 +74,14 @@ def run_task(task: RunTask) -> dict[str, Any]:
     return record
 
 
+def warm_up() -> None:
+    """Run a tiny line once, so that whatever the engine loads on first use is loaded."""
+    line = Line.model_validate(
+        {"stations": [{"name": "a", "cycle_time": 10}, {"name": "b", "cycle_time": 12, "buffer": 1}]}
+    )
+    simulate(line, seed=0, horizon=600.0, warmup=0.0)
+
+
 class Executor(Protocol):
     """Runs tasks somewhere and yields their records as they finish."""
 
@@ -105,9 +113,10 @@ def _ignore_interrupt() -> None:
 class LocalProcesses:
     """A pool of `workers` processes on this machine, started through a fork server.
 
-    The fork server imports the main module and the twin once, so each worker starts
-    in milliseconds; forking from a clean server (not from this possibly
-    multi-threaded process) keeps the workers safe.
+    The fork server imports the main module and the twin once and runs a tiny line
+    (`twin.experiments.warm`), so each worker starts ready in milliseconds; forking
+    from a clean server (not from this possibly multi-threaded process) keeps the
+    workers safe.
     """
 
     def __init__(self, workers: int) -> None:
@@ -115,7 +124,7 @@ class LocalProcesses:
         self.description = {"executor": "local-processes", "workers": workers}
         context = multiprocessing.get_context("forkserver")
         # the main module too (Python's default), so workers need not import it each
-        context.set_forkserver_preload(["__main__", "twin.experiments.runner"])
+        context.set_forkserver_preload(["__main__", "twin.experiments.warm"])
         self._pool = context.Pool(workers, initializer=_ignore_interrupt)
 
     def map_unordered(self, tasks: Sequence[RunTask]) -> Iterator[dict[str, Any]]:
