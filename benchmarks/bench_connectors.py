@@ -202,6 +202,24 @@ def connector_config(folder: Path, servers: Servers, database: str, **sink: Any)
     return path
 
 
+def wait_connected(process: subprocess.Popen[str]) -> float:
+    """Wait for the connector's "connected as" log line; keep draining its stderr afterwards."""
+    connected = threading.Event()
+    started: list[float] = []
+
+    def watch() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "connected as" in line and not started:
+                started.append(time.perf_counter())
+                connected.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    if not connected.wait(120):
+        raise TimeoutError("the connector did not connect")
+    return started[0]
+
+
 def connector_drain(folder: Path, servers: Servers, count: int, repeat: int) -> float:
     database = f"drain{repeat}"
     path = connector_config(folder, servers, database, batch_size=10000, flush_interval="0.5s")
@@ -214,18 +232,7 @@ def connector_drain(folder: Path, servers: Servers, count: int, repeat: int) -> 
     process = subprocess.Popen(
         [*FABBRICA, "-v", "connect", str(path)], cwd=folder, stderr=subprocess.PIPE, text=True
     )
-    connected = threading.Event()
-    started: list[float] = []
-
-    def watch() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            if "connected as" in line and not started:
-                started.append(time.perf_counter())  # the drain starts: process start-up left out
-                connected.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    connected.wait(120)
+    started = [wait_connected(process)]  # the drain starts: process start-up left out
     while influx_count(servers.influx_url, database) < count:
         time.sleep(0.05)
     elapsed = time.perf_counter() - started[0]
@@ -262,8 +269,12 @@ def latency_and_memory(
         main()
         """
     )
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=folder, env=env)
-    time.sleep(4)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script.replace('"connect"', '"-v", "connect"')],
+        cwd=folder, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_connected(process)
+    time.sleep(1)
     watcher = psutil.Process(process.pid)
     rss: list[float] = []
     stop = threading.Event()
@@ -286,9 +297,10 @@ def latency_and_memory(
     sampler.join()
     process.terminate()
     process.wait(60)
-    latencies = sorted(float(line) for line in probe.read_text().split())
-    steady_latencies = latencies[: int(rate * seconds)]
+    latencies = [float(line) for line in probe.read_text().split()][: int(rate * seconds)]
+    steady_latencies = sorted(latencies)
     return {
+        "p50_latency_s": steady_latencies[len(steady_latencies) // 2],
         "p99_latency_s": steady_latencies[int(0.99 * (len(steady_latencies) - 1))],
         "flush_interval_s": flush,
         "rss_mb_at_rate": steady,
@@ -394,12 +406,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--opcua-variables", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--latency-rate", type=float, default=2000.0, help="messages/s for the latency run")
+    parser.add_argument("--latency-only", action="store_true")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-connectors-"))
     servers = Servers(folder)
     results: dict[str, list[float]] = {}
     try:
-        for repeat in range(args.repeats):
+        for repeat in range(0 if args.latency_only else args.repeats):
             results.setdefault("bare_paho_msgs_per_s", []).append(
                 bare_paho_drain(servers.mqtt_port, args.messages)
             )
@@ -407,6 +421,11 @@ def main() -> None:
                 connector_drain(folder, servers, args.messages, repeat)
             )
             print({key: round(values[-1]) for key, values in results.items()}, flush=True)
+        if args.latency_only:
+            latency = latency_and_memory(folder, servers, rate=args.latency_rate, seconds=10, flush=1.0)
+            for key, value in latency.items():
+                print(f"{key:36s} {value:12.3f}")
+            return
         opcua_port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-c", OPCUA_SERVER, str(opcua_port), str(args.opcua_variables), "0.05"]
@@ -424,13 +443,14 @@ def main() -> None:
             print({key: round(values[-1]) for key, values in results.items()}, flush=True)
         server.terminate()
         server.wait()
-        latency = latency_and_memory(folder, servers, rate=5000, seconds=10, flush=1.0)
+        latency = latency_and_memory(folder, servers, rate=args.latency_rate, seconds=10, flush=1.0)
     finally:
         servers.close()
         shutil.rmtree(folder, ignore_errors=True)
     medians = {key: statistics.median(values) for key, values in results.items()}
     medians["mqtt_ratio"] = medians["connector_influxdb1_points_per_s"] / medians["bare_paho_msgs_per_s"]
     medians["opcua_ratio"] = medians["connector_opcua_values_per_s"] / medians["bare_asyncua_values_per_s"]
+    medians["latency_rate_msgs_per_s"] = args.latency_rate
     medians.update(latency)
     for key, value in medians.items():
         print(f"{key:36s} {value:12.3f}")
