@@ -31,6 +31,7 @@ class Target:
 def make_client(config: OpcUaSource) -> Client:
     client = Client(config.endpoint, timeout=config.timeout, watchdog_intervall=1.0)
     client.name = client.description = "fabbrica connector"
+    client.application_uri = config.application_uri  # must match the client certificate's URI
     if config.username is not None:
         client.set_user(config.username)
         client.set_password(config.password.get_secret_value() if config.password else "")

@@ -48,6 +48,7 @@ class OpcUaSource(_Strict):
     certificate: str | None = None
     private_key: str | None = None
     server_certificate: str | None = None
+    application_uri: str = Field(default="urn:fabbrica:connector", min_length=1)
     username: str | None = None
     password: SecretStr | None = None
     nodes: list[str] = Field(min_length=1)

@@ -286,9 +286,11 @@ def opcua_server(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     """Start the test PLC (tests/connectors/opcua_server.py) on a free port; restartable."""
     services: list[Service] = []
 
-    def start(period: float = 0.1, truth: Path | None = None) -> Service:
+    def start(
+        period: float = 0.1, truth: Path | None = None, env_extra: dict[str, str] | None = None
+    ) -> Service:
         port = free_port()
-        env = {**os.environ}
+        env = {**os.environ, **(env_extra or {})}
         if truth is not None:
             env["TRUTH_FILE"] = str(truth)
         command = [sys.executable, str(HERE / "opcua_server.py"), str(port), str(period)]

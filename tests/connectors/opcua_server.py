@@ -14,17 +14,35 @@ import sys
 from datetime import UTC, datetime
 
 from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
 
 URI = "urn:fabbrica:test"
 STATIONS = ("Saw", "Press", "Oven")
 
 
+class _Users(UserManager):
+    """One user, operator, with the password in $PLC_PASSWORD."""
+
+    def get_user(self, iserver, username=None, password=None, certificate=None):
+        if username == "operator" and password == os.environ["PLC_PASSWORD"]:
+            return User(role=UserRole.User)
+        return None
+
+
 async def main(port: int, period: float) -> None:
-    server = Server()
+    secure = bool(os.environ.get("PLC_CERT"))
+    server = Server(user_manager=_Users() if secure else None)
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/")
     server.set_server_name("fabbrica test PLC")
-    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    if secure:  # Basic256Sha256 SignAndEncrypt only, username and password required
+        await server.load_certificate(os.environ["PLC_CERT"])
+        await server.load_private_key(os.environ["PLC_KEY"])
+        server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+        server.set_identity_tokens([ua.UserNameIdentityToken])
+    else:
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
     ns = await server.register_namespace(URI)
     line = await server.nodes.objects.add_object(ua.NodeId("Line1", ns), ua.QualifiedName("Line1", ns))
     variables = []

@@ -4,6 +4,7 @@ polling, a server restart (reconnect and re-subscribe), and the browse command."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -114,3 +115,50 @@ def test_browse_prints_a_config_section(opcua_server):
         in result.stdout
     )
     assert result.stdout.count("nsu=") == 9
+
+
+def test_basic256sha256_sign_and_encrypt_with_user_and_password(
+    opcua_server, write_config, connector_factory, tmp_path
+):
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    async def certificates() -> None:
+        for name, uri, use in (
+            ("server", "urn:fabbrica:test-plc", ExtendedKeyUsageOID.SERVER_AUTH),
+            ("client", "urn:fabbrica:connector", ExtendedKeyUsageOID.CLIENT_AUTH),
+        ):
+            await setup_self_signed_certificate(
+                tmp_path / f"{name}-key.pem",
+                tmp_path / f"{name}-cert.der",
+                uri,
+                "127.0.0.1",
+                [use],
+                {"commonName": name},
+            )
+
+    asyncio.run(certificates())
+    password = "plc-Pa55-secret"
+    env = {
+        "PLC_CERT": str(tmp_path / "server-cert.der"),
+        "PLC_KEY": str(tmp_path / "server-key.pem"),
+        "PLC_PASSWORD": password,
+    }
+    server = opcua_server(period=0.1, env_extra=env)
+    source = {
+        "security_policy": "Basic256Sha256",
+        "security_mode": "SignAndEncrypt",
+        "certificate": "client-cert.der",
+        "private_key": "client-key.pem",
+        "username": "operator",
+        "password": "${PLC_PASSWORD}",
+    }
+    path = write_config(_config(server, {"type": "embedded", "path": "h.duckdb"}, **source))
+    connector = connector_factory(path, {"PLC_PASSWORD": password}).start()
+    wait_until(lambda: "variables" in connector.output(), timeout=30)
+    time.sleep(1.0)
+    assert connector.stop() == 0
+    assert "connected, 9 variables" in connector.output()
+    assert password not in connector.output()
+    frame = Historian(tmp_path / "h.duckdb", read_only=True).query("machine")
+    assert set(frame["station"]) == {"Saw", "Press", "Oven"}
