@@ -90,6 +90,8 @@ def run(
     influx_token: so.InfluxTokenOption = None,
     influx_org: so.InfluxOrgOption = None,
     influx_bucket: so.InfluxBucketOption = None,
+    grafana_url: so.GrafanaUrlOption = None,
+    grafana_token: so.GrafanaTokenOption = None,
 ) -> None:
     """Run every scenario x replication of EXPERIMENT.yaml and write the results into --out.
 
@@ -114,6 +116,11 @@ def run(
     with bad_input_exits():
         if (message := write_results(sink, experiment_points(result), "experiment")) is not None:
             typer.echo(message, err=True)
+    if grafana_url:
+        from fabbrica.grafana.publish import try_annotate
+
+        done, message = try_annotate(grafana_url, grafana_token, result.metadata)
+        typer.echo(message if done else f"warning: no annotation: {message}", err=True)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
     else:

@@ -94,9 +94,7 @@ def annotate(
     token: str | None = TokenOption,
 ) -> None:
     """Mark an experiment run on the experiments dashboard."""
-    from grafana_client.client import GrafanaException
-
-    from fabbrica.grafana.publish import annotate_experiment, connect
+    from fabbrica.grafana.publish import try_annotate
 
     file = results / "experiment.json" if results.is_dir() else results
     try:
@@ -105,12 +103,8 @@ def annotate(
         raise fail(f"{file}: cannot read the experiment's metadata: {exc}") from None
     if not isinstance(metadata, dict) or "experiment" not in metadata or "finished_at" not in metadata:
         raise fail(f"{file}: not an experiment.json (no experiment or finished_at)")
-    try:
-        annotate_experiment(connect(url, token), metadata)
-    except GrafanaException as exc:
-        typer.echo(f"error: {url}: HTTP {exc.status_code}: {exc.message}", err=True)
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        typer.echo(f"error: {url}: cannot connect: {exc}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"annotated {metadata['experiment']} on {url}")
+    done, message = try_annotate(url, token, metadata)
+    if not done:
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(1)
+    typer.echo(message)

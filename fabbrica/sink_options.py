@@ -54,3 +54,22 @@ InfluxBucketOption = Annotated[
     str | None,
     typer.Option("--influx-bucket", help="InfluxDB 2.x/3.x bucket.", rich_help_panel=_PANEL),
 ]
+
+GrafanaUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--grafana-url",
+        help="Also mark the run as an annotation on this Grafana's experiments dashboard.",
+        rich_help_panel="Grafana",
+    ),
+]
+GrafanaTokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--grafana-token",
+        envvar="GRAFANA_TOKEN",
+        show_envvar=True,
+        help="Grafana service-account token (better from the environment).",
+        rich_help_panel="Grafana",
+    ),
+]

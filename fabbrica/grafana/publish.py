@@ -95,3 +95,16 @@ def annotate_experiment(api: GrafanaApi, metadata: Mapping[str, Any]) -> Any:
         tags=["fabbrica", "experiment", str(metadata["experiment"])],
         text=text,
     )
+
+
+def try_annotate(url: str, token: str | None, metadata: Mapping[str, Any]) -> tuple[bool, str]:
+    """Annotate an experiment run; (done, one line saying what happened), never an exception."""
+    from grafana_client.client import GrafanaException
+
+    try:
+        annotate_experiment(connect(url, token), metadata)
+    except GrafanaException as exc:
+        return False, f"{url}: HTTP {exc.status_code}: {exc.message}"
+    except OSError as exc:
+        return False, f"{url}: cannot connect: {exc}"
+    return True, f"annotated {metadata['experiment']} on {url}"

@@ -200,3 +200,36 @@ def test_annotate_refuses_what_is_not_an_experiment(tmp_path) -> None:
     (tmp_path / "experiment.json").write_text("{}")
     result = runner.invoke(app, ["grafana", "annotate", str(tmp_path), "--url", "http://127.0.0.1:1"])
     assert result.exit_code == 2 and "not an experiment.json" in result.stderr
+
+
+def test_experiment_run_adds_its_annotation(peer: Peer, tmp_path) -> None:
+    from .conftest import LINE_FILE
+
+    spec = {
+        "name": "tiny",
+        "line": str(LINE_FILE),
+        "design": {"scenarios": [{"id": "as-built"}]},
+        "replications": 2,
+        "horizon": "1h",
+        "warmup": "10min",
+        "kpis": ["throughput_per_hour"],
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(spec))
+    command = [
+        "experiment",
+        "run",
+        str(tmp_path / "tiny.yaml"),
+        "--out",
+        str(tmp_path / "out"),
+        "--workers",
+        "1",
+    ]
+    result = runner.invoke(app, [*command, "--grafana-url", peer.url], env={"GRAFANA_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.output
+    (annotation,) = peer.calls("POST", "/api/annotations")
+    assert annotation.body["tags"] == ["fabbrica", "experiment", "tiny"]
+    assert annotation.body["text"] == "experiment tiny: 1 scenarios, 2 runs"
+    assert f"annotated tiny on {peer.url}" in result.stderr
+    result = runner.invoke(app, [*command, "--grafana-url", peer.url, "--grafana-token", "wrong"])
+    assert result.exit_code == 0, result.output  # the results are written; the annotation is not
+    assert "warning: no annotation:" in result.stderr and "HTTP 401" in result.stderr
