@@ -24,8 +24,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from twin.engine import simulate
 from twin.line import Line, LineError
+from twin.run import run_line
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,13 @@ class RunTask:
 
 
 def run_task(task: RunTask) -> dict[str, Any]:
-    """Simulate one task and return its flat record (no wall time: records depend on the task only)."""
+    """Simulate one task and return its flat record (no wall time: records depend on the task only).
+
+    The line's `engine` field picks the engine, as for `fabbrica twin run`: with `auto` the
+    flow engine runs every line it can (same KPIs, far sooner), the SimPy engine the rest.
+    """
     if task.pilot:
-        result = simulate(task.line, seed=task.seed, warmup=0.0)
+        result = run_line(task.line, seed=task.seed, warmup=0.0)
         return {
             "scenario": task.scenario,
             "replication": task.replication,
@@ -52,7 +56,7 @@ def run_task(task: RunTask) -> dict[str, Any]:
             "lead_times": result.lead_times,
             "exit_times": result.exit_times,
         }
-    kpis = simulate(task.line, seed=task.seed, warmup=task.warmup).kpis
+    kpis = run_line(task.line, seed=task.seed, warmup=task.warmup).kpis
     record: dict[str, Any] = {
         "scenario": task.scenario,
         "replication": task.replication,
@@ -66,6 +70,7 @@ def run_task(task: RunTask) -> dict[str, Any]:
         "lead_time_mean_s": kpis["lead_time_mean_s"],
         "lead_time_p95_s": kpis["lead_time_p95_s"],
         "bottleneck": kpis["bottleneck"],
+        "engine": kpis["engine"],
         "events": kpis["events"],
     }
     for station, values in kpis["stations"].items():
@@ -75,11 +80,12 @@ def run_task(task: RunTask) -> dict[str, Any]:
 
 
 def warm_up() -> None:
-    """Run a tiny line once, so that whatever the engine loads on first use is loaded."""
+    """Run a tiny line once on each engine, so that whatever they load on first use is loaded."""
     line = Line.model_validate(
         {"stations": [{"name": "a", "cycle_time": 10}, {"name": "b", "cycle_time": 12, "buffer": 1}]}
     )
-    simulate(line, seed=0, horizon=600.0, warmup=0.0)
+    for engine in ("simpy", "auto"):
+        run_line(line, engine=engine, seed=0, horizon=600.0, warmup=0.0)
 
 
 class Executor(Protocol):

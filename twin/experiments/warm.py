@@ -1,8 +1,8 @@
 """Loaded by the fork server that starts local workers: one tiny run before any worker exists.
 
-The engine loads some of its parts on first use (numba-compiled kernels and their
+The engines load some of their parts on first use (numba-compiled kernels and their
 imports take a second or more). Running a two-machine line for ten simulated minutes
-in the fork server loads them once; every worker forked from it starts ready, instead
+on each engine in the fork server loads them once; every worker forked from it starts ready, instead
 of paying that second again in each new process.
 """
 
