@@ -55,6 +55,20 @@ _TYPES = {name: variant for name, variant, _ in STATION_VARIABLES}
 _GOOD = ua.StatusCode(ua.StatusCodes.Good)
 
 
+class PublishedValue(ua.DataValue):
+    """A value the PLC publishes: a new scalar each time, never changed once written.
+
+    asyncua deep-copies every value it hands to a subscription, in case the writer
+    changes it afterwards; for these values the copy is the same object, which saves
+    most of the server's time per value when a connector subscribes to everything.
+    """
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PublishedValue:
+        return self
+
+
 class PasswordUsers:
     """asyncua user manager: the configured users by password, and anonymous sessions if allowed."""
 
@@ -227,7 +241,7 @@ class VirtualPlcs:
         return call
 
     def _datavalue(self, value: Any, variant: ua.VariantType, t: float) -> ua.DataValue:
-        return ua.DataValue(
+        return PublishedValue(
             ua.Variant(value, variant),
             StatusCode=_GOOD,
             SourceTimestamp=self.clock.utc(t),
@@ -301,6 +315,6 @@ class VirtualPlcs:
 
 
 def _value(value: Any, variant: ua.VariantType, source: datetime, server: datetime) -> ua.DataValue:
-    return ua.DataValue(
+    return PublishedValue(
         ua.Variant(value, variant), StatusCode=_GOOD, SourceTimestamp=source, ServerTimestamp=server
     )

@@ -366,7 +366,7 @@ def write_yaml(tmp_path: Path) -> Callable[[str, dict[str, Any]], Path]:
 
 
 def start_serving(
-    args: list[str], *, truth: Path, endpoint: str, ready_timeout: float = 60.0
+    args: list[str], *, truth: Path, endpoint: str, ready_timeout: float = 120.0
 ) -> ServedProcess:
     """`fabbrica line serve ARGS --truth TRUTH` in a child process; returns once it says it serves."""
     command = [sys.executable, "-m", "fabbrica", "line", "serve", *args, "--truth", str(truth)]
