@@ -14,10 +14,11 @@ the measurements (its cold start, mostly imports, is printed separately).
 Peers: the same open tandem line (Poisson arrivals every 60 s on average into an
 unlimited first queue; three exponential machines, 45 s, 50 s and 40 s; 3 places
 between them; blocking after service) simulated for the same horizon by this
-project's twin (`twin.engine.simulate`, all KPIs included), by Ciw and by salabim,
-alternately in one process; prints the median wall time of each and the median
-ratios twin / Ciw and twin / salabim (goal for Ciw: <= 1/3, three times faster), after
-one unmeasured warm-up run of each.
+project's twin (`twin.run.run_line`, all KPIs included: "twin" as `engine: auto` picks
+it, the flow engine; "twin-simpy" forced onto the SimPy event simulation), by Ciw and
+by salabim, alternately in one process after one unmeasured warm-up run of each;
+prints the median wall time of each and the median wall-time ratios twin / Ciw and
+twin / salabim (goal for Ciw: <= 1/3, three times faster).
 Ciw and salabim come with the `bench` extra: pip install -e ".[bench]".
 """
 
@@ -31,9 +32,9 @@ from typing import Any
 
 import pandas as pd
 
-from twin.engine import simulate
 from twin.experiments import Experiment
-from twin.line import line_from_dict
+from twin.line import Line, line_from_dict
+from twin.run import run_line
 
 ROOT_LINE = "simulations/lines/demonstrator.yaml"
 ARRIVAL_MEAN = 60.0
@@ -92,10 +93,11 @@ def bench_scaling(repeats: int, hours: float) -> None:
 
 
 # -- peers --------------------------------------------------------------------------------------
-def twin_tandem(horizon: float, seed: int) -> int:
-    line = line_from_dict(
+def tandem_line(horizon: float, engine: str) -> Line:
+    return line_from_dict(
         {
             "name": "tandem",
+            "engine": engine,
             "release": {"interarrival": {"dist": "exponential", "mean": ARRIVAL_MEAN}},
             "horizon": horizon,
             "stations": [
@@ -106,7 +108,16 @@ def twin_tandem(horizon: float, seed: int) -> int:
         },
         "tandem",
     )
-    return int(simulate(line, seed=seed).kpis["parts_out"])
+
+
+def twin_tandem(horizon: float, seed: int) -> int:
+    """The project's default: `engine: auto` picks the flow engine for this line."""
+    return int(run_line(tandem_line(horizon, "auto"), seed=seed).kpis["parts_out"])
+
+
+def twin_simpy_tandem(horizon: float, seed: int) -> int:
+    """The same line forced onto the SimPy event simulation."""
+    return int(run_line(tandem_line(horizon, "simpy"), seed=seed).kpis["parts_out"])
 
 
 def ciw_tandem(horizon: float, seed: int) -> int:
@@ -166,12 +177,18 @@ def salabim_tandem(horizon: float, seed: int) -> int:
 
 def bench_peers(repeats: int, hours: float) -> None:
     horizon = hours * 3600
-    engines = {"twin": twin_tandem, "ciw": ciw_tandem, "salabim": salabim_tandem}
+    engines = {
+        "twin": twin_tandem,
+        "twin-simpy": twin_simpy_tandem,
+        "ciw": ciw_tandem,
+        "salabim": salabim_tandem,
+    }
     print(f"peers: open tandem line, {hours:g} h simulated (about {horizon / ARRIVAL_MEAN:.0f} parts)")
     for engine in engines.values():  # one unmeasured run each: imports and first-call caches
         engine(3600.0, 0)
     times: dict[str, list[float]] = {name: [] for name in engines}
-    ratios: dict[str, list[float]] = {"ciw": [], "salabim": []}
+    pairs = [(ours, peer) for ours in ("twin", "twin-simpy") for peer in ("ciw", "salabim")]
+    ratios: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
     for repeat in range(repeats):
         order = list(engines) if repeat % 2 == 0 else list(reversed(engines))
         line = []
@@ -181,15 +198,15 @@ def bench_peers(repeats: int, hours: float) -> None:
             elapsed = time.perf_counter() - started
             times[name].append(elapsed)
             line.append(f"{name} {elapsed:.2f}s ({parts} parts)")
-        for peer in ratios:
-            ratios[peer].append(times["twin"][-1] / times[peer][-1])
+        for ours, peer in ratios:
+            ratios[ours, peer].append(times[ours][-1] / times[peer][-1])
         print(f"  repeat {repeat}: " + ", ".join(line))
     medians = {name: statistics.median(values) for name, values in times.items()}
     print("  median wall: " + ", ".join(f"{name} {value:.2f}s" for name, value in medians.items()))
-    for peer, values in ratios.items():
+    for (ours, peer), values in ratios.items():
         ratio = statistics.median(values)
         goal = " (goal <= 0.33)" if peer == "ciw" else ""
-        print(f"  wall-time ratio twin/{peer}: {ratio:.3f}{goal}, i.e. the twin is {1 / ratio:.1f}x as fast")
+        print(f"  wall-time ratio {ours}/{peer}: {ratio:.4f}{goal}, i.e. {1 / ratio:.1f}x as fast")
     assert all(math.isfinite(v) for v in medians.values())
 
 
