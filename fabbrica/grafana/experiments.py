@@ -121,6 +121,7 @@ def _comparison() -> list[Panel]:
                     "to upper", color={"mode": "fixed", "fixedColor": "light-blue"}, displayName="mean + 95 %"
                 ),
             ],
+            transformations=[organize()],
             repeat="kpi",
         ),
     ]

@@ -162,6 +162,7 @@ def _shares() -> list[Panel]:
                 by_name("observed", color={"mode": "fixed", "fixedColor": "purple"}),
                 by_name("twin", color={"mode": "fixed", "fixedColor": "blue"}),
             ],
+            transformations=[organize()],
             repeat="state",
         ),
         Panel(
