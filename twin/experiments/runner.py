@@ -134,7 +134,9 @@ class LocalProcesses:
         self._pool = context.Pool(workers, initializer=_ignore_interrupt)
 
     def map_unordered(self, tasks: Sequence[RunTask]) -> Iterator[dict[str, Any]]:
-        yield from self._pool.imap_unordered(run_task, tasks, chunksize=1)
+        # a few tasks per message when there are many (short flow-engine runs), one otherwise
+        chunk = max(1, min(8, len(tasks) // (8 * self.workers)))
+        yield from self._pool.imap_unordered(run_task, tasks, chunksize=chunk)
 
     def close(self, cancel: bool = False) -> None:
         if cancel:
