@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -226,6 +225,9 @@ class Experiment:
         except KeyboardInterrupt:
             interrupted = True
             executor.close(cancel=True)
+        except BaseException:
+            executor.close(cancel=True)
+            raise
         else:
             executor.close()
         wall = time.perf_counter() - started
@@ -279,7 +281,3 @@ class Experiment:
 
 def _given(spec: ExperimentSpec) -> list[str]:
     return [field for field in ("horizon", "warmup") if getattr(spec, field) is not None]
-
-
-def default_workers() -> int:
-    return os.cpu_count() or 1
