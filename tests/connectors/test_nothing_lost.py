@@ -12,8 +12,6 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from .conftest import (
     FABBRICA,
     ROOT,
@@ -107,37 +105,43 @@ def _iso_ns(text: str) -> int:
     return int(moment.replace(microsecond=0).timestamp()) * 10**9 + moment.microsecond * 1000
 
 
-@pytest.mark.parametrize("sink_kind", ["influxdb1", "influxdb2"])
 def test_simulated_line_end_to_end_matches_its_truth(
-    sink_kind, request, mosquitto, write_config, connector_factory, tmp_path
+    mosquitto, influxdb, victoria, write_config, connector_factory, tmp_path
 ):
+    """One served run, two connectors: into InfluxDB 1.x and into VictoriaMetrics (v2 write API)."""
     opcua_port = free_port()
     database = f"line_{uuid.uuid4().hex[:6]}"
-    if sink_kind == "influxdb1":
-        server = request.getfixturevalue("influxdb")
-        sink = {"type": "influxdb1", "url": server.url, "database": database, "flush_interval": "0.3s"}
-    else:
-        server = request.getfixturevalue("victoria")
-        sink = {"type": "influxdb2", "url": server.url, "token": "t", "org": "o", "bucket": database}
-    config = {
-        "name": "e2e",
-        "sink": sink,
-        "spool": {"path": "spool/", "max_bytes": "1GB"},
-        "opcua": [
-            {
-                "endpoint": f"opc.tcp://127.0.0.1:{opcua_port}",
-                "nodes": ["Objects/*/*/*"],
-                "sampling_interval": "100ms",
-            }
-        ],
-        "mqtt": [
-            {
-                "url": mosquitto.url,
-                "client_id": f"e2e-{uuid.uuid4().hex[:6]}",
-                "topics": [{"filter": "factory/+/+/+", "format": "json"}],
-            }
-        ],
+    sinks = {
+        "influxdb1": {
+            "type": "influxdb1",
+            "url": influxdb.url,
+            "database": database,
+            "flush_interval": "0.3s",
+        },
+        "influxdb2": {"type": "influxdb2", "url": victoria.url, "token": "t", "org": "o", "bucket": database},
     }
+    connectors = []
+    for kind, sink in sinks.items():
+        config = {
+            "name": f"e2e-{kind}",
+            "sink": sink,
+            "spool": {"path": f"spool-{kind}/", "max_bytes": "1GB"},
+            "opcua": [
+                {
+                    "endpoint": f"opc.tcp://127.0.0.1:{opcua_port}",
+                    "nodes": ["Objects/*/*/*"],
+                    "sampling_interval": "100ms",
+                }
+            ],
+            "mqtt": [
+                {
+                    "url": mosquitto.url,
+                    "client_id": f"e2e-{kind}-{database}",
+                    "topics": [{"filter": "factory/+/+/+", "format": "json"}],
+                }
+            ],
+        }
+        connectors.append(connector_factory(write_config(config, f"{kind}.yaml")))
     truth_file = tmp_path / "truth.json"
     line = subprocess.Popen(
         [*FABBRICA, "line", "serve", str(ROOT / "simulations/lines/demonstrator.yaml"), "--speed", "60",
@@ -145,44 +149,49 @@ def test_simulated_line_end_to_end_matches_its_truth(
          "--truth", str(truth_file), "--seed", "3"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
     )  # fmt: skip
-    connector = connector_factory(write_config(config)).start()
+    for connector in connectors:
+        connector.log = tmp_path / f"{connector.config.stem}.log"
+        connector.start()
     output, _ = line.communicate(timeout=90)
     assert line.returncode == 0, output.decode()[-2000:]
     time.sleep(1.5)
-    assert connector.stop() == 0
+    for connector in connectors:
+        assert connector.stop() == 0
     truth = json.loads(truth_file.read_text())
     assert truth["stations"]
-    for station, record in truth["stations"].items():
-        expected = {(_iso_ns(item["ts"]), item["value"]) for item in record["values"]["PartsProduced"]}
-        if sink_kind == "influxdb1":
-            rows = influx_rows(server.url, database, "machine", f"\"station\" = '{station}'")
-            stored = {
-                (row["time"], row["PartsProduced"]) for row in rows if row.get("PartsProduced") is not None
-            }
-            messages = Counter(
-                row["sensor"]
-                for row in influx_rows(server.url, database, "sensor", f"\"station\" = '{station}'")
-            )
-        else:
-            series = victoria_export(server.url, f'{{__name__="machine_PartsProduced",station="{station}"}}')
-            stored = {
-                (stamp * 10**6, value)
-                for item in series
-                for stamp, value in zip(item["timestamps"], item["values"], strict=True)
-            }
-            expected = {(stamp // 10**6 * 10**6, value) for stamp, value in expected}
-            messages = Counter()
-            for item in victoria_export(server.url, f'{{__name__="sensor_value",station="{station}"}}'):
-                messages[item["metric"]["sensor"]] += len(item["values"])
-        assert stored, f"{station}: no PartsProduced stored"
-        if sink_kind == "influxdb1":
-            parts = influx_rows(server.url, database, "part", f"\"station\" = '{station}'")
-            assert len(parts) == len(record["parts"]), f"{station}: part events"
-            assert sorted(row["cycle_time_s"] for row in parts) == sorted(
-                p["cycle_time_s"] for p in record["parts"]
-            )
-        # The initial value the PLC shows before the first part may predate the subscription.
-        assert expected - stored <= {min(expected)}, f"{station}: missing {sorted(expected - stored)[:5]}"
-        for topic, counts in record.get("messages", {}).items():
-            if topic != "events":
-                assert messages[topic] == counts["published"], f"{station}/{topic}"
+    for sink_kind in sinks:
+        for station, record in truth["stations"].items():
+            _compare(sink_kind, influxdb if sink_kind == "influxdb1" else victoria, database, station, record)
+
+
+def _compare(sink_kind: str, server, database: str, station: str, record: dict) -> None:
+    expected = {(_iso_ns(item["ts"]), item["value"]) for item in record["values"]["PartsProduced"]}
+    if sink_kind == "influxdb1":
+        rows = influx_rows(server.url, database, "machine", f"\"station\" = '{station}'")
+        stored = {(row["time"], row["PartsProduced"]) for row in rows if row.get("PartsProduced") is not None}
+        sensor_rows = influx_rows(server.url, database, "sensor", f"\"station\" = '{station}'")
+        messages = Counter(row["sensor"] for row in sensor_rows)
+        parts = influx_rows(server.url, database, "part", f"\"station\" = '{station}'")
+        assert len(parts) == len(record["parts"]), f"{station}: part events"
+        assert sorted(row["cycle_time_s"] for row in parts) == sorted(
+            p["cycle_time_s"] for p in record["parts"]
+        )
+    else:
+        series = victoria_export(server.url, f'{{__name__="machine_PartsProduced",station="{station}"}}')
+        stored = {
+            (stamp * 10**6, value)
+            for item in series
+            for stamp, value in zip(item["timestamps"], item["values"], strict=True)
+        }
+        expected = {(stamp // 10**6 * 10**6, value) for stamp, value in expected}
+        messages = Counter()
+        for item in victoria_export(server.url, f'{{__name__="sensor_value",station="{station}"}}'):
+            messages[item["metric"]["sensor"]] += len(item["values"])
+    assert stored, f"{sink_kind} {station}: no PartsProduced stored"
+    # The initial value the PLC shows before the first part may predate the subscription.
+    assert expected - stored <= {min(expected)}, (
+        f"{sink_kind} {station}: missing {sorted(expected - stored)[:5]}"
+    )
+    for topic, counts in record.get("messages", {}).items():
+        if topic != "events":
+            assert messages[topic] == counts["published"], f"{sink_kind} {station}/{topic}"
