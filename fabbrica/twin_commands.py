@@ -52,7 +52,7 @@ def run(
             overrides["engine"] = engine
         line = load_line(line_file, overrides)
         chosen = choose_engine(line, source=str(line_file))
-    result = run_line(line, engine=chosen)
+        result = run_line(line, engine=chosen)
     if as_json:
         typer.echo(json.dumps(result.kpis))
     else:

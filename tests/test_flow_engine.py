@@ -315,6 +315,12 @@ def test_streams_run_short_and_are_drawn_again() -> None:
     assert short.kpis["stations"] == full.kpis["stations"]
 
 
+def test_a_line_stuck_at_zero_durations_is_an_error() -> None:
+    stations = [{"name": "a", "cycle_time": 0}, {"name": "b", "cycle_time": 5}]  # a makes parts in no time
+    with pytest.raises(LineError, match="durations of zero"):
+        simulate_flow(line_from_dict({"horizon": 100, "stations": stations}))
+
+
 def test_replications_are_single_runs() -> None:
     line = line_from_dict(
         {

@@ -28,7 +28,7 @@ from twin.engine import RunResult
 from twin.flow_samples import RunSamples
 from twin.line import ConwipRelease, Line, LineError
 
-MAX_SAMPLES = 2_000_000_000  # per stream: beyond this a line never ends (zero cycle times)
+MAX_SAMPLES = 50_000_000  # per stream (400 MB): a line that needs more is stuck at zero durations
 
 
 def flow_obstacle(line: Line) -> str | None:
@@ -185,9 +185,16 @@ class _Kernel:
             if status == kernel.OK:
                 break
             draws = samples.stream_of(int(need[0]), int(need[1]), int(need[2]))
-            if draws.count >= MAX_SAMPLES:
-                raise LineError(f"{line.name}: the run never ends: a stream needs over {MAX_SAMPLES} samples")
-            draws.ensure(max(2 * draws.count, draws.count + 1024))
+            more = max(2 * draws.count, draws.count + 1024)
+            entered = self.totals[kernel.ENTRIES]
+            reached = args["entries"][entered - 1] if entered else 0.0  # how far the run got
+            stuck = draws.count >= 1_000_000 and draws.count * end >= MAX_SAMPLES * reached
+            if more > MAX_SAMPLES or stuck:
+                raise LineError(
+                    f"{line.name}: the run would need over {MAX_SAMPLES:,} samples of one stream "
+                    "(durations of zero?)"
+                )
+            draws.ensure(more)
         totals = self.totals
         self.changes = args["changes"]
         self.entries = args["entries"][: totals[kernel.ENTRIES]]
