@@ -124,7 +124,8 @@ class SensorPublisher:
 
     async def close(self) -> None:
         """Wait (up to drain_timeout) for the broker to acknowledge what is in flight, then disconnect."""
-        deadline = time.monotonic() + self.config.drain_timeout
+        # a broker never reached will not answer now either
+        deadline = time.monotonic() + (self.config.drain_timeout if self.connects else 0.0)
         while self._pending and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         with self._lock:

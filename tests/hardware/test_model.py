@@ -178,7 +178,7 @@ def test_the_clock_catches_up_after_a_stall_and_reports_the_lag() -> None:
     assert env.now == pytest.approx(15.0)
     assert seen[0] == pytest.approx(2.0) and len(seen) == 26  # nothing skipped while catching up
     assert clock.lag.max_s >= 0.5 and clock.lag.late_steps >= 1
-    assert wall < 1.5 + 0.6 + 0.5, "it caught up instead of drifting"
+    assert wall < 1.5 + 0.6 + 1.5, "it caught up instead of drifting"
     assert clock.utc(15.0).timestamp() == pytest.approx(clock.start_epoch + 1.5)
 
 
