@@ -16,9 +16,11 @@ Every executor yields results as they finish, in no particular order.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -112,25 +114,35 @@ class InProcess:
         pass
 
 
+@functools.cache
+def _warm_here() -> None:
+    warm_up()
+
+
 def _ignore_interrupt() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class LocalProcesses:
-    """A pool of `workers` processes on this machine, started through a fork server.
+    """A pool of `workers` processes on this machine.
 
-    The fork server imports the main module and the twin once and runs a tiny line
-    (`twin.experiments.warm`), so each worker starts ready in milliseconds; forking
-    from a clean server (not from this possibly multi-threaded process) keeps the
-    workers safe.
+    The engines load some parts on first use (numba kernels): a tiny line is run once
+    (`warm_up`) where the workers are forked from, so each worker starts ready. A
+    single-threaded process forks its workers directly (nothing to re-import, and
+    scripts need no `if __name__ == "__main__"` guard); a multi-threaded one (a live
+    progress bar, a notebook) forks them from a fork server that imported the main
+    module and `twin.experiments.warm`, since forking a process with threads is unsafe.
     """
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        if threading.active_count() == 1:
+            _warm_here()
+            context = multiprocessing.get_context("fork")
+        else:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["__main__", "twin.experiments.warm"])
         self.description = {"executor": "local-processes", "workers": workers}
-        context = multiprocessing.get_context("forkserver")
-        # the main module too (Python's default), so workers need not import it each
-        context.set_forkserver_preload(["__main__", "twin.experiments.warm"])
         self._pool = context.Pool(workers, initializer=_ignore_interrupt)
 
     def map_unordered(self, tasks: Sequence[RunTask]) -> Iterator[dict[str, Any]]:
