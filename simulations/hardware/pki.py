@@ -10,6 +10,7 @@ it changes, so an administrator can trust a client while the line runs.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import ipaddress
 import logging
 import os
@@ -70,8 +71,20 @@ def create_certificate(
 
 
 def server_certificate(pki_dir: Path, application_uri: str) -> CertificatePair:
-    """The PLC's own certificate in `pki_dir/own`, created if missing, expired or for another URI."""
-    pair = CertificatePair(pki_dir / "own" / "server_cert.der", pki_dir / "own" / "server_key.pem")
+    """The PLC's own certificate in `pki_dir/own`, created if missing, expired or for another URI.
+
+    Several PLCs starting at once with the same `pki_dir` agree on one certificate: the
+    check-and-create runs under a lock file.
+    """
+    own = pki_dir / "own"
+    own.mkdir(parents=True, exist_ok=True)
+    with open(own / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _server_certificate(own, application_uri)
+
+
+def _server_certificate(own: Path, application_uri: str) -> CertificatePair:
+    pair = CertificatePair(own / "server_cert.der", own / "server_key.pem")
     if pair.certificate.is_file() and pair.private_key.is_file():
         try:
             cert = x509.load_der_x509_certificate(pair.certificate.read_bytes())

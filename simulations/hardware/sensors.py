@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class SensorPublisher:
         self._lock = threading.Lock()
         self._pending: dict[int, str] = {}
         self._early: set[int] = set()
-        client_id = config.client_id or f"fabbrica-line-{line}-{id(self) & 0xFFFF:04x}"
+        client_id = config.client_id or f"fabbrica-line-{line}-{os.getpid()}"
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=True
         )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import simpy
+import yaml
 from typer.testing import CliRunner
 
 from fabbrica.cli import app
@@ -24,7 +27,7 @@ from simulations.hardware.states import (
     PACKML_STATE,
     station_state,
 )
-from tests.hardware.conftest import FAST_LINE, ROOT
+from tests.hardware.conftest import FAST_LINE, ROOT, start_serving
 from twin.line import LineError, line_from_dict
 from twin.station import BLOCKED, DOWN, SETUP, STARVED, STOPPED, WORKING
 
@@ -188,3 +191,27 @@ def test_the_sample_hardware_file_holds_the_defaults_and_the_docs_show_it() -> N
     docs = (ROOT / "docs" / "simulated-hardware.md").read_text()
     body = "".join(sample.read_text().splitlines(keepends=True)[3:])  # without the heading comment
     assert f"```yaml\n{body}```" in docs, "copy simulations/hardware/sample-hardware.yaml into the docs"
+
+
+def test_sigterm_ends_the_run_and_writes_the_truth(tmp_path: Path) -> None:
+    line = tmp_path / "line.yaml"
+    line.write_text(yaml.safe_dump(FAST_LINE))
+    truth = tmp_path / "truth.json"
+    served = start_serving(
+        [str(line), "--speed", "100", "--opcua", "none", "--mqtt", "none"], truth=truth, endpoint=""
+    )
+    assert served.out[-1].strip() == "serving line pilot at speed 100: no servers"
+    time.sleep(0.5)
+    assert served.stop(signal.SIGTERM) == 0
+    record = json.loads(truth.read_text())
+    assert record["opcua"] is None and record["mqtt"] is None
+    assert record["simulated_s"] > 0 and record["stations"]["cut"]["states"]
+
+
+def test_noise_depends_on_the_state() -> None:
+    spindle = next(spec for spec in HardwareConfig().opcua.signals if spec.name == "SpindleSpeed")
+    bank = SignalBank([spindle], station_generator(2, "mill", "signals"), STARVED)
+    idle = [bank.sample(float(t), STARVED)[0] for t in range(1, 50)]
+    assert set(idle) == {0.0}, "a stopped spindle reads a steady 0"
+    working = np.array([bank.sample(float(t), WORKING)[0] for t in range(100, 400)])
+    assert 10 < working.std() < 60 and abs(working.mean() - 12000) < 1500
