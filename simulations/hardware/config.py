@@ -228,7 +228,7 @@ class MqttConfig(_Strict):
     tls: MqttTls | None = None
     keepalive: int = Field(default=30, ge=5)
     events_qos: int = Field(default=1, ge=0, le=2)
-    connect_timeout: Duration = 5.0
+    connect_timeout: Duration = 1.0
     drain_timeout: Duration = 5.0
     sensors: list[SignalSpec] = Field(default_factory=lambda: list(DEFAULT_SENSORS))
 

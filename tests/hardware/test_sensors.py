@@ -24,6 +24,7 @@ from twin.line import line_from_dict
 
 SENSORS = {
     "mqtt": {
+        "connect_timeout": 10,  # the QoS 0 sensor's first samples wait for the connection
         "sensors": [
             {
                 "name": "energy",
