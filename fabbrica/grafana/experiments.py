@@ -52,6 +52,14 @@ VARIABLES = [
         description="One comparison chart per KPI chosen here.",
     ),
     Variable(
+        "station",
+        "Station",
+        f'SHOW TAG VALUES FROM "experiment_bottleneck" WITH KEY = "station" WHERE {EXPERIMENT}',
+        multi=True,
+        include_all=True,
+        description="The stations the bottleneck chart shows.",
+    ),
+    Variable(
         "rank_kpi",
         "Rank by",
         f'SHOW TAG VALUES FROM "experiment_kpi" WITH KEY = "kpi" WHERE {EXPERIMENT}',
@@ -143,7 +151,8 @@ def _ranking() -> list[Panel]:
         format="table",
     )
     bottleneck = Query(
-        f'SELECT last("total") AS "share" FROM "experiment_bottleneck" {where(EXPERIMENT, SCENARIO)} '
+        'SELECT last("total") AS "share" FROM "experiment_bottleneck" '
+        f"{where(EXPERIMENT, SCENARIO, matches('station', 'station'))} "
         'GROUP BY "scenario", "station"',
         fields=("share",),
         group=("scenario", "station"),
