@@ -9,7 +9,9 @@ is run with `workers=1` (in this process) and `workers=2` (two local worker proc
 pool start-up included), alternately; prints the median wall times, the median ratio
 1 worker / 2 workers (goal >= 1.8 on a 2-core machine) and checks that the runs are
 identical. The fork server that starts the workers is started once per process before
-the measurements (its cold start, mostly imports, is printed separately).
+the measurements (its cold start, mostly imports, is printed separately). After each
+repeat, two pure-Python loops run serially and in two processes: their ratio is what
+the machine lets two processes gain at that moment (other work shares the cores).
 
 Peers: the same open tandem line (Poisson arrivals every 60 s on average into an
 unlimited first queue; three exponential machines, 45 s, 50 s and 40 s; 3 places
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
+import os
 import statistics
 import time
 from typing import Any
@@ -56,6 +60,26 @@ def scaling_experiment(hours: float, warmup: str = "1h") -> Experiment:
         },
         base_dir=".",
     )
+
+
+def _burn(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def machine_ceiling(n: int = 10_000_000) -> float:
+    """What two processes can gain over one right now: two pure-Python loops, serial vs parallel."""
+    started = time.perf_counter()
+    _burn(n)
+    _burn(n)
+    serial = time.perf_counter() - started
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        started = time.perf_counter()
+        pool.map(_burn, [n, n])
+        parallel = time.perf_counter() - started
+    return serial / parallel
 
 
 def bench_scaling(repeats: int, hours: float) -> None:
@@ -222,10 +246,14 @@ def main() -> None:
     parser.add_argument("--peer-hours", type=float, default=200.0, help="simulated hours per peer run")
     parser.add_argument("--only", choices=("scaling", "peers"))
     args = parser.parse_args()
+    print(
+        f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f} (others share the cores)"
+    )
     if args.only in (None, "scaling"):
         bench_scaling(args.repeats, args.scaling_hours)
     if args.only in (None, "peers"):
         bench_peers(args.peer_repeats, args.peer_hours)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
