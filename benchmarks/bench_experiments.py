@@ -8,8 +8,8 @@ Scaling: a 40-run experiment on the demonstrator line (8 buffer levels x 5 repli
 is run with `workers=1` (in this process) and `workers=2` (two local worker processes,
 pool start-up included), alternately; prints the median wall times, the median ratio
 1 worker / 2 workers (goal >= 1.8 on a 2-core machine) and checks that the runs are
-identical. The fork server that starts the workers is started once per process before
-the measurements (its cold start, mostly imports, is printed separately). After each
+identical. The engines' lazily loaded parts are loaded once per process before the
+measurements (that cold start is printed separately). After each
 repeat, two pure-Python loops run serially and in two processes: their ratio is what
 the machine lets two processes gain at that moment (other work shares the cores).
 
@@ -87,9 +87,9 @@ def bench_scaling(repeats: int, hours: float) -> None:
     runs = len(experiment.scenarios) * experiment.max_replications
     print(f"scaling: {runs} runs of {hours:g} h on the demonstrator, workers=1 vs workers=2")
     started = time.perf_counter()
-    scaling_experiment(0.5, warmup="0s").run(workers=2)  # starts the fork server: once per process
+    scaling_experiment(0.5, warmup="0s").run(workers=2)  # loads the engines: once per process
     print(
-        f"  cold start of the worker pool (fork server, imports), once: {time.perf_counter() - started:.2f}s"
+        f"  cold start of the first worker pool (engines loaded), once: {time.perf_counter() - started:.2f}s"
     )
     one_times, two_times, ratios = [], [], []
     reference: pd.DataFrame | None = None
