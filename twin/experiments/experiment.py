@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -48,7 +49,7 @@ class Experiment:
     def __init__(self, spec: ExperimentSpec, source: str, base_dir: Path) -> None:
         self.spec = spec
         self.source = source
-        self.line_path = base_dir / spec.line
+        self.line_path = Path(os.path.normpath(base_dir / spec.line))
         if not self.line_path.is_file():
             raise LineError(f"{source}: line: file not found: {self.line_path}")
         raw = read_yaml(self.line_path)

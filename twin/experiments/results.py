@@ -174,6 +174,7 @@ def _versions() -> dict[str, str]:
         "pydantic",
         "dask",
         "distributed",
+        "matplotlib",
     ):
         try:
             versions[package] = importlib_metadata.version(package)
