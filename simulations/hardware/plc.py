@@ -50,6 +50,13 @@ STATION_VARIABLES: tuple[tuple[str, ua.VariantType, Any], ...] = (
     ("PartsProduced", ua.VariantType.UInt32, 0),
     ("PartsScrapped", ua.VariantType.UInt32, 0),
     ("LastCycleTime", ua.VariantType.Double, 0.0),
+    ("TimeWorking", ua.VariantType.Double, 0.0),
+    ("TimeBlocked", ua.VariantType.Double, 0.0),
+    ("TimeStarved", ua.VariantType.Double, 0.0),
+    ("TimeDown", ua.VariantType.Double, 0.0),
+    ("TimeSetup", ua.VariantType.Double, 0.0),
+    ("Occupancy", ua.VariantType.UInt32, 0),
+    ("IdealCycleTime", ua.VariantType.Double, 0.0),
 )
 _TYPES = {name: variant for name, variant, _ in STATION_VARIABLES}
 _GOOD = ua.StatusCode(ua.StatusCodes.Good)
@@ -220,15 +227,14 @@ class VirtualPlcs:
 
     def _initial_values(self, station: StationRuntime) -> dict[str, Any]:
         state = station.state
-        return {
-            "State": state,
-            "StateName": state_name(state),
-            "MachineryItemState": MACHINERY_ITEM_STATE[state],
-            "PackMLState": PACKML_STATE[state],
-            "PartsProduced": 0,
-            "PartsScrapped": 0,
-            "LastCycleTime": 0.0,
-        }
+        values = {name: default for name, _, default in STATION_VARIABLES}
+        values.update(
+            State=state,
+            StateName=state_name(state),
+            MachineryItemState=MACHINERY_ITEM_STATE[state],
+            PackMLState=PACKML_STATE[state],
+        )
+        return values
 
     def _method(self, station: str, command: str) -> Any:
         runtime = self.runtime

@@ -26,10 +26,31 @@ from simulations.hardware.signals import SignalBank, station_generator
 from simulations.hardware.states import station_state
 from twin.engine import LineModel
 from twin.line import Line
-from twin.station import Machine, Part
+from twin.station import BLOCKED, DOWN, SETUP, STARVED, STOPPED, WORKING, Machine, Part
 
 COMMANDS = ("Start", "Stop", "Reset")
-VALUE_VARIABLES = ("PartsProduced", "PartsScrapped", "LastCycleTime")
+VALUE_VARIABLES = (
+    "PartsProduced",
+    "PartsScrapped",
+    "LastCycleTime",
+    "TimeWorking",
+    "TimeBlocked",
+    "TimeStarved",
+    "TimeDown",
+    "TimeSetup",
+    "Occupancy",
+    "IdealCycleTime",
+)
+# cumulative machine-seconds per state (summed over the station's machines), as a PLC's operating-
+# hours counters; stopped time counts as down, as in the twin's KPIs
+TIME_COUNTERS = (
+    ("TimeWorking", (WORKING,)),
+    ("TimeBlocked", (BLOCKED,)),
+    ("TimeStarved", (STARVED,)),
+    ("TimeDown", (DOWN, STOPPED)),
+    ("TimeSetup", (SETUP,)),
+)
+HOLDS_A_PART = (WORKING, SETUP, BLOCKED, DOWN)
 
 
 @dataclass
@@ -83,6 +104,15 @@ class StationRuntime:
         self.parts: list[dict[str, Any]] = []
         self.commands: list[tuple[float, str]] = []
         self.banks: list[SignalBank] = []
+        self.time_in = [0.0] * 6  # machine-seconds per state code, summed over the machines
+        self.machine_since = [0.0] * len(machines)
+
+    def totals(self, now: float) -> list[float]:
+        """Machine-seconds per state code up to `now`."""
+        totals = list(self.time_in)
+        for state, since in zip(self.machine_states, self.machine_since, strict=True):
+            totals[state] += now - since
+        return totals
 
 
 class LineRuntime:
@@ -114,6 +144,11 @@ class LineRuntime:
             for index, (station, machines) in enumerate(zip(line.stations, self.model.machines, strict=True))
         ]
         self.by_name = {station.name: station for station in self.stations}
+        mix = line.product_mix
+        for station, spec in zip(self.stations, line.stations, strict=True):
+            station.values["IdealCycleTime"].record(0.0, spec.ideal_cycle_time or spec.mean_cycle_time(mix))
+        # the counters are refreshed every 10 simulated seconds, and at most twice a wall second
+        self.env.process(self._counters(max(10.0, self.speed / 2)))
         if self.keep_signals:
             self._start_sampling("signals", config.opcua.signals, self.signal_samples)
         if self.keep_sensors:
@@ -122,7 +157,10 @@ class LineRuntime:
     # -- the engine's Observer protocol ----------------------------------------------------
     def machine_state(self, machine: Machine, state: int, now: float) -> None:
         station = self.stations[machine.station_index]
-        station.machine_states[machine.machine_index] = state
+        index = machine.machine_index
+        station.time_in[station.machine_states[index]] += now - station.machine_since[index]
+        station.machine_since[index] = now
+        station.machine_states[index] = state
         new = station_state(station.machine_states)
         if new == station.state:
             return
@@ -154,6 +192,23 @@ class LineRuntime:
         station.parts.append(event)
         if self.keep_events:
             self.part_events.append((station, event))
+
+    def _counters(self, period: float) -> Generator[simpy.Event, Any, None]:
+        """Refresh each station's time-in-state counters and its occupancy every `period`."""
+        env = self.env
+        buffers = self.model.buffers
+        while True:
+            now = env._now
+            for station in self.stations:
+                totals = station.totals(now)
+                for variable, codes in TIME_COUNTERS:
+                    station.values[variable].record(now, sum(totals[code] for code in codes))
+                buffer = buffers[station.index]
+                holding = sum(1 for m in station.machines if m.logical_state in HOLDS_A_PART)
+                station.values["Occupancy"].record(
+                    now, holding + (len(buffer.items) if buffer is not None else 0)
+                )
+            yield env.timeout(period)
 
     # -- operator commands (the PLC methods) ---------------------------------------------
     def command(self, station_name: str, command: str) -> None:
