@@ -14,10 +14,12 @@ series. For the k-th part a station sees (parts scrapped upstream never reach it
 
 These are the max-plus recursions of a tandem line with blocking after service. Every
 duration is added in the order the SimPy engine adds it, so the instants agree with
-it to the last bit, and the machines' time accounts are booked exactly as
-`twin.station.Machine` books them: the state shares, counts and active periods come
-out the same. A machine that waits no time at all is not booked as waiting (see
-docs/PERFORMANCE.md for the one place where the SimPy engine differs).
+it to the last bit. A second pass, every `CHUNK` parts, books each machine's time
+accounts from its records (arrival, start, start of work, done, left, breakdowns and
+repairs) exactly as `twin.station.Machine` books them, so the state shares, counts and
+active periods come out the same; kept apart, both passes run in tight loops. A
+machine that waits no time at all is not booked as waiting (see docs/PERFORMANCE.md
+for the one place where the SimPy engine differs).
 
 Samples are drawn beforehand by `twin.flow_samples`; when a stream runs short the
 kernel stops and says which one (`need`), and is run again with more samples.
@@ -37,6 +39,7 @@ EXITS, SCRAPS, ENTRIES, LEAVES, OPERATIONS = range(5)
 
 # a machine's accounts: in the warm-up, counting, closed at the end
 WARMING, COUNTING, CLOSED = range(3)
+CHUNK = 1024  # parts followed through the line before their records are booked
 
 OK = 0
 NEED_SAMPLES = 1
@@ -55,74 +58,105 @@ def _after(position: int, size: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def _change(j, now, changes, n_changes):
-    """Machine j turns active or inactive at `now`; turning back at the same instant is no change."""
-    if n_changes[j] > 0 and changes[j, n_changes[j] - 1] == now:
-        n_changes[j] -= 1
-    else:
-        changes[j, n_changes[j]] = now
-        n_changes[j] += 1
+def _change(now, n, changes):
+    """The machine turns active or inactive at `now`; turning back at the same instant is no change."""
+    if n > 0 and changes[n - 1] == now:
+        return n - 1
+    changes[n] = now
+    return n + 1
 
 
 @njit(cache=True, inline="always")
-def _book(j, new_state, now, time_in, since, state, changes, n_changes):
-    previous = state[j]
-    time_in[j, previous] += now - since[j]
-    since[j] = now
-    state[j] = new_state
-    if _active(new_state) != _active(previous):
-        _change(j, now, changes, n_changes)
-
-
-@njit(cache=True, inline="always")
-def _enter(j, new_state, now, end, time_in, since, state, changes, n_changes, phase):
-    """Machine j enters `new_state` at `now`, booked as `Machine._enter` books it."""
-    if phase[j] == COUNTING and now < end:
-        _book(j, new_state, now, time_in, since, state, changes, n_changes)
-    else:
-        _enter_outside(j, new_state, now, end, time_in, since, state, changes, n_changes, phase)
+def _book(new_state, now, end, state, since, n, phase, time_in, changes):
+    """`Machine._enter` for one machine, whose (state, since, changes made, phase) it returns."""
+    if phase == COUNTING and now < end:
+        time_in[state] += now - since
+        if _active(new_state) != _active(state):
+            n = _change(now, n, changes)
+        return new_state, now, n, phase
+    return _book_outside(new_state, now, end, state, since, n, phase, time_in, changes)
 
 
 @njit(cache=True)
-def _enter_outside(j, new_state, now, end, time_in, since, state, changes, n_changes, phase):
-    """`_enter` in the warm-up, at or after the end, and after closing."""
-    if phase[j] == CLOSED:
-        return
-    if now >= end:
-        _close(j, end, time_in, since, state, changes, n_changes, phase)
-        return
-    if phase[j] == WARMING:
-        if now < since[j]:  # `since` holds the warm-up's end until then
-            state[j] = new_state
-            return
-        _restart(j, time_in, since, state, changes, n_changes, phase)
-    _book(j, new_state, now, time_in, since, state, changes, n_changes)
+def _book_outside(new_state, now, end, state, since, n, phase, time_in, changes):
+    """`_book` in the warm-up (`since` then holds its end), at or after the end, and once closed."""
+    if phase == CLOSED:
+        return state, since, n, phase
+    if phase == WARMING:
+        if now < since:
+            return new_state, since, n, phase
+        for s in range(5):  # Machine.restart_statistics
+            time_in[s] = 0.0
+        n = 0
+        if _active(state):
+            changes[0] = since
+            n = 1
+    if now >= end:  # Machine.close
+        time_in[state] += end - since
+        if _active(state):
+            n = _change(end, n, changes)
+        return state, end, n, CLOSED
+    time_in[state] += now - since
+    if _active(new_state) != _active(state):
+        n = _change(now, n, changes)
+    return new_state, now, n, COUNTING
 
 
 @njit(cache=True)
-def _restart(j, time_in, since, state, changes, n_changes, phase):
-    """Forget everything before the warm-up's end, as `Machine.restart_statistics` does."""
-    for s in range(5):
-        time_in[j, s] = 0.0
-    n_changes[j] = 0
-    if _active(state[j]):
-        changes[j, 0] = since[j]
-        n_changes[j] = 1
-    phase[j] = COUNTING
+def _account(
+    j, waits, records, count, downs, ups, failures, end, machine, clock, time_in, changes, n_changes
+):
+    """Book station j's machine through its parts `records[:count]` (second pass).
+
+    A record is (arrival, start, start of work after set-up, done, left); `downs`/`ups`
+    are the machine's breakdowns and repairs, `machine` = (state, phase, next breakdown)
+    and `clock` = (since, free) carry over from the records before.
+    """
+    state, phase, breakdown = machine[j, 0], machine[j, 1], machine[j, 2]
+    since, free = clock[j, 0], clock[j, 1]
+    n = n_changes[j]
+    hours = time_in[j]
+    turns = changes[j]
+    for m in range(count):
+        arrival, start, work, done, left = (
+            records[j, m, 0],
+            records[j, m, 1],
+            records[j, m, 2],
+            records[j, m, 3],
+            records[j, m, 4],
+        )
+        if waits and arrival > free:
+            state, since, n, phase = _book(STARVED, free, end, state, since, n, phase, hours, turns)
+        if work > start:
+            state, since, n, phase = _book(SETUP, start, end, state, since, n, phase, hours, turns)
+        state, since, n, phase = _book(WORKING, work, end, state, since, n, phase, hours, turns)
+        while breakdown < failures[j] and downs[j, breakdown] < done:
+            state, since, n, phase = _book(
+                DOWN, downs[j, breakdown], end, state, since, n, phase, hours, turns
+            )
+            state, since, n, phase = _book(
+                WORKING, ups[j, breakdown], end, state, since, n, phase, hours, turns
+            )
+            breakdown += 1
+        if left > done:
+            state, since, n, phase = _book(BLOCKED, done, end, state, since, n, phase, hours, turns)
+        free = left
+    machine[j, 0], machine[j, 1], machine[j, 2] = state, phase, breakdown
+    clock[j, 0], clock[j, 1] = since, free
+    n_changes[j] = n
 
 
 @njit(cache=True)
-def _close(j, end, time_in, since, state, changes, n_changes, phase):
-    """Book the running state up to the end, as `Machine.close` does."""
-    if phase[j] == CLOSED:
-        return
-    if phase[j] == WARMING:
-        _restart(j, time_in, since, state, changes, n_changes, phase)
-    time_in[j, state[j]] += end - since[j]
-    since[j] = end
-    if _active(state[j]):
-        _change(j, end, changes, n_changes)
-    phase[j] = CLOSED
+def _close(j, waits, end, machine, clock, time_in, changes, n_changes):
+    """No further part reaches station j before the end: a free machine waits for one; book to the end."""
+    state, phase = machine[j, 0], machine[j, 1]
+    since, free = clock[j, 0], clock[j, 1]
+    n = n_changes[j]
+    if waits and free < end:
+        state, since, n, phase = _book(STARVED, free, end, state, since, n, phase, time_in[j], changes[j])
+    state, since, n, phase = _book(state, end, end, state, since, n, phase, time_in[j], changes[j])
+    machine[j, 0], machine[j, 1] = state, phase
+    n_changes[j] = n
 
 
 @njit(cache=True)
@@ -171,20 +205,29 @@ def run_line(
     """
     stations = buffers.shape[0]
     tracing = trace.shape[1] > 0
-
-    # machine accounts, as in twin.station.Machine; during the warm-up `since` is its end
-    state = np.full(stations, STARVED, dtype=np.int64)
-    since = np.full(stations, warmup)
-    phase = np.full(stations, WARMING, dtype=np.int64)
     for j in range(stations):
-        for s in range(5):
-            time_in[j, s] = 0.0
         for c in range(4):
             counts[j, c] = 0
         n_changes[j] = 0
         n_trace[j] = 0
     for c in range(5):
         totals[c] = 0
+
+    # second pass: each machine's records of a chunk of parts, its breakdowns and repairs, and
+    # its accounts carried from chunk to chunk (state, phase, next breakdown; since, free)
+    records = np.zeros((stations, CHUNK, 5))
+    n_records = np.zeros(stations, dtype=np.int64)
+    downs = np.zeros((stations, max(1, ttf_count.max())))
+    ups = np.zeros_like(downs)
+    failures = np.zeros(stations, dtype=np.int64)
+    machine = np.zeros((stations, 3), dtype=np.int64)
+    machine[:, 0] = STARVED
+    machine[:, 1] = WARMING
+    clock = np.zeros((stations, 2))
+    clock[:, 0] = warmup
+    waits = np.ones(stations, dtype=np.bool_)
+    waits[0] = not saturated
+    cut = np.zeros(stations, dtype=np.bool_)  # the station's last record reaches the end
 
     free = np.zeros(stations)  # R: when the machine asks for its next part
     last_product = np.full(stations, -1, dtype=np.int64)
@@ -251,25 +294,24 @@ def run_line(
         for j in range(stations):
             seen[j] += 1
             start = max(free[j], arriving)
-            if arriving > free[j]:
-                _enter(j, STARVED, free[j], end, time_in, since, state, changes, n_changes, phase)
             if ring_size[j] > 0:
                 got[ring_start[j] + slot[j]] = start
                 slot[j] = _after(slot[j], ring_size[j])
             if start >= end:
-                _close(j, end, time_in, since, state, changes, n_changes, phase)
+                if not cut[j]:
+                    _record(records, n_records, j, arriving, start, start, start, start)
+                    cut[j] = True
                 free[j] = np.inf
                 break
             t = start
             if has_setup[j] and last_product[j] >= 0 and product != last_product[j]:
-                _enter(j, SETUP, t, end, time_in, since, state, changes, n_changes, phase)
                 if used[SETUP_TIME, j, 0] >= setup_count[j]:
                     need[0], need[1], need[2] = SETUP_TIME, j, 0
                     return NEED_SAMPLES
                 t = t + setup[setup_start[j] + used[SETUP_TIME, j, 0]]
                 used[SETUP_TIME, j, 0] += 1
             last_product[j] = product
-            _enter(j, WORKING, t, end, time_in, since, state, changes, n_changes, phase)
+            work = t
             if used[CYCLE, j, product] >= cycle_count[j, product]:
                 need[0], need[1], need[2] = CYCLE, j, product
                 return NEED_SAMPLES
@@ -282,7 +324,7 @@ def run_line(
                     if left > 0:
                         t = t + left
                     remaining -= left
-                    _enter(j, DOWN, t, end, time_in, since, state, changes, n_changes, phase)
+                    downs[j, failures[j]] = t
                     if warmup <= t < end:
                         counts[j, FAILURES] += 1
                     if used[TTR, j, 0] >= ttr_count[j]:
@@ -290,7 +332,8 @@ def run_line(
                         return NEED_SAMPLES
                     t = t + ttr[ttr_start[j] + used[TTR, j, 0]]
                     used[TTR, j, 0] += 1
-                    _enter(j, WORKING, t, end, time_in, since, state, changes, n_changes, phase)
+                    ups[j, failures[j]] = t
+                    failures[j] += 1
                     if used[TTF, j, 0] >= ttf_count[j]:
                         need[0], need[1], need[2] = TTF, j, 0
                         return NEED_SAMPLES
@@ -309,26 +352,28 @@ def run_line(
                 trace[j, n_trace[j], 2] = done
                 n_trace[j] += 1
             if done >= end:
+                _record(records, n_records, j, arriving, start, work, done, done)
+                cut[j] = True
                 free[j] = np.inf
                 break
             counted = done >= warmup
             if counted:
                 counts[j, PROCESSED] += 1
+            leave = done
+            scrapped = False
             if scrap_probability[j] > 0:
                 if used[SCRAP, j, 0] >= scrap_count[j]:
                     need[0], need[1], need[2] = SCRAP, j, 0
                     return NEED_SAMPLES
-                draw = scrap[scrap_start[j] + used[SCRAP, j, 0]]
+                scrapped = scrap[scrap_start[j] + used[SCRAP, j, 0]] < scrap_probability[j]
                 used[SCRAP, j, 0] += 1
-                if draw < scrap_probability[j]:
-                    if counted:
-                        counts[j, SCRAPPED] += 1
-                        totals[SCRAPS] += 1
-                    leave_times[totals[LEAVES]] = done
-                    totals[LEAVES] += 1
-                    free[j] = done
-                    break
-            if j == stations - 1:
+            if scrapped:
+                if counted:
+                    counts[j, SCRAPPED] += 1
+                    totals[SCRAPS] += 1
+                leave_times[totals[LEAVES]] = done
+                totals[LEAVES] += 1
+            elif j == stations - 1:
                 if counted:
                     exit_times[totals[EXITS]] = done
                     lead_times[totals[EXITS]] = done - entered
@@ -336,31 +381,70 @@ def run_line(
                     counts[j, PARTS_OUT] += 1
                 leave_times[totals[LEAVES]] = done
                 totals[LEAVES] += 1
-                free[j] = done
-                break
-            # hand the part on: room downstream
-            room = buffers[j + 1]
-            leave = done
-            if room == 0:
-                leave = max(done, free[j + 1])
-            elif room >= 1 and seen[j + 1] >= room:
-                leave = max(done, got[ring_start[j + 1] + _after(slot[j + 1], ring_size[j + 1])])
-            if leave > done:
-                _enter(j, BLOCKED, done, end, time_in, since, state, changes, n_changes, phase)
-            if warmup <= leave < end:
-                counts[j, PARTS_OUT] += 1
-            if tracing:
-                trace[j, n_trace[j] - 1, 2] = leave
+            else:  # hand the part on: room downstream
+                room = buffers[j + 1]
+                if room == 0:
+                    leave = max(done, free[j + 1])
+                elif room >= 1 and seen[j + 1] >= room:
+                    leave = max(done, got[ring_start[j + 1] + _after(slot[j + 1], ring_size[j + 1])])
+                if warmup <= leave < end:
+                    counts[j, PARTS_OUT] += 1
+                if tracing:
+                    trace[j, n_trace[j] - 1, 2] = leave
+            _record(records, n_records, j, arriving, start, work, done, leave)
             free[j] = leave
+            if scrapped or j == stations - 1:
+                break
             arriving = leave
         part += 1
+        if part % CHUNK == 0:
+            for j in range(stations):
+                _account(
+                    j,
+                    waits[j],
+                    records,
+                    n_records[j],
+                    downs,
+                    ups,
+                    failures,
+                    end,
+                    machine,
+                    clock,
+                    time_in,
+                    changes,
+                    n_changes,
+                )
+                n_records[j] = 0
 
-    # no further part reaches a station before the end: a free machine waits for one
     for j in range(stations):
-        if not (saturated and j == 0) and free[j] < end:
-            _enter(j, STARVED, free[j], end, time_in, since, state, changes, n_changes, phase)
-        _close(j, end, time_in, since, state, changes, n_changes, phase)
+        _account(
+            j,
+            waits[j],
+            records,
+            n_records[j],
+            downs,
+            ups,
+            failures,
+            end,
+            machine,
+            clock,
+            time_in,
+            changes,
+            n_changes,
+        )
+        _close(j, waits[j], end, machine, clock, time_in, changes, n_changes)
     return OK
+
+
+@njit(cache=True, inline="always")
+def _record(records, n_records, j, arrival, start, work, done, left):
+    m = n_records[j]
+    records[j, m, 0] = arrival
+    records[j, m, 1] = start
+    records[j, m, 2] = work
+    records[j, m, 3] = done
+    records[j, m, 4] = left
+    n_records[j] = m + 1
 
 
 @njit(cache=True)
