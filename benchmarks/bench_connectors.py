@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -143,10 +144,14 @@ def publish(
     base = time.time() - 3600
     began = time.monotonic()
     info = None
+    outstanding: deque[Any] = deque()
     for index in range(start, start + count):
         ts = time.time() if stamp_now else base + index / 10_000
         payload = json.dumps({"ts": ts, "value": float(index), "unit": "kWh"})
         info = client.publish(f"factory/L1/S{index % 10}/energy", payload, qos=1)
+        outstanding.append(info)
+        if len(outstanding) > 20_000:  # message ids wrap at 65535
+            outstanding.popleft().wait_for_publish(120)
         if rate:
             ahead = (index - start + 1) / rate - (time.monotonic() - began)
             if ahead > 0:

@@ -27,7 +27,7 @@ from connectors.common.points import BadPoint, Point, to_line
 from connectors.common.ratelog import RateLimitedLog
 from connectors.common.spool import Spool
 from connectors.config import ConnectorConfig
-from connectors.sinks.base import Sink, SinkUnavailable
+from connectors.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class Pipeline:
         self._wake_writer = asyncio.Event()
         self._wake_committer = asyncio.Event()
         self._appended: deque[tuple[float, int]] = deque()  # (wall time, points) per commit, oldest first
+        self._appended_total = self.spool.pending
         if self.spool.pending:
             self._appended.append((time.time(), self.spool.pending))
         self._bad = RateLimitedLog(log)
@@ -74,6 +75,7 @@ class Pipeline:
 
     def submit(self, points: list[Point], ack: Callable[[], None] | None = None) -> None:
         """Take points in; `ack` runs once they are safe in the spool."""
+        accepted = 0
         for point in points:
             try:
                 line = to_line(point)
@@ -81,8 +83,9 @@ class Pipeline:
                 self.reject(f"bad point for {point.measurement}: {exc}")
                 continue
             self._lines.append(line)
-            self._count += 1
-        self.health.points_in += len(points)
+            accepted += 1
+        self._count += accepted
+        self.health.points_in += accepted
         if ack is not None:
             self._acks.append(ack)
         if self._count >= 10_000 or (ack is not None and len(self._acks) >= 1000):
@@ -102,7 +105,12 @@ class Pipeline:
             self._lines, self._count = [], 0
             self.spool.append(data, count)
             self._unsynced = True
-            self._appended.append((time.time(), count))
+            now = time.time()
+            if self._appended and now - self._appended[-1][0] < 1.0:  # one entry per second at most
+                self._appended[-1] = (self._appended[-1][0], self._appended[-1][1] + count)
+            else:
+                self._appended.append((now, count))
+            self._appended_total += count
             self._wake_writer.set()
         self.health.dropped = self.spool.dropped
         self._trim_appended()
@@ -139,12 +147,14 @@ class Pipeline:
         backoff = Backoff(initial=sink_config.retry_initial, maximum=sink_config.retry_max)
         last_write = time.monotonic()
         while not stop.is_set():
-            if self.spool.pending < sink_config.batch_size:
+            pending = self.spool.pending
+            if pending < sink_config.batch_size:
                 remaining = sink_config.flush_interval - (time.monotonic() - last_write)
-                if remaining > 0 or not self.spool.pending:
+                if not pending or remaining > 0:
                     self._wake_writer.clear()
+                    timeout = remaining if pending else sink_config.flush_interval
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake_writer.wait(), timeout=max(remaining, 0.01))
+                        await asyncio.wait_for(self._wake_writer.wait(), timeout=max(timeout, 0.001))
                     continue
             if not await self.write_once():
                 if await sleep_or_stop(backoff.next_delay(), stop):
@@ -157,12 +167,13 @@ class Pipeline:
         """Send one batch from the spool; False when the sink is unavailable."""
         data, count, position = self.spool.read(self.config.sink.batch_size)
         if not count:
+            self.spool.pending = 0  # nothing readable is left, whatever the count said
             return True
         try:
             rejected = await self.sink.write(data, count)
-        except SinkUnavailable as exc:
+        except Exception as exc:  # SinkUnavailable, or anything unforeseen: keep the batch, retry
             if not self._sink_down:
-                log.warning("%s unavailable, spooling: %s", self.sink.name, exc)
+                log.warning("%s unavailable, spooling: %s", self.sink.name, exc or type(exc).__name__)
             self._sink_down = True
             self._update_lag()
             return False
@@ -181,14 +192,16 @@ class Pipeline:
             stamp, points = self._appended[0]
             if points <= count:
                 count -= points
+                self._appended_total -= points
                 self._appended.popleft()
             else:
                 self._appended[0] = (stamp, points - count)
+                self._appended_total -= count
                 count = 0
         self._update_lag()
 
     def _trim_appended(self) -> None:
-        excess = sum(points for _, points in self._appended) - self.spool.pending
+        excess = self._appended_total - self.spool.pending
         if excess > 0:
             self._consume_appended(excess)
         else:
@@ -217,7 +230,7 @@ class Pipeline:
         """Run committer, writer and health until `stop`; after `sources_done`, flush everything."""
         try:
             await self.sink.open()
-        except SinkUnavailable as exc:
+        except Exception as exc:  # down, or (embedded) the file is locked by another process
             log.warning("%s unavailable at start, spooling: %s", self.sink.name, exc)
             self._sink_down = True
         writer_stop = asyncio.Event()

@@ -192,8 +192,9 @@ class MqttSourceRunner:
                     points.extend(number_points(topic, name, payload, received))
                 else:
                     points.extend(self._sparkplug(client, topic, name, payload, received))
-            except (BadPoint, ValueError) as exc:
-                self.pipeline.reject(f"{self.name} {name}: {exc}")
+            except Exception as exc:  # bad input is counted, never a crash
+                reason = exc if isinstance(exc, BadPoint | ValueError) else repr(exc)
+                self.pipeline.reject(f"{self.name} {name}: {reason}")
         acks = [(mid, qos) for _, _, mid, qos, _ in batch if qos > 0]
         self.pipeline.submit(points, ack=partial(_ack, client, acks) if acks else None)
 
