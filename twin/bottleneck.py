@@ -69,6 +69,8 @@ def _sweep(bounds, first, start, end, sole, shifting):
     cut = start
     for m in range(count):
         upcoming[m] = -np.inf
+    leader = -1
+    longest = 0.0
     while cut < end:
         following = end
         for m in range(count):
@@ -78,21 +80,39 @@ def _sweep(bounds, first, start, end, sole, shifting):
                     u += 1
                 upto[m] = u
                 upcoming[m] = bounds[u] if u < limit[m] else np.inf
-                length[m] = bounds[u] - bounds[u - 1] if u % 2 == 1 else 0.0
+                new = bounds[u] - bounds[u - 1] if u % 2 == 1 else 0.0
+                length[m] = new
+                if new > longest or (new == longest and new > 0 and m < leader):
+                    leader, longest = m, new
+                elif m == leader and new < longest:
+                    leader, longest = -1, 0.0
+                    for k in range(count):
+                        if length[k] > longest:
+                            leader, longest = k, length[k]
             following = min(following, upcoming[m])
-        longest = 0.0
-        leader = -1
-        for m in range(count):
-            if length[m] > longest:
-                longest = length[m]
-                leader = m
-        if leader >= 0:
-            period = (upto[leader] - 1) // 2
+        bottleneck, period = leader, (upto[leader] - 1) // 2
+        if (cut + following) / 2 >= following:
+            # cuts one float apart, the middle rounds up to the later: the periods in force
+            # there are those in force just after it
+            bottleneck, longest_there = -1, 0.0
+            for m in range(count):
+                v = upto[m]
+                while v < limit[m] and bounds[v] <= following:
+                    v += 1
+                if v % 2 == 1 and bounds[v] - bounds[v - 1] > longest_there:
+                    bottleneck, period, longest_there = m, (v - 1) // 2, bounds[v] - bounds[v - 1]
+        if bottleneck >= 0:
+            leader_now = bottleneck
             last = runs - 1
-            if runs and run_machine[last] == leader and run_period[last] == period and run_end[last] == cut:
+            if (
+                runs
+                and run_machine[last] == leader_now
+                and run_period[last] == period
+                and run_end[last] == cut
+            ):
                 run_end[last] = following
             else:
-                run_machine[runs] = leader
+                run_machine[runs] = leader_now
                 run_period[runs] = period
                 run_start[runs] = cut
                 run_end[runs] = following
