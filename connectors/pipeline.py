@@ -251,15 +251,19 @@ class Pipeline:
             await self._flush()
 
     async def _flush(self) -> None:
-        """Commit what is buffered, then write the spool out within `shutdown_timeout`."""
-        self._lines.append(to_line(self.health_point()))
-        self._count += 1
+        """Commit what is buffered, then write the spool out within `shutdown_timeout`;
+        last, one health point with the final counts."""
         self.commit()
         deadline = time.monotonic() + self.config.shutdown_timeout
         backoff = Backoff(initial=0.2, maximum=2.0)
-        while self.spool.pending and time.monotonic() < deadline:
-            if not await self.write_once():
-                await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - time.monotonic())))
+        for final in (False, True):
+            if final:
+                self._lines.append(to_line(self.health_point()))
+                self._count += 1
+                self.commit()
+            while self.spool.pending and time.monotonic() < deadline:
+                if not await self.write_once():
+                    await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - time.monotonic())))
         if self.spool.pending:
             log.warning("%d points stay in the spool for the next start", self.spool.pending)
         self.spool.close()
