@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 from connectors.mqtt import sparkplug as spb
 from connectors.sinks.embedded import Historian
 
-from .conftest import Publisher, influxql, sensor_values, wait_until
+from .conftest import Publisher, influx_rows, influxql, sensor_values, wait_until
 
 
 def _config(mosquitto, sink, topics=None, **extra):
@@ -231,3 +231,34 @@ def test_graceful_shutdown_flushes_every_pending_point(mosquitto, influxdb, writ
     assert not influxql(influxdb.url, database, "SELECT count(value) FROM sensor")  # still buffered
     assert connector.stop(signal.SIGINT) == 0
     assert sensor_values(influxdb.url, database) == [float(index) for index in range(500)]
+
+
+def test_shared_subscription_spreads_messages_over_two_connectors(
+    mosquitto, influxdb, write_config, connector_factory
+):
+    database = f"shared_{uuid.uuid4().hex[:6]}"
+    group = f"g{uuid.uuid4().hex[:6]}"
+    sink = {"type": "influxdb1", "url": influxdb.url, "database": database, "flush_interval": "0.2s"}
+    topics = [{"filter": f"$share/{group}/factory/+/+/+", "format": "json"}]
+    connectors = []
+    for index in range(2):
+        config = _config(mosquitto, sink, topics, name=f"shared{index}")
+        config["spool"] = {"path": f"spool{index}"}
+        connector = connector_factory(write_config(config, f"shared{index}.yaml"))
+        connector.log = connector.config.parent / f"shared{index}.log"
+        connectors.append(connector.start())
+    for connector in connectors:
+        wait_until(lambda connector=connector: _connected(connector))
+    publisher = Publisher(mosquitto.port, f"pub-{uuid.uuid4().hex[:6]}")
+    publisher.many(0, 400, rate=2000, line="L9")
+    publisher.close()
+    wait_until(lambda: len(sensor_values(influxdb.url, database, "L9")) >= 400)
+    for connector in connectors:
+        assert connector.stop() == 0
+    assert sensor_values(influxdb.url, database, "L9") == [float(index) for index in range(400)]
+    health = influx_rows(influxdb.url, database, "connector_health")
+    taken = {}
+    for row in health:
+        taken[row["connector"]] = max(taken.get(row["connector"], 0), row["points_in"])
+    assert set(taken) == {"shared0", "shared1"} and all(count > 0 for count in taken.values())
+    assert sum(taken.values()) == 400

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import time
 import uuid
@@ -162,3 +163,24 @@ def test_basic256sha256_sign_and_encrypt_with_user_and_password(
     assert password not in connector.output()
     frame = Historian(tmp_path / "h.duckdb", read_only=True).query("machine")
     assert set(frame["station"]) == {"Saw", "Press", "Oven"}
+
+
+def test_a_hung_server_is_detected_and_the_connector_reconnects(
+    opcua_server, influxdb, write_config, connector_factory
+):
+    server = opcua_server(period=0.1)
+    database = f"hung_{uuid.uuid4().hex[:6]}"
+    sink = {"type": "influxdb1", "url": influxdb.url, "database": database, "flush_interval": "0.2s"}
+    connector = connector_factory(write_config(_config(server, sink, stale_after="2s", timeout="1s"))).start()
+    wait_until(
+        lambda: influx_rows(influxdb.url, database, "machine") if "variables" in connector.output() else None
+    )
+    server.process.send_signal(signal.SIGSTOP)  # the PLC hangs: connection open, nothing answers
+    try:
+        wait_until(lambda: "opcua" in connector.output().split("connected, 9 variables", 1)[1], timeout=20)
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    resumed_ns = time.time_ns()
+    wait_until(lambda: influx_rows(influxdb.url, database, "machine", f"time > {resumed_ns}"), timeout=30)
+    assert connector.stop() == 0
+    assert connector.output().count("connected, 9 variables") >= 2
