@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 
 from fabbrica.cli import app
 from tests.conftest import DEMONSTRATOR
+from twin import flow as flow_module
 from twin.bottleneck import bottleneck_shares
 from twin.distributions import BLOCK, Distribution
 from twin.engine import simulate
@@ -313,6 +314,25 @@ def test_streams_run_short_and_are_drawn_again() -> None:
     full = simulate_flow(line, seed=5)
     assert short.exit_times == full.exit_times == simulate(line, seed=5).exit_times
     assert short.kpis["stations"] == full.kpis["stations"]
+
+
+def test_long_runs_are_sized_on_a_pilot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flow_module, "PILOT_FROM", 500)  # every run here counts as long
+    data = {
+        "products": [{"name": "A", "mix": 0.5}, {"name": "B", "mix": 0.5}],
+        "horizon": 40000,
+        "warmup": 2000,
+        "stations": [
+            {
+                "name": "a",
+                "cycle_time": {"dist": "exponential", "mean": 9},
+                "setup": 2,
+                "failures": {"mtbf": 400, "mttr": 30},
+            },
+            {"name": "b", "cycle_time": {"dist": "normal", "mean": 8, "sd": 3}, "buffer": 2, "scrap": 0.05},
+        ],
+    }
+    assert_same_run(data, seed=11)
 
 
 def test_a_line_stuck_at_zero_durations_is_an_error() -> None:

@@ -60,11 +60,11 @@ def _sweep(bounds, first, start, end, sole, shifting):
     limit = first[1:] * 2
     upcoming = np.full(count, np.inf)  # per machine: its first bound after the current cut
     length = np.zeros(count)  # per machine: length of its current active period, 0 when inactive
-    capacity = bounds.shape[0] + 2
-    run_machine = np.zeros(capacity, dtype=np.int64)
-    run_period = np.zeros(capacity, dtype=np.int64)
-    run_start = np.zeros(capacity)
-    run_end = np.zeros(capacity)
+    capacity = bounds.shape[0] + 2  # runs of the same momentary bottleneck (only the first `runs` are set)
+    run_machine = np.empty(capacity, dtype=np.int64)
+    run_period = np.empty(capacity, dtype=np.int64)
+    run_start = np.empty(capacity)
+    run_end = np.empty(capacity)
     runs = 0
     cut = start
     for m in range(count):

@@ -28,6 +28,8 @@ from twin.engine import RunResult
 from twin.flow_samples import RunSamples
 from twin.line import ConwipRelease, Line, LineError
 
+PILOT_FROM = 100_000  # parts: longer runs are sized on a pilot run of PILOT_SHARE of them
+PILOT_SHARE = 0.02
 MAX_SAMPLES = 50_000_000  # per stream (400 MB): a line that needs more is stuck at zero durations
 
 
@@ -85,7 +87,15 @@ def simulate_flow(
     started = time.perf_counter()
     samples = RunSamples(line, seed)
     end = _end(horizon, warmup)
-    samples.draw_for(end)
+    if samples.parts_for(end) > PILOT_FROM:
+        # a long run: see how many samples a pilot of a few percent of it takes, then draw
+        # that many times more, instead of the much larger count the means allow for
+        pilot = end * PILOT_SHARE
+        samples.draw_for(pilot)
+        used = _Kernel(line, samples, 0.0, pilot, False).used
+        samples.draw_like(used, scale=end / pilot, margin=1.05)
+    else:
+        samples.draw_for(end)
     run = _Kernel(line, samples, warmup, end, trace)
     return run.result(run.record(seed, horizon, warmup, started))
 

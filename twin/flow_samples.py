@@ -119,6 +119,15 @@ class RunSamples:
         assert found is not None
         return found
 
+    def parts_for(self, end: float) -> int:
+        """At most how many parts a run to `end` can release, judged from the means."""
+        line = self.line
+        released = math.inf
+        if self.arrivals is not None:
+            released = _count(end, line.release.interarrival.mean)  # type: ignore[union-attr]
+        first = _count(end, line.stations[0].mean_cycle_time(line.product_mix))
+        return _bounded(min(released, first))
+
     def draw_for(self, end: float) -> None:
         """Draw ahead what a run to `end` likely needs, guessed from the means (the kernel asks for more)."""
         line = self.line
@@ -145,27 +154,30 @@ class RunSamples:
                 self.ttf[index].ensure(failures_count)  # type: ignore[union-attr]
                 self.ttr[index].ensure(failures_count)  # type: ignore[union-attr]
 
-    def draw_like(self, used: np.ndarray) -> None:
-        """Draw ahead 10 % more than an earlier run of the same line used (`used` from the kernel)."""
+    def draw_like(self, used: np.ndarray, scale: float = 1.0, margin: float = 1.1) -> None:
+        """Draw ahead `margin` times `scale` times what an earlier run used (`used` from the kernel).
+
+        Rare streams (breakdowns, repairs) get a wider margin: their counts vary more.
+        """
         k = kernel
 
-        def ahead(n: int) -> int:
-            return int(n * 1.1) + 256
+        def ahead(kind: int, station: int, product: int, wider: float = 1.0) -> int:
+            return int(used[kind, station, product] * scale * margin * wider) + 256
 
-        self.products.ensure(ahead(int(used[k.PRODUCT, 0, 0])))
+        self.products.ensure(ahead(k.PRODUCT, 0, 0))
         if self.arrivals is not None:
-            self.arrivals.ensure(ahead(int(used[k.ARRIVAL, 0, 0])))
+            self.arrivals.ensure(ahead(k.ARRIVAL, 0, 0))
         for index in range(len(self.line.stations)):
             for product, draws in enumerate(self.cycle[index]):
-                draws.ensure(ahead(int(used[k.CYCLE, index, product])))
-            for kind, draws in (
-                (k.SETUP_TIME, self.setup[index]),
-                (k.SCRAP, self.scrap[index]),
-                (k.TTF, self.ttf[index]),
-                (k.TTR, self.ttr[index]),
+                draws.ensure(ahead(k.CYCLE, index, product))
+            for kind, draws, wider in (
+                (k.SETUP_TIME, self.setup[index], 1.0),
+                (k.SCRAP, self.scrap[index], 1.0),
+                (k.TTF, self.ttf[index], 1.2),
+                (k.TTR, self.ttr[index], 1.2),
             ):
                 if draws is not None:
-                    draws.ensure(ahead(int(used[kind, index, 0])))
+                    draws.ensure(ahead(kind, index, 0, wider))
 
 
 def _count(end: float, mean: float) -> float:
