@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 import yaml
@@ -15,11 +15,11 @@ from rich.table import Table
 
 from fabbrica import sink_options as so
 from fabbrica.errors import bad_input_exits
-from fabbrica.sources import load_records, open_source, parse_time
 from fabbrica.twin_commands import twin_app
-from twin.calibration.estimate import StationCalibration, calibrate_line
-from twin.calibration.validate import validate
 from twin.line import line_from_dict, load_line, read_yaml
+
+if TYPE_CHECKING:  # scipy and pandas load only when a command needs them: `fabbrica connect` stays light
+    from twin.calibration.estimate import StationCalibration
 
 SOURCE_HELP = "historian.duckdb, http://HOST:PORT/DATABASE (InfluxDB 1.x) or a connector config YAML"
 
@@ -40,6 +40,7 @@ def calibrate(
     ),
 ) -> None:
     """Estimate cycle times, breakdowns, set-ups and scrap from recorded data; write a calibrated line."""
+    from fabbrica.sources import load_records, open_source, parse_time
     with bad_input_exits():
         prior_data = read_yaml(line_file)
         prior = line_from_dict(prior_data, str(line_file))
@@ -69,6 +70,7 @@ def write_calibration(
     speed: float,
 ) -> tuple[list[StationCalibration], Path]:
     """Calibrate, write the commented line file `out` and its JSON report beside it."""
+    from twin.calibration.estimate import calibrate_line
     calibrated, results = calibrate_line(prior_data, records, window)
     line_from_dict(calibrated, str(out))  # what we write must load
     header = _header(source, first, last, window, speed, results)
@@ -160,6 +162,8 @@ def validate_command(
 ) -> None:
     """Run the twin over the recorded window and compare it with what the line did."""
     from fabbrica.results_sink import new_run_id, sink_options, validation_points, write_results
+    from fabbrica.sources import load_records, open_source, parse_time
+    from twin.calibration.validate import validate
 
     with bad_input_exits():
         sink = sink_options(sink_config, influx_url, influx_database, influx_token, influx_org, influx_bucket)
