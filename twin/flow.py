@@ -6,11 +6,14 @@ scrap) the instants at which parts start, finish and leave each station follow f
 recursions (`twin.flow_kernel`) instead of an event list. Fed the same random streams
 as the SimPy engine (`twin.flow_samples`) it gives the same instants, hence the same
 KPIs, computed by the same `twin.kpis`, many times sooner. `replicate` runs one line
-for many seeds.
+for many seeds. See docs/PERFORMANCE.md.
 
-    >>> result = simulate_flow(load_line("simulations/lines/flow_line.yaml"), seed=3)
-    >>> result.kpis["engine"]
+    >>> line = line_from_dict({"horizon": "8h", "stations": [
+    ...     {"name": "press", "cycle_time": 50},
+    ...     {"name": "weld", "cycle_time": {"dist": "lognormal", "mean": 45, "cv": 0.3}, "buffer": 2}]})
+    >>> simulate_flow(line, seed=3).kpis["engine"]
     'flow'
+    >>> [record["throughput_per_hour"] for record in replicate(line, range(3))]
 """
 
 from __future__ import annotations
@@ -111,14 +114,14 @@ def replicate(
 
     Each run draws ahead as much as the runs before it needed, so few run short.
     """
+    check_flow(line)
+    _, horizon, warmup = _run_arguments(line, None, horizon, warmup)
+    end = _end(horizon, warmup)
     records = []
     used: np.ndarray | None = None
     for seed in seeds:
-        seed, horizon, warmup = _run_arguments(line, seed, horizon, warmup)
-        check_flow(line)
         started = time.perf_counter()
         samples = RunSamples(line, seed)
-        end = _end(horizon, warmup)
         if used is None:
             samples.draw_for(end)
         else:
