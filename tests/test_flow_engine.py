@@ -7,11 +7,9 @@ interarrival release, with and without warm-up. Each line runs once in each engi
 with the same seed; every part's completion and hand-on instant at every station, the
 exit and lead times, and every KPI must agree to 1e-9 relative.
 
-One documented difference: when two machines act at the same instant (equal constant
-times), the SimPy engine books a wait of zero seconds for whichever its event queue
-serves second, which splits that machine's active period; the flow engine books no
-wait. There the active periods are compared with the zero-second waits taken out, and
-the bottleneck shares with what `twin.bottleneck` makes of those periods.
+When two machines act at the same instant (equal constant times), a zero-second wait
+neither splits an active period in the SimPy engine nor appears in the flow engine: the
+active periods, and so the bottleneck, agree there too.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from typer.testing import CliRunner
 from fabbrica.cli import app
 from tests.conftest import DEMONSTRATOR
 from twin import flow as flow_module
-from twin.bottleneck import bottleneck_shares
 from twin.distributions import BLOCK, Distribution
 from twin.engine import simulate
 from twin.flow import _Kernel as Kernel
@@ -142,15 +139,8 @@ class Recorder:
             self.finished_at[index] = now
 
 
-def merged(periods: Any) -> list[tuple[float, float]]:
-    """Active periods with zero-second waits between them taken out, and no zero-length periods."""
-    out: list[tuple[float, float]] = []
-    for start, end in periods:
-        if out and out[-1][1] == start:
-            out[-1] = (out[-1][0], float(end))
-        else:
-            out.append((float(start), float(end)))
-    return [(start, end) for start, end in out if end > start]
+def pairs(periods: Any) -> list[tuple[float, float]]:
+    return [(float(start), float(end)) for start, end in periods]
 
 
 def zero_waits(periods: Any) -> bool:
@@ -177,19 +167,8 @@ def assert_same_run(data: dict[str, Any], seed: int) -> None:
     np.testing.assert_allclose(flow.exit_times, simpy.exit_times, rtol=REL)
     np.testing.assert_allclose(flow.lead_times, simpy.lead_times, rtol=REL)
 
-    waits = any(zero_waits(machines[0]) for machines in simpy.active_periods.values())
+    assert not any(zero_waits(machines[0]) for machines in simpy.active_periods.values())
     expected = simpy.kpis
-    if waits:  # what the SimPy engine's bottleneck would be without its zero-second waits
-        periods = [merged(machines[0]) for machines in simpy.active_periods.values()]
-        sole, shifting = bottleneck_shares(periods, line.warmup, line.horizon)
-        expected = json.loads(json.dumps(simpy.kpis))
-        for name, s, sh in zip(expected["stations"], sole, shifting, strict=True):
-            expected["stations"][name]["bottleneck_sole"] = float(s)
-            expected["stations"][name]["bottleneck_shifting"] = float(sh)
-        shares = {
-            name: v["bottleneck_sole"] + v["bottleneck_shifting"] for name, v in expected["stations"].items()
-        }
-        expected["bottleneck"] = max(shares, key=shares.__getitem__)
     for key, value in expected.items():
         if key in ("wall_s", "engine", "events"):
             continue
@@ -200,7 +179,7 @@ def assert_same_run(data: dict[str, Any], seed: int) -> None:
         else:
             assert_close(flow.kpis[key], value, key)
     for name, machines in simpy.active_periods.items():
-        assert merged(flow.active_periods[name][0]) == merged(machines[0]), name
+        assert pairs(flow.active_periods[name][0]) == pairs(machines[0]), name
     assert flow.kpis["engine"] == "flow" and simpy.kpis["engine"] == "simpy"
 
 
@@ -257,15 +236,16 @@ def test_flow_and_simpy_agree_on_chosen_lines(data: dict[str, Any]) -> None:
     assert_same_run(data, seed=7)
 
 
-def test_simpy_books_zero_second_waits_at_ties() -> None:
-    """Two equal constant machines with a hand-over: neither ever waits, yet the SimPy engine splits
-    their active periods at every other part, as its event queue happens to order them."""
+def test_zero_second_waits_do_not_split_active_periods() -> None:
+    """Two equal constant machines with a hand-over: neither ever waits, whichever one the SimPy
+    event queue serves first at each shared instant."""
     stations = [{"name": "a", "cycle_time": 10}, {"name": "b", "cycle_time": 10, "buffer": 0}]
     line = line_from_dict({"horizon": 100, "stations": stations})
     simpy, flow = simulate(line), simulate_flow(line)
-    assert simpy.active_periods["a"][0] == [(0, 20.0), (20.0, 40.0), (40.0, 60.0), (60, 80.0), (80.0, 100.0)]
+    assert simpy.active_periods["a"][0] == [(0, 100.0)]
     assert flow.active_periods["a"][0].tolist() == [[0.0, 100.0]]
     assert flow.active_periods["b"][0].tolist() == [[10.0, 100.0]]
+    assert [list(p) for p in simpy.active_periods["b"][0]] == [[10.0, 100.0]]
     assert flow.kpis["stations"]["a"]["working"] == simpy.kpis["stations"]["a"]["working"] == 1.0
 
 

@@ -110,7 +110,11 @@ class Machine:
         self.since = now
         self.state = state
         if ACTIVE[state] is not ACTIVE[previous]:
-            self.activity_changes.append(now)
+            changes = self.activity_changes
+            if changes and changes[-1] == now:
+                changes.pop()  # a zero-length wait (same-instant hand-over) does not split an active period
+            else:
+                changes.append(now)
         if self.observer is not None:
             self.observer.machine_state(self, state, now)
 
@@ -126,7 +130,11 @@ class Machine:
         self.time_in[self.state] += now - self.since
         self.since = now
         if ACTIVE[self.state]:
-            self.activity_changes.append(now)
+            changes = self.activity_changes
+            if changes and changes[-1] == now:
+                changes.pop()
+            else:
+                changes.append(now)
 
     def active_periods(self, start: float) -> list[tuple[float, float]]:
         """(start, end) pairs of the active periods since `start`, after `close`."""
