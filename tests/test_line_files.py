@@ -200,3 +200,22 @@ def test_shipped_demonstrator_is_valid() -> None:
     assert len(line.stations) >= 5 and len(line.products) == 2
     assert any(s.failures for s in line.stations) and any(s.setup for s in line.stations)
     assert any(s.scrap > 0 for s in line.stations)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"stations": [{"name": "a", "cycle_time": 0}]}, r"stations\[0\]\.cycle_time: mean must be > 0"),
+        (
+            {"stations": [{"name": "a", "cycle_time": {"dist": "empirical", "samples": [0, 0]}}]},
+            r"stations\[0\]\.cycle_time: mean must be > 0",
+        ),
+        (
+            {"release": {"interarrival": 0}, "stations": [{"name": "a", "cycle_time": 5}]},
+            r"release\.interarrival: mean must be > 0",
+        ),
+    ],
+)
+def test_zero_durations_that_would_stall_the_clock_are_refused(change: dict[str, Any], expected: str) -> None:
+    with pytest.raises(LineError, match=expected):
+        line_from_dict(change, "line.yaml")

@@ -175,6 +175,9 @@ class Line(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("product names must be unique")
         seen: set[str] = set()
+        release = self.release
+        if isinstance(release, InterarrivalRelease) and release.interarrival.mean <= 0:
+            raise _FieldError("release.interarrival", "mean must be > 0 (orders cannot all arrive at once)")
         for index, station in enumerate(self.stations):
             if station.name in seen:
                 raise _FieldError(f"stations[{index}].name", f"duplicate station name {station.name!r}")
@@ -191,6 +194,13 @@ class Line(_Strict):
                 if missing:
                     raise _FieldError(
                         f"stations[{index}].cycle_time", f"no cycle time for product {missing[0]!r}"
+                    )
+            for product in names if isinstance(station.cycle_time, dict) else names[:1]:
+                if station.cycle_time_for(product).mean <= 0:
+                    where = f".{product}" if isinstance(station.cycle_time, dict) else ""
+                    raise _FieldError(
+                        f"stations[{index}].cycle_time{where}",
+                        "mean must be > 0 (a machine needs time to process a part)",
                     )
         return self
 
