@@ -316,9 +316,9 @@ def test_long_runs_are_sized_on_a_pilot(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_a_line_stuck_at_zero_durations_is_an_error() -> None:
-    # zero means are refused by the line file; near-zero ones still ask for endless samples
-    stations = [{"name": "a", "cycle_time": 1e-7}, {"name": "b", "cycle_time": 5}]
-    with pytest.raises(LineError, match="durations of zero"):
+    # a station making parts in no time would need endless samples: the line file refuses it
+    stations = [{"name": "a", "cycle_time": 0}, {"name": "b", "cycle_time": 5}]
+    with pytest.raises(LineError, match=r"stations\[0\]\.cycle_time: mean must be > 0"):
         simulate_flow(line_from_dict({"horizon": 100, "stations": stations}))
 
 
