@@ -215,6 +215,7 @@ def run_demo(
 ) -> DemoResult:
     """The whole loop; `progress(phase, detail)` is told when each phase starts."""
     tell = progress or (lambda phase, detail="": None)
+    out = out.resolve()  # the connector resolves relative sink paths against its own base
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("historian.duckdb", "historian.duckdb.wal"):
         with contextlib.suppress(FileNotFoundError):

@@ -26,13 +26,14 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def fabbrica(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def fabbrica(*args: str, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fabbrica", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )
 
 
@@ -48,7 +49,10 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    done = fabbrica("demo", "--out", str(out), "--speed", "1200", "--hours", "10", "--seed", "3")
+    # a relative --out, as the README's command uses
+    done = fabbrica(
+        "demo", "--out", out.name, "--speed", "1200", "--hours", "10", "--seed", "3", cwd=out.parent
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("report.html")
     return out
