@@ -18,21 +18,18 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from twin.calibration.records import StationRecord
 from twin.engine import simulate
+from twin.experiments.stats import estimate, t_quantile
 from twin.line import Line
 
 STATES = ("working", "blocked", "starved", "down", "setup")
 
 
-def half_width(values: list[float], confidence: float = 0.95) -> float:
-    """Student-t half-width of the mean of independent replications."""
-    if len(values) < 2:
-        return math.inf
-    sd = float(np.std(values, ddof=1))
-    return float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * sd / math.sqrt(len(values))
+def half_width(values: list[float]) -> float:
+    """Student-t 95 % half-width of the mean of independent replications (inf for fewer than 2)."""
+    return estimate(values).ci95 if len(values) >= 2 else math.inf
 
 
 def prediction_half_width(values: list[float], confidence: float = 0.95) -> float:
@@ -40,8 +37,7 @@ def prediction_half_width(values: list[float], confidence: float = 0.95) -> floa
     if len(values) < 2:
         return math.inf
     sd = float(np.std(values, ddof=1))
-    quantile = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1))
-    return quantile * sd * math.sqrt(1 + 1 / len(values))
+    return t_quantile(len(values) - 1, confidence) * sd * math.sqrt(1 + 1 / len(values))
 
 
 def _check(observed: float, twin: list[float], tolerance: float) -> dict[str, Any]:
