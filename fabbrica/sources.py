@@ -134,9 +134,19 @@ def load_records(
     for station in line.stations:
         record = StationRecord(station.name)
         if "State" in machine:
-            rows = machine[(machine.get("station") == station.name) & machine["State"].notna()]
-            record.state_times = ((rows["time"] - origin).dt.total_seconds()).tolist()
-            record.states = [STATE_NAMES[int(code)] for code in rows["State"]]
+            record.state_times, record.states = _state_history(machine, station.name, "State", origin)
+        # a station with parallel machines: each machine's own state (MachineNState on its PLC)
+        for k in range(1, station.capacity + 1 if station.capacity > 1 else 1):
+            if f"Machine{k}State" not in machine:
+                record.machines = []
+                break
+            history = StationRecord(f"{station.name}[{k}]")
+            history.state_times, history.states = _state_history(
+                machine, station.name, f"Machine{k}State", origin
+            )
+            record.machines.append(history)
+        if record.machines and not all(history.states for history in record.machines):
+            record.machines = []
         if not parts.empty and "station" in parts:
             rows = parts[parts["station"] == station.name]
             record.part_times = ((rows["time"] - origin).dt.total_seconds()).tolist()
@@ -150,7 +160,18 @@ def load_records(
     for record in records.values():
         record.state_times = [t * speed for t in record.state_times]
         record.part_times = [t * speed for t in record.part_times]
+        for history in record.machines:
+            history.state_times = [t * speed for t in history.state_times]
     return records, wall_window * speed, speed, first, last
+
+
+def _state_history(
+    machine: pd.DataFrame, station: str, field: str, origin: pd.Timestamp
+) -> tuple[list[float], list[str]]:
+    """(seconds from origin, state names) of one state variable of one station."""
+    rows = machine[(machine.get("station") == station) & machine[field].notna()]
+    times = ((rows["time"] - origin).dt.total_seconds()).tolist()
+    return times, [STATE_NAMES[int(code)] for code in rows[field]]
 
 
 def infer_speed(records: dict[str, StationRecord], wall_window: float) -> float:

@@ -135,3 +135,77 @@ def test_validation_accepts_the_calibrated_twin_and_flags_a_slow_one(
     assert bad["verdict"] == "invalid"
     assert set(bad) >= {"throughput", "stations", "verdict", "tolerance"}
     assert set(bad["stations"]["wash"]) >= {"observed", "twin"}
+
+
+PARALLEL_LINE: dict[str, Any] = {
+    "name": "cell",
+    "stations": [
+        {"name": "feed", "cycle_time": {"dist": "gamma", "mean": 30, "cv": 0.3}},
+        {
+            "name": "assembly",
+            "capacity": 2,
+            "buffer": 4,
+            "cycle_time": {"dist": "gamma", "mean": 50, "cv": 0.3},
+            "failures": {"mtbf": "20min", "mttr": "3min"},
+        },
+        {"name": "pack", "cycle_time": {"dist": "gamma", "mean": 20, "cv": 0.2}, "buffer": 4},
+    ],
+}
+
+
+def record_machines(line_data: dict[str, Any], hours: float, seed: int) -> tuple[dict, float]:
+    line = line_from_dict(line_data)
+    recorder = Recorder([s.name for s in line.stations], capacities=[s.capacity for s in line.stations])
+    model = LineModel(line, seed, observer=recorder)
+    model.env.run(until=hours * 3600)
+    return recorder.records, hours * 3600
+
+
+def test_parallel_machines_are_calibrated_from_each_machines_states() -> None:
+    records, window = record_machines(PARALLEL_LINE, 40, seed=11)
+    prior = {**PARALLEL_LINE, "stations": [dict(s) for s in PARALLEL_LINE["stations"]]}
+    prior["stations"][1] = {**prior["stations"][1], "failures": {"mtbf": "2h", "mttr": "30s"}}
+    _, results = calibrate_line(prior, records, window)
+    assembly = results[1]
+    n = assembly.failures_observed
+    assert n >= 100  # two machines' breakdowns, each counted
+    assert within(assembly.mtbf_s, 1200, 1200 / math.sqrt(n))
+    assert within(assembly.repair_fit.best.spec["mean"], 180, 180 / math.sqrt(assembly.repair_fit.n))
+    assert not any("aggregate" in warning for warning in assembly.warnings)
+    # the station's shares are its machines' average, comparable with the twin's KPIs
+    from twin.engine import simulate
+
+    shares = records["assembly"].state_shares(window)
+    assert math.isclose(sum(shares.values()), 1.0, rel_tol=1e-9)
+    twin = simulate(line_from_dict(PARALLEL_LINE), seed=11, horizon=window).kpis["stations"]["assembly"]
+    assert shares["working"] == pytest.approx(twin["working"], rel=1e-9)
+
+
+def test_only_the_aggregate_state_of_parallel_machines_is_biased_and_says_so() -> None:
+    records, window = record_machines(PARALLEL_LINE, 40, seed=11)
+    aggregate = records["assembly"]
+    # what a PLC showing only the station's most significant state would have recorded
+    from simulations.hardware.states import station_state
+    from twin.station import STATE_NAMES
+
+    code = {name: index for index, name in enumerate(STATE_NAMES)}
+    events = sorted(
+        (t, k, code[state])
+        for k, machine in enumerate(aggregate.machines)
+        for t, state in zip(machine.state_times, machine.states, strict=True)
+    )
+    current = [0] * len(aggregate.machines)
+    times, states = [], []
+    for t, k, state in events:
+        current[k] = state
+        times.append(t)
+        states.append(STATE_NAMES[station_state(current)])
+    aggregate.state_times, aggregate.states, aggregate.machines = times, states, []
+    _, results = calibrate_line(PARALLEL_LINE, records, window)
+    assembly = results[1]
+    assert any("aggregate" in warning for warning in assembly.warnings)
+    # the aggregate shows `down` only while no machine works: a breakdown is hidden while the other
+    # machine works, so the repairs seen are the tails of the real ones, far too short
+    repair = assembly.repair_fit
+    assert not within(repair.best.spec["mean"], 180, 180 / math.sqrt(repair.n))
+    assert repair.best.spec["mean"] < 180

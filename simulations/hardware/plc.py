@@ -7,6 +7,8 @@ station (see docs/simulated-hardware.md for the state mapping):
 - `State` (Int32, the twin's state code), `StateName` (String),
   `MachineryItemState` (UInt32, OPC 40001-1 StateNumber) and `PackMLState` (Int32);
 - `PartsProduced`, `PartsScrapped` (UInt32, monotonic) and `LastCycleTime` (Double, s);
+- for a station with several machines, `Machine1State`, `Machine2State`, ... (Int32, each
+  machine's own state code; `State` shows the most significant of them);
 - one Double per process signal (by default `SpindleSpeed`, `Temperature`, `Power`);
 - methods `Start`, `Stop` and `Reset`.
 
@@ -178,7 +180,7 @@ class VirtualPlcs:
             obj = await line.add_object(ua.NodeId(prefix, ns), ua.QualifiedName(station.name, ns))
             nodes: dict[str, ua.NodeId] = {}
             initial_values = self._initial_values(station)
-            for variable, variant, _ in STATION_VARIABLES:
+            for variable, variant, _ in self._variables(station):
                 node = await obj.add_variable(
                     ua.NodeId(f"{prefix}.{variable}", ns),
                     ua.QualifiedName(variable, ns),
@@ -220,14 +222,21 @@ class VirtualPlcs:
         for station in self.runtime.stations:
             target = self._stations[station.index]
             values = self._initial_values(station)
-            for variable, variant, _ in STATION_VARIABLES:
+            for variable, variant, _ in self._variables(station):
                 await target.server.write_attribute_value(
                     target.nodes[variable], self._datavalue(values[variable], variant, t)
                 )
 
+    @staticmethod
+    def _variables(station: StationRuntime) -> list[tuple[str, ua.VariantType, Any]]:
+        """The station's variables: those of every station, and one state per machine if it has several."""
+        machines = [(name, ua.VariantType.Int32, 0) for name in station.machine_variables]
+        return [*STATION_VARIABLES, *machines]
+
     def _initial_values(self, station: StationRuntime) -> dict[str, Any]:
         state = station.state
-        values = {name: default for name, _, default in STATION_VARIABLES}
+        values = {name: default for name, _, default in self._variables(station)}
+        values.update(zip(station.machine_variables, station.machine_states, strict=False))
         values.update(
             State=state,
             StateName=state_name(state),
@@ -276,7 +285,7 @@ class VirtualPlcs:
                     await write(nodes[variable], _value(value, _TYPES[variable], ts, now))
                     writes += 1
             for variable, timeline in station.values.items():
-                variant = _TYPES[variable]
+                variant = _TYPES.get(variable, ua.VariantType.Int32)  # MachineNState are Int32
                 for t, value in timeline.take():
                     await write(nodes[variable], _value(value, variant, utc(t), now))
                     writes += 1

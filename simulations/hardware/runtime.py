@@ -53,6 +53,11 @@ TIME_COUNTERS = (
 HOLDS_A_PART = (WORKING, SETUP, BLOCKED, DOWN)
 
 
+def machine_state_variable(machine_index: int) -> str:
+    """The PLC variable holding the state of one machine of a station with several (`Machine1State`, ...)."""
+    return f"Machine{machine_index + 1}State"
+
+
 @dataclass
 class Timeline:
     """(simulated time, value) pairs; entries before `committed` have been published and stay."""
@@ -101,6 +106,14 @@ class StationRuntime:
         self.parts_scrapped = 0
         self.last_cycle_time = 0.0
         self.values = {name: Timeline() for name in VALUE_VARIABLES}
+        # a station with parallel machines also shows each machine's own state, as a real cell's
+        # PLC shows each machine's: an aggregate state cannot tell one machine's breakdown from two
+        self.machine_variables = (
+            [machine_state_variable(index) for index in range(len(machines))] if len(machines) > 1 else []
+        )
+        for variable, state in zip(self.machine_variables, self.machine_states, strict=False):
+            self.values[variable] = Timeline()
+            self.values[variable].record(0.0, state)
         self.parts: list[dict[str, Any]] = []
         self.commands: list[tuple[float, str]] = []
         self.banks: list[SignalBank] = []
@@ -161,6 +174,8 @@ class LineRuntime:
         station.time_in[station.machine_states[index]] += now - station.machine_since[index]
         station.machine_since[index] = now
         station.machine_states[index] = state
+        if station.machine_variables:
+            station.values[station.machine_variables[index]].record(now, state)
         new = station_state(station.machine_states)
         if new == station.state:
             return

@@ -109,6 +109,7 @@ def test_asyncua_client_browses_subscribes_calls_and_counters_match_the_truth(tm
                 "Stop",
                 "Reset",
             } <= members
+            assert "Machine1State" not in members  # a single machine's state is the station's
             speed = await client.get_node(ua.NodeId("pilot.Speed", ns)).read_value()
             assert speed == 200.0
 
@@ -119,6 +120,10 @@ def test_asyncua_client_browses_subscribes_calls_and_counters_match_the_truth(tm
                     child = await node.get_child(f"{ns}:{variable}")
                     names[child.nodeid] = (station, variable)
                     nodes.append(child)
+            for variable in ("Machine1State", "Machine2State"):  # pack has two machines
+                child = await stations["pack"].get_child(f"{ns}:{variable}")
+                names[child.nodeid] = ("pack", variable)
+                nodes.append(child)
             collector = Collector(names)
             subscription = await client.create_subscription(50, collector)
             await subscription.subscribe_data_change(nodes, queuesize=1000)
@@ -173,6 +178,11 @@ def test_asyncua_client_browses_subscribes_calls_and_counters_match_the_truth(tm
                 station,
                 variable,
             )
+        for variable in ("Machine1State", "Machine2State") if station == "pack" else ():
+            expected = [(_parse(v["ts"]), v["value"]) for v in truth["values"][variable]]
+            seen = collector.seen[station, variable]
+            assert len(expected) > 10 and {value for _, value in expected} >= {0, 2}  # working, starved
+            assert [entry for entry in expected if entry[0] > seen[0][0]] == seen[1:], variable
         states = [(_parse(s["ts"]), s["state"]) for s in truth["states"]]
         seen_states = collector.seen[station, "State"]
         assert [s for s in states if s[0] > seen_states[0][0]] == seen_states[1:], station

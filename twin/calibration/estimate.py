@@ -99,14 +99,23 @@ def calibrate_station(
     elif "*" in fitted:
         station["cycle_time"] = fitted["*"]
 
-    intervals = record.intervals(window_s)
-    down_starts = [start for state, start, _ in intervals if state == "down" and start > 0]
+    # breakdowns, repairs and set-ups happen to machines: with parallel machines each has its history
+    histories = record.state_histories()
     basis = (prior.get("failures") or {}).get("basis", "operating")
-    if basis == "operating":
-        exposure = sum(end - start for state, start, end in intervals if state == "working")
-    else:
-        exposure = sum(end - start for state, start, end in intervals if state != "down")
-    repairs = record.durations("down", window_s)
+    down_starts: list[float] = []
+    exposure = 0.0
+    repair_parts, setup_parts = [], []
+    for history in histories:
+        intervals = history.intervals(window_s)
+        down_starts += [start for state, start, _ in intervals if state == "down" and start > 0]
+        if basis == "operating":
+            exposure += sum(end - start for state, start, end in intervals if state == "working")
+        else:
+            exposure += sum(end - start for state, start, end in intervals if state != "down")
+        repair_parts.append(history.durations("down", window_s))
+        setup_parts.append(history.durations("setup", window_s))
+    repairs = np.concatenate(repair_parts)
+    setups = np.concatenate(setup_parts)
     result.failures_observed, result.exposure_s = len(down_starts), exposure
     if len(down_starts) >= limits.failures and len(repairs) >= 2:
         result.mtbf_s = exposure / len(down_starts)
@@ -123,8 +132,12 @@ def calibrate_station(
             f"{record.name}: only {len(down_starts)} breakdowns (< {limits.failures}); "
             "keeping the prior failures"
         )
+    if station.get("capacity", 1) > 1 and not record.machines:
+        result.warnings.append(
+            f"{record.name}: {station['capacity']} machines but only the station's aggregate state was "
+            "recorded (no MachineNState); breakdowns and repairs of overlapping machines are merged"
+        )
 
-    setups = record.durations("setup", window_s)
     if len(setups) >= limits.setups:
         result.setup_fit = fit_durations(setups)
         station["setup"] = result.setup_fit.best.spec

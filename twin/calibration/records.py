@@ -25,6 +25,12 @@ class StationRecord:
     cycle_times: list[float] = field(default_factory=list)
     scrapped: list[bool] = field(default_factory=list)
     products: list[str] = field(default_factory=list)
+    # per-machine state histories of a station with parallel machines (only states are used)
+    machines: list[StationRecord] = field(default_factory=list)
+
+    def state_histories(self) -> list[StationRecord]:
+        """The records whose states are one machine's each: the machines', or the station's own."""
+        return self.machines or [self]
 
     def intervals(self, window_s: float) -> list[tuple[str, float, float]]:
         """(state, start, end) intervals clipped to the window, with consecutive equal states merged."""
@@ -42,7 +48,11 @@ class StationRecord:
         return out
 
     def state_shares(self, window_s: float) -> dict[str, float]:
-        """Fractions of the window spent in each state (stopped counts as down)."""
+        """Fractions of the window spent in each state (stopped counts as down), averaged over
+        the machines when their own states were recorded, as the twin's KPIs are."""
+        if self.machines:
+            per_machine = [machine.state_shares(window_s) for machine in self.machines]
+            return {state: float(np.mean([s[state] for s in per_machine])) for state in per_machine[0]}
         totals = dict.fromkeys(STATE_NAMES[:5], 0.0)
         covered = 0.0
         for state, start, end in self.intervals(window_s):
@@ -64,15 +74,26 @@ class StationRecord:
 
 
 class Recorder:
-    """An engine observer that records a single-machine-per-station run as StationRecords."""
+    """An engine observer that records a run as StationRecords.
 
-    def __init__(self, station_names: list[str], start: float = 0.0) -> None:
+    A station with several machines (`capacities` > 1) gets one state history per machine,
+    as its PLC's `MachineNState` variables show them; a single machine's states are the station's.
+    """
+
+    def __init__(
+        self, station_names: list[str], start: float = 0.0, capacities: list[int] | None = None
+    ) -> None:
         self.start = start
         self.records = {name: StationRecord(name) for name in station_names}
         self._names = station_names
+        for name, capacity in zip(station_names, capacities or [1] * len(station_names), strict=True):
+            if capacity > 1:
+                self.records[name].machines = [StationRecord(f"{name}[{k}]") for k in range(capacity)]
 
     def machine_state(self, machine: Machine, state: int, now: float) -> None:
         record = self.records[self._names[machine.station_index]]
+        if record.machines:
+            record = record.machines[machine.machine_index]
         record.state_times.append(now - self.start)
         record.states.append(STATE_NAMES[state])
 
