@@ -4,8 +4,11 @@
     hide_in_logs(secret_values(data_before, data))
 
 `${NAME}` must be set; `${NAME:-default}` falls back to the default. `$${` writes a literal `${`.
-Every value that came from the environment, and every value of a field named like a secret
-(password, token, key, secret), is replaced by `***` in log records.
+These are replaced by `***` in log records: every value of a field named like a secret
+(password, token, secret, private_key, api_key), every value of a variable named like one
+(..._PASSWORD, ..._TOKEN, ..._SECRET, ..._KEY, ...), and the password of any URL with
+credentials (`mqtt://user:pass@host`). Other values from the environment (a broker URL, a
+bucket, a CA file) stay readable in the logs.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 _PATTERN = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_KEYS = re.compile(r"password|passwd|token|secret|private_key|api_key", re.IGNORECASE)
+_SECRET_VARIABLES = re.compile(r"pass|pwd|token|secret|key|credential|auth", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:([^/@\s]+)@")
 
 
 class EnvError(ValueError):
@@ -50,11 +56,15 @@ def substitute(data: Any, environ: Mapping[str, str], secrets: set[str] | None =
             if default is None:
                 raise EnvError(path, f"environment variable {name} is not set")
             value = default
-        if secrets is not None and value:
+        if secrets is not None and value and _SECRET_VARIABLES.search(name):
             secrets.add(value)
         return value
 
-    return _PATTERN.sub(replace, data)
+    result = _PATTERN.sub(replace, data)
+    if secrets is not None:
+        for password in _URL_PASSWORD.findall(result):
+            secrets.update({password, unquote(password)})
+    return result
 
 
 class _Redact(logging.Filter):

@@ -36,6 +36,8 @@ from connectors.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 Message = tuple[str, bytes, int, int, int]  # topic, payload, mid, qos, receive time (ns)
+# CONNACK reasons for a bad or missing user/password: MQTT 3.1.1 codes 4 and 5, MQTT 5 134 and 135
+_REFUSED_CREDENTIALS = frozenset({4, 5, 134, 135})
 
 
 class MqttSourceRunner:
@@ -82,14 +84,38 @@ class MqttSourceRunner:
                 config.username, config.password.get_secret_value() if config.password else None
             )
         if config.tls:
-            client.tls_set(
-                ca_certs=config.ca_file,
-                certfile=config.cert_file,
-                keyfile=config.key_file,
-                cert_reqs=ssl.CERT_NONE if config.insecure_skip_verify else ssl.CERT_REQUIRED,
-            )
+            try:
+                client.tls_set(
+                    ca_certs=config.ca_file,
+                    certfile=config.cert_file,
+                    keyfile=config.key_file,
+                    cert_reqs=ssl.CERT_NONE if config.insecure_skip_verify else ssl.CERT_REQUIRED,
+                )
+            except (OSError, ssl.SSLError) as exc:  # ssl names neither the file nor the field
+                files = {
+                    "ca_file": config.ca_file,
+                    "cert_file": config.cert_file,
+                    "key_file": config.key_file,
+                }
+                given = ", ".join(f"{key} {value}" for key, value in files.items() if value)
+                raise ConnectionError(f"TLS: cannot load {given or 'the system CAs'}: {exc}") from None
             client.tls_insecure_set(config.insecure_skip_verify)
         return client
+
+    async def _connect(self, client: mqtt.Client, *args: Any, **kwargs: Any) -> None:
+        """client.connect in a thread, with TLS failures said as such (they retry like any other)."""
+        config = self.config
+        try:
+            await asyncio.to_thread(
+                client.connect, config.host, config.port, config.keepalive, *args, **kwargs
+            )
+        except ssl.SSLCertVerificationError as exc:
+            trusted = f"ca_file {config.ca_file}" if config.ca_file else "the system CAs"
+            raise ConnectionError(
+                f"TLS: the broker's certificate is not trusted by {trusted}: {exc.verify_message}"
+            ) from None
+        except ssl.SSLError as exc:
+            raise ConnectionError(f"TLS handshake with {config.host}:{config.port} failed: {exc}") from None
 
     async def _session(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -101,7 +127,8 @@ class MqttSourceRunner:
 
         def on_connect(client: mqtt.Client, _: Any, flags: Any, reason: ReasonCode, __: Any) -> None:
             if reason.is_failure:
-                state["error"] = f"connection refused: {reason}"
+                hint = " (check username and password)" if reason.value in _REFUSED_CREDENTIALS else ""
+                state["error"] = f"connection refused by the broker: {reason}{hint}"
                 loop.call_soon_threadsafe(state["lost"].set)
                 return
             subscriptions = [(topic.filter, topic.qos) for topic in self.config.topics]
@@ -109,7 +136,8 @@ class MqttSourceRunner:
             loop.call_soon_threadsafe(state["connected"].set)
 
         def on_disconnect(client: mqtt.Client, _: Any, flags: Any, reason: ReasonCode, __: Any) -> None:
-            state["error"] = f"disconnected: {reason}"
+            # a refused CONNACK is followed by a disconnect: keep the refusal, it says why
+            state["error"] = state["error"] or f"disconnected: {reason}"
             loop.call_soon_threadsafe(state["lost"].set)
 
         def on_message(client: mqtt.Client, _: Any, message: mqtt.MQTTMessage) -> None:
@@ -129,16 +157,9 @@ class MqttSourceRunner:
                 int(self.config.session_expiry) if self.config.persistent_session else 0
             )
             properties.ReceiveMaximum = self.config.receive_maximum
-            await asyncio.to_thread(
-                client.connect,
-                self.config.host,
-                self.config.port,
-                self.config.keepalive,
-                clean_start=not self.config.persistent_session,
-                properties=properties,
-            )
+            await self._connect(client, clean_start=not self.config.persistent_session, properties=properties)
         else:
-            await asyncio.to_thread(client.connect, self.config.host, self.config.port, self.config.keepalive)
+            await self._connect(client)
         client.loop_start()
         try:
             await asyncio.wait_for(_first(state["connected"], state["lost"]), timeout=30)
