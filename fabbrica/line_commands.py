@@ -6,9 +6,11 @@ import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import typer
 
+from connectors.common.secrets import hide_in_logs
 from fabbrica.errors import bad_input_exits
 from simulations.hardware.config import load_hardware
 from twin.line import LineError, duration_option, load_line
@@ -72,11 +74,13 @@ def serve_command(
             overrides["opcua.server_per_station"] = server_per_station
         config = load_hardware(hardware, overrides)
         line = load_line(line_file, {"seed": seed} if seed is not None else None)
+    hide_in_logs([config.mqtt.credentials[1] or "", *config.opcua.security.users.values()])
 
     from simulations.hardware.serve import serve  # asyncua and paho load only when serving
 
     def ready(served: ServedLine) -> None:
-        where = ", ".join([*served.endpoints, *([] if served.sensors is None else [config.mqtt.url])])
+        broker = [] if served.sensors is None else [_without_credentials(config.mqtt.url)]
+        where = ", ".join([*served.endpoints, *broker])
         typer.echo(f"serving line {line.name} at speed {config.speed:g}: {where or 'no servers'}")
         sys.stdout.flush()
 
@@ -88,3 +92,9 @@ def serve_command(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _without_credentials(url: str) -> str:
+    """The broker URL as printed: `mqtt://line:secret@host:1883` -> `mqtt://host:1883`."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
