@@ -95,41 +95,53 @@ def browse(
     depth: int = typer.Option(8, min=1, max=20, help="How deep to browse below Objects."),
     username: str | None = typer.Option(None, help="User name, if the server wants one."),
     password: str | None = typer.Option(None, envvar="OPCUA_PASSWORD", help="Password (or $OPCUA_PASSWORD)."),
+    security_policy: str = typer.Option(
+        "None", help="None, Basic256Sha256, Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss."
+    ),
+    security_mode: str | None = typer.Option(
+        None, help="Sign or SignAndEncrypt (default with a policy: SignAndEncrypt)."
+    ),
+    certificate: str | None = typer.Option(None, help="Client certificate (DER or PEM), with a policy."),
+    private_key: str | None = typer.Option(None, help="The client certificate's private key (PEM)."),
+    server_certificate: str | None = typer.Option(None, help="The server's certificate, if known."),
+    application_uri: str = typer.Option(
+        "urn:fabbrica:connector", help="Client application URI (as in the client certificate)."
+    ),
 ) -> None:
     """Print the server's variables as a ready-to-edit `opcua:` config section."""
+    from asyncua import ua
+    from pydantic import ValidationError
+
+    from connectors.opcua.browse import config_section
+    from connectors.opcua.config import OpcUaSource
+
     if not endpoint.startswith("opc.tcp://"):
         raise fail(f"endpoint: must start with opc.tcp://, got {endpoint!r}")
     if password:
         hide_in_logs([password])
+    settings = {
+        "endpoint": endpoint,
+        "nodes": ["Objects/**"],
+        "security_policy": security_policy,
+        "security_mode": security_mode,
+        "certificate": certificate,
+        "private_key": private_key,
+        "server_certificate": server_certificate,
+        "application_uri": application_uri,
+        "username": username,
+        "password": password,
+    }
     try:
-        text = asyncio.run(_browse(endpoint, depth, username, password))
+        config = OpcUaSource.model_validate(settings)
+    except ValidationError as exc:
+        path, message = format_error(dict(exc.errors(include_url=False)[0]))
+        raise fail(f"{path}: {message}" if path else message) from None
+    try:
+        text = asyncio.run(config_section(config, depth))
     except (OSError, TimeoutError, ConnectionError) as exc:
         typer.echo(f"error: {endpoint}: cannot connect: {exc or type(exc).__name__}", err=True)
         raise typer.Exit(1) from None
+    except ua.UaError as exc:
+        typer.echo(f"error: {endpoint}: refused: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(text, nl=False)
-
-
-async def _browse(endpoint: str, depth: int, username: str | None, password: str | None) -> str:
-    from connectors.opcua.client import browse_variables, make_client
-    from connectors.opcua.config import OpcUaSource
-
-    config = OpcUaSource(endpoint=endpoint, nodes=["Objects/**"], username=username, password=password)
-    client = make_client(config)
-    await client.connect(auto_reconnect=False)
-    try:
-        variables = await browse_variables(client, depth)
-    finally:
-        await client.disconnect()
-    lines = [
-        f"# {len(variables)} variables on {endpoint}",
-        "opcua:",
-        f"  - endpoint: {endpoint}",
-        "    sampling_interval: 100ms",
-        "    measurement: machine",
-        "    path_tags: [line, station]",
-        "    nodes:",
-    ]
-    for node_id, path, type_name in variables:
-        quoted = node_id.replace("\\", "\\\\").replace('"', '\\"')
-        lines.append(f'      - "{quoted}"  # Objects/{"/".join(path)} ({type_name})')
-    return "\n".join(lines) + "\n"

@@ -9,13 +9,21 @@ from __future__ import annotations
 import fnmatch
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from asyncua import Client, Node, ua
+from asyncua.crypto import security_policies
 
 from connectors.opcua.config import OpcUaSource
 
 log = logging.getLogger(__name__)
 MAX_DEPTH = 12
+# the OPC UA policy names of the config (as in the policy URIs) and asyncua's classes for them
+POLICIES: dict[str, type[security_policies.SecurityPolicy]] = {
+    "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,
+    "Aes128_Sha256_RsaOaep": security_policies.SecurityPolicyAes128Sha256RsaOaep,
+    "Aes256_Sha256_RsaPss": security_policies.SecurityPolicyAes256Sha256RsaPss,
+}
 
 
 @dataclass(frozen=True)
@@ -38,13 +46,24 @@ def make_client(config: OpcUaSource) -> Client:
     return client
 
 
-async def secure(client: Client, config: OpcUaSource) -> None:
-    if config.security_policy == "None":
+async def secure(client: Client, config: OpcUaSource, base: Path | None = None) -> None:
+    """Set the client's security policy, mode and certificates (relative paths from `base`)."""
+    if config.policy == "None":
         return
-    parts = [config.security_policy, config.security_mode, config.certificate or "", config.private_key or ""]
-    if config.server_certificate:
-        parts.append(config.server_certificate)
-    await client.set_security_string(",".join(parts))
+    assert config.certificate is not None and config.private_key is not None  # the config checks it
+    server_certificate = config.server_certificate
+    await client.set_security(
+        POLICIES[config.policy],
+        certificate=str(_path(config.certificate, base)),
+        private_key=str(_path(config.private_key, base)),
+        server_certificate=str(_path(server_certificate, base)) if server_certificate else None,
+        mode=getattr(ua.MessageSecurityMode, config.message_mode),
+    )
+
+
+def _path(name: str, base: Path | None) -> Path:
+    path = Path(name).expanduser()
+    return path if path.is_absolute() or base is None else base / path
 
 
 async def parse_node_id(client: Client, text: str) -> ua.NodeId:

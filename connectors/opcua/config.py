@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from connectors.common.units import Duration
 
+SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
+SecurityMode = Literal["None", "Sign", "SignAndEncrypt"]
 NODE_ID = re.compile(r"^(nsu=[^;]+;|ns=\d+;)?[isgb]=.+$")
 
 
@@ -23,7 +25,10 @@ class _Strict(BaseModel):
 
 
 class Deadband(_Strict):
-    """Report a change only when it exceeds `value` (absolute units, or percent of the EU range)."""
+    """Report a change only when it exceeds `value`: absolute units, or percent of the EU range.
+
+    Percent needs a server that supports it (asyncua's own server reports every change).
+    """
 
     type: Literal["absolute", "percent"] = "absolute"
     value: float = Field(ge=0)
@@ -37,14 +42,21 @@ class OpcUaSource(_Strict):
     (`nsu=urn:acme:plc;s=Line1.Press.State`). The path levels between Objects and the variable
     become the tags named in `path_tags` (by default line, station); the variable's browse
     name becomes the field.
+
+    Security: `security_policy` omitted means no security, logged as a warning at connect;
+    `security_policy: None` chooses it explicitly (still a warning). With a policy, the
+    certificate and private key are required and `security_mode` defaults to SignAndEncrypt.
+    `policy` and `message_mode` give the values in effect.
     """
 
     name: str | None = None
     endpoint: str = Field(pattern=r"^opc\.tcp://", description="opc.tcp://host:port[/path]")
-    security_policy: Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"] = (
-        "None"
+    security_policy: SecurityPolicy | None = Field(
+        default=None, description="omitted: no security, with a warning; None: no security, chosen"
     )
-    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    security_mode: SecurityMode | None = Field(
+        default=None, description="omitted: SignAndEncrypt with a security policy, else None"
+    )
     certificate: str | None = None
     private_key: str | None = None
     server_certificate: str | None = None
@@ -80,15 +92,45 @@ class OpcUaSource(_Strict):
 
     @model_validator(mode="after")
     def _security(self) -> OpcUaSource:
-        if (self.security_policy == "None") != (self.security_mode == "None"):
-            raise ValueError("security_policy and security_mode must both be None or both be set")
-        if self.security_policy != "None" and (self.certificate is None or self.private_key is None):
+        if self.policy == "None" and self.security_mode not in (None, "None"):
             raise ValueError(
-                f"certificate and private_key are required with security_policy {self.security_policy}"
+                f"security_mode {self.security_mode} needs a security_policy "
+                "(Basic256Sha256, Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss)"
             )
+        if self.policy != "None" and self.security_mode == "None":
+            raise ValueError(f"security_policy {self.policy} needs security_mode Sign or SignAndEncrypt")
+        if self.policy != "None" and (self.certificate is None or self.private_key is None):
+            raise ValueError(f"certificate and private_key are required with security_policy {self.policy}")
         if (self.password is None) != (self.username is None):
             raise ValueError("username and password go together")
         return self
+
+    @property
+    def policy(self) -> SecurityPolicy:
+        """The security policy in effect: the configured one, or None when not set."""
+        return self.security_policy or "None"
+
+    @property
+    def message_mode(self) -> SecurityMode:
+        """The message security mode in effect: SignAndEncrypt by default with a policy."""
+        if self.security_mode is not None:
+            return self.security_mode
+        return "None" if self.policy == "None" else "SignAndEncrypt"
+
+    def security_warning(self) -> str | None:
+        """What to warn about at connect: security not configured, or None chosen; else None."""
+        if self.security_policy is None:
+            return (
+                f"{self.label}: no security_policy configured, connecting without security; "
+                "set security_policy: None to choose this explicitly, "
+                "or Basic256Sha256 / Aes256_Sha256_RsaPss with a certificate"
+            )
+        if self.security_policy == "None":
+            return (
+                f"{self.label}: security_policy None chosen explicitly: "
+                "values travel unsigned and unencrypted"
+            )
+        return None
 
     @property
     def label(self) -> str:

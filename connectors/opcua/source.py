@@ -15,6 +15,7 @@ import enum
 import logging
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from asyncua import Client, Node, ua
@@ -50,9 +51,10 @@ def opcua_value(value: Any) -> FieldValue:
 class OpcUaSourceRunner:
     """Runs one OPC UA source against one pipeline."""
 
-    def __init__(self, config: OpcUaSource, pipeline: Pipeline) -> None:
+    def __init__(self, config: OpcUaSource, pipeline: Pipeline, base: Path | None = None) -> None:
         self.config = config
         self.pipeline = pipeline
+        self.base = base  # relative certificate paths start here (the config file's folder)
         self.name = f"opcua {config.label}"
         self.targets: dict[ua.NodeId, Target] = {}
         self.skipped: list[str] = []
@@ -60,6 +62,9 @@ class OpcUaSourceRunner:
         self._warn = RateLimitedLog(log)
 
     async def run(self, stop: asyncio.Event) -> None:
+        warning = self.config.security_warning()
+        if warning is not None:
+            log.warning("%s", warning)
         backoff = Backoff(initial=0.5, maximum=self.config.reconnect_max)
         await keep_running(
             self.name,
@@ -79,7 +84,7 @@ class OpcUaSourceRunner:
             lost.set()
 
         client.connection_lost_callback = on_lost
-        await secure(client, self.config)
+        await secure(client, self.config, self.base)
         await client.connect(auto_reconnect=False)
         try:
             targets, problems = await resolve(client, self.config)
@@ -87,7 +92,6 @@ class OpcUaSourceRunner:
                 log.warning("%s: skipping node %s", self.name, problem)
             self.targets = {target.node.nodeid: target for target in targets}
             self.skipped = problems
-            log.info("%s: connected, %d variables", self.name, len(targets))
             if self.config.mode == "subscribe":
                 await self._subscribe(client, stop, lost)
             else:
@@ -97,6 +101,10 @@ class OpcUaSourceRunner:
                 await asyncio.wait_for(client.disconnect(), timeout=2.0)
             except Exception as exc:
                 log.debug("%s: disconnect: %s", self.name, exc)
+
+    def _connected(self) -> None:
+        """Say so once the values flow: subscribed (or about to poll)."""
+        log.info("%s: connected, %d variables", self.name, len(self.targets))
 
     async def _subscribe(self, client: Client, stop: asyncio.Event, lost: asyncio.Event) -> None:
         config = self.config
@@ -123,6 +131,7 @@ class OpcUaSourceRunner:
                 )
                 self.skipped.append(f"{target.node}: {result.name}")
                 del self.targets[target.node.nodeid]
+        self._connected()
         started = time.monotonic()
         while not stop.is_set():
             if await _wait_any(stop, lost, 1.0):
@@ -160,13 +169,21 @@ class OpcUaSourceRunner:
         return request
 
     async def _poll(self, client: Client, stop: asyncio.Event, lost: asyncio.Event) -> None:
+        self._connected()
         targets = list(self.targets.values())
-        nodes = [target.node for target in targets]
+        request = ua.ReadParameters(
+            NodesToRead=[
+                ua.ReadValueId(NodeId=target.node.nodeid, AttributeId=ua.AttributeIds.Value)
+                for target in targets
+            ],
+            # the default, Source, would leave `timestamp: server` without a server timestamp
+            TimestampsToReturn=ua.TimestampsToReturn.Both,
+        )
         while not stop.is_set():
             if lost.is_set():
                 raise SessionLost("connection lost")
             started = time.monotonic()
-            values = await client.read_attributes(nodes, ua.AttributeIds.Value) if nodes else []
+            values = await client.uaclient.read(request) if targets else []
             for target, data_value in zip(targets, values, strict=True):
                 self.take(target, data_value)
             remaining = self.config.poll_interval - (time.monotonic() - started)

@@ -26,8 +26,22 @@ from twin.line import LineError, read_yaml, validation_message
 from twin.station import STATE_NAMES
 
 StateName = Literal["working", "blocked", "starved", "down", "setup", "stopped"]
-SecurityPolicy = Literal["None", "Basic256Sha256-Sign", "Basic256Sha256-SignAndEncrypt"]
-ALL_POLICIES: tuple[SecurityPolicy, ...] = ("None", "Basic256Sha256-Sign", "Basic256Sha256-SignAndEncrypt")
+SecurityPolicy = Literal[
+    "None",
+    "Basic256Sha256-Sign",
+    "Basic256Sha256-SignAndEncrypt",
+    "Aes256_Sha256_RsaPss-Sign",
+    "Aes256_Sha256_RsaPss-SignAndEncrypt",
+]
+ALL_POLICIES: tuple[SecurityPolicy, ...] = (
+    "None",
+    "Basic256Sha256-Sign",
+    "Basic256Sha256-SignAndEncrypt",
+    "Aes256_Sha256_RsaPss-Sign",
+    "Aes256_Sha256_RsaPss-SignAndEncrypt",
+)
+# what a PLC offers when the hardware file does not say
+DEFAULT_POLICIES: tuple[SecurityPolicy, ...] = ALL_POLICIES[:3]
 
 
 class _Strict(BaseModel):
@@ -132,21 +146,31 @@ DEFAULT_SENSORS = (
 class OpcUaSecurity(_Strict):
     """Security of the virtual PLCs, as on real ones.
 
-    `policies` lists the endpoints offered. Without `certificate`/`private_key`, a
-    self-signed server certificate is created in `pki_dir` on first start and reused
-    afterwards. `users` maps user names to passwords; anonymous sessions are allowed
-    unless users are configured (or `allow_anonymous` says otherwise). With
+    `policies` lists the endpoints offered (any of `ALL_POLICIES`; by default None and
+    Basic256Sha256 Sign and SignAndEncrypt); offering None is logged as a warning at
+    start. Without `certificate`/`private_key`, a self-signed server certificate is
+    created in `pki_dir` on first start and reused afterwards. `users` maps user names
+    to passwords; anonymous sessions are allowed unless users are configured (or
+    `allow_anonymous` says otherwise). With
     `trusted_certificates` (a folder of DER or PEM files), only client certificates
     found there, or issued by one found there, are accepted; without it, any.
     """
 
-    policies: list[SecurityPolicy] = Field(default_factory=lambda: list(ALL_POLICIES), min_length=1)
+    policies: list[SecurityPolicy] = Field(default_factory=lambda: list(DEFAULT_POLICIES), min_length=1)
     certificate: Path | None = None
     private_key: Path | None = None
     pki_dir: Path = Field(default_factory=lambda: default_pki_dir())
     users: dict[str, str] = Field(default_factory=dict)
     allow_anonymous: bool | None = None
     trusted_certificates: Path | None = None
+
+    @field_validator("policies")
+    @classmethod
+    def _once(cls, value: list[SecurityPolicy]) -> list[SecurityPolicy]:
+        for policy in value:
+            if value.count(policy) > 1:
+                raise ValueError(f"{policy} is listed twice")
+        return value
 
     @model_validator(mode="after")
     def _pair(self) -> OpcUaSecurity:

@@ -41,6 +41,8 @@ POLICIES = {
     "None": ua.SecurityPolicyType.NoSecurity,
     "Basic256Sha256-Sign": ua.SecurityPolicyType.Basic256Sha256_Sign,
     "Basic256Sha256-SignAndEncrypt": ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+    "Aes256_Sha256_RsaPss-Sign": ua.SecurityPolicyType.Aes256Sha256RsaPss_Sign,
+    "Aes256_Sha256_RsaPss-SignAndEncrypt": ua.SecurityPolicyType.Aes256Sha256RsaPss_SignAndEncrypt,
 }
 
 # the variables every station has, with their OPC UA type and initial value
@@ -133,6 +135,11 @@ class VirtualPlcs:
         for server, endpoint in zip(self.servers, self.endpoints, strict=True):
             await server.start()
             logger.info("virtual PLC listening on %s", endpoint)
+        if "None" in config.security.policies:
+            logger.warning(
+                "virtual PLC %s offers security policy None: anyone on the network can read and write",
+                ", ".join(self.endpoints),
+            )
 
     async def _server(self, endpoint: str, stations: list[StationRuntime]) -> Server:
         config = self.config

@@ -3,6 +3,10 @@
 Objects/Line1/<Station>/{State, PartsProduced, Temperature} under namespace urn:fabbrica:test,
 values changing every PERIOD_S with source timestamps. Each value written is also appended to
 the file in $TRUTH_FILE (one JSON line per change) so tests can compare what landed.
+
+With PERIOD_S 0 nothing changes by itself: the test writes values through stdin, one JSON
+line each, `{"station": "Saw", "name": "Temperature", "value": 1.5, "source": ISO, "server": ISO}`
+(timestamps optional, null: none), and the server answers `ok` once the value is written.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
@@ -63,6 +68,11 @@ async def main(port: int, period: float) -> None:
     start = int(os.environ.get("START_COUNT", "0"))
     async with server:
         print("ready", flush=True)
+        if period <= 0:
+            await _commands(
+                server, {(station, name): (node, kind) for station, name, kind, node in variables}
+            )
+            return
         step = start
         while True:
             step += 1
@@ -80,6 +90,22 @@ async def main(port: int, period: float) -> None:
             if truth is not None:
                 truth.flush()
             await asyncio.sleep(period)
+
+
+async def _commands(server: Server, nodes: dict[tuple[str, str], tuple[Any, ua.VariantType]]) -> None:
+    """Write the values the test sends on stdin, with the timestamps it gives, until stdin closes."""
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        command = json.loads(line)
+        node, kind = nodes[command["station"], command["name"]]
+        stamps = {key: command.get(key) for key in ("source", "server")}
+        value = ua.DataValue(
+            ua.Variant(command["value"], kind),
+            SourceTimestamp=datetime.fromisoformat(stamps["source"]) if stamps["source"] else None,
+            ServerTimestamp=datetime.fromisoformat(stamps["server"]) if stamps["server"] else None,
+        )
+        await server.write_attribute_value(node.nodeid, value)  # as written: no server timestamp forced
+        print("ok", flush=True)
 
 
 if __name__ == "__main__":
