@@ -1,6 +1,10 @@
 """Connector speed against the raw client libraries, on the same broker and server, in one run.
 
     .venv/bin/python benchmarks/bench_connectors.py [--messages 100000] [--repeats 3]
+    .venv/bin/python benchmarks/bench_connectors.py --readings-per-message 10 --drain-only
+
+`--readings-per-message K` publishes K readings per message (a JSON list, as gateways that
+buffer a sensor's samples send them), so the drain rates are then in points (readings) per second.
 
 Starts its own Mosquitto and InfluxDB 1.x (Debian packages) on free loopback ports and measures:
 1. MQTT drain rate: N JSON sensor messages queued at the broker for an offline persistent session,
@@ -134,7 +138,12 @@ def register(client_id: str, port: int, topic: str) -> None:
 
 
 def publish(
-    port: int, count: int, start: int = 0, rate: float | None = None, stamp_now: bool = False
+    port: int,
+    count: int,
+    start: int = 0,
+    rate: float | None = None,
+    stamp_now: bool = False,
+    readings: int = 1,
 ) -> None:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}-{start}")
     client.max_queued_messages_set(0)
@@ -147,7 +156,12 @@ def publish(
     outstanding: deque[Any] = deque()
     for index in range(start, start + count):
         ts = time.time() if stamp_now else base + index / 10_000
-        payload = json.dumps({"ts": ts, "value": float(index), "unit": "kWh"})
+        if readings == 1:
+            payload = json.dumps({"ts": ts, "value": float(index), "unit": "kWh"})
+        else:  # K samples of the sensor, 10 us apart (distinct timestamps, so K points)
+            payload = json.dumps(
+                [{"ts": ts + k / 100_000, "value": float(index), "unit": "kWh"} for k in range(readings)]
+            )
         info = client.publish(f"factory/L1/S{index % 10}/energy", payload, qos=1)
         outstanding.append(info)
         if len(outstanding) > 20_000:  # message ids wrap at 65535
@@ -162,9 +176,10 @@ def publish(
     client.disconnect()
 
 
-def bare_paho_drain(port: int, count: int) -> float:
+def bare_paho_drain(port: int, count: int, readings: int = 1) -> float:
+    """Messages per second a bare paho subscriber receives (counting only)."""
     register("bench-bare", port, "factory/+/+/+")
-    publish(port, count)
+    publish(port, count, readings=readings)
     received = 0
     done = threading.Event()
     first: list[float] = []
@@ -225,7 +240,8 @@ def wait_connected(process: subprocess.Popen[str]) -> float:
     return started[0]
 
 
-def connector_drain(folder: Path, servers: Servers, count: int, repeat: int) -> float:
+def connector_drain(folder: Path, servers: Servers, count: int, repeat: int, readings: int = 1) -> float:
+    """Points per second the connector takes from the broker into InfluxDB 1.x."""
     database = f"drain{repeat}"
     path = connector_config(folder, servers, database, batch_size=10000, flush_interval="0.5s")
     register(f"bench-{database}", servers.mqtt_port, "factory/+/+/+")
@@ -233,17 +249,17 @@ def connector_drain(folder: Path, servers: Servers, count: int, repeat: int) -> 
         urllib.request.Request(f"{servers.influx_url}/query", data=f"q=CREATE DATABASE {database}".encode()),
         timeout=10,
     ).close()
-    publish(servers.mqtt_port, count)
+    publish(servers.mqtt_port, count, readings=readings)
     process = subprocess.Popen(
         [*FABBRICA, "-v", "connect", str(path)], cwd=folder, stderr=subprocess.PIPE, text=True
     )
     started = [wait_connected(process)]  # the drain starts: process start-up left out
-    while influx_count(servers.influx_url, database) < count:
+    while influx_count(servers.influx_url, database) < count * readings:
         time.sleep(0.05)
     elapsed = time.perf_counter() - started[0]
     process.terminate()
     process.wait(60)
-    return count / elapsed
+    return count * readings / elapsed
 
 
 def latency_and_memory(
@@ -413,19 +429,32 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--latency-rate", type=float, default=2000.0, help="messages/s for the latency run")
     parser.add_argument("--latency-only", action="store_true")
+    parser.add_argument("--drain-only", action="store_true", help="only the MQTT drain rates")
+    parser.add_argument(
+        "--readings-per-message", type=int, default=1, help="readings per MQTT message (a JSON list)"
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-connectors-"))
     servers = Servers(folder)
     results: dict[str, list[float]] = {}
     try:
         for repeat in range(0 if args.latency_only else args.repeats):
+            k = args.readings_per_message
             results.setdefault("bare_paho_msgs_per_s", []).append(
-                bare_paho_drain(servers.mqtt_port, args.messages)
+                bare_paho_drain(servers.mqtt_port, args.messages, k)
             )
             results.setdefault("connector_influxdb1_points_per_s", []).append(
-                connector_drain(folder, servers, args.messages, repeat)
+                connector_drain(folder, servers, args.messages, repeat, k)
             )
             print({key: round(values[-1]) for key, values in results.items()}, flush=True)
+        if args.drain_only:
+            bare = statistics.median(results["bare_paho_msgs_per_s"]) * args.readings_per_message
+            points = statistics.median(results["connector_influxdb1_points_per_s"])
+            print(f"{'readings_per_message':36s} {args.readings_per_message:12d}")
+            print(f"{'bare_paho_readings_per_s':36s} {bare:12.1f}")
+            print(f"{'connector_influxdb1_points_per_s':36s} {points:12.1f}")
+            print(f"{'mqtt_ratio':36s} {points / bare:12.3f}")
+            return
         if args.latency_only:
             latency = latency_and_memory(folder, servers, rate=args.latency_rate, seconds=10, flush=1.0)
             for key, value in latency.items():
