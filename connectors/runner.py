@@ -33,8 +33,8 @@ async def run(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(number, stop.set)
     pipeline = Pipeline(config, loaded.base)
-    runners = [OpcUaSourceRunner(source, pipeline) for source in config.opcua]
-    runners += [MqttSourceRunner(source, pipeline) for source in config.mqtt]  # type: ignore[misc]
+    runners = [OpcUaSourceRunner(source, pipeline, loaded.base) for source in config.opcua]
+    runners += [MqttSourceRunner(source, pipeline, loaded.base) for source in config.mqtt]  # type: ignore[misc]
     sources_done = asyncio.Event()
 
     async def sources() -> None:

@@ -18,6 +18,7 @@ import ssl
 import threading
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -43,9 +44,10 @@ _REFUSED_CREDENTIALS = frozenset({4, 5, 134, 135})
 class MqttSourceRunner:
     """Runs one MQTT source against one pipeline."""
 
-    def __init__(self, config: MqttSource, pipeline: Pipeline) -> None:
+    def __init__(self, config: MqttSource, pipeline: Pipeline, base: Path | None = None) -> None:
         self.config = config
         self.pipeline = pipeline
+        self.base = base  # relative TLS file paths start here (the config file's folder)
         self.name = f"mqtt {config.label}"
         self.client_id = config.client_id or default_client_id(pipeline.config.name, config)
         self.sparkplug = SparkplugHost()
@@ -86,9 +88,9 @@ class MqttSourceRunner:
         if config.tls:
             try:
                 client.tls_set(
-                    ca_certs=config.ca_file,
-                    certfile=config.cert_file,
-                    keyfile=config.key_file,
+                    ca_certs=self._path(config.ca_file),
+                    certfile=self._path(config.cert_file),
+                    keyfile=self._path(config.key_file),
                     cert_reqs=ssl.CERT_NONE if config.insecure_skip_verify else ssl.CERT_REQUIRED,
                 )
             except (OSError, ssl.SSLError) as exc:  # ssl names neither the file nor the field
@@ -101,6 +103,11 @@ class MqttSourceRunner:
                 raise ConnectionError(f"TLS: cannot load {given or 'the system CAs'}: {exc}") from None
             client.tls_insecure_set(config.insecure_skip_verify)
         return client
+
+    def _path(self, name: str | None) -> str | None:
+        if name is None or self.base is None or Path(name).is_absolute():
+            return name
+        return str(self.base / name)
 
     async def _connect(self, client: mqtt.Client, *args: Any, **kwargs: Any) -> None:
         """client.connect in a thread, with TLS failures said as such (they retry like any other)."""

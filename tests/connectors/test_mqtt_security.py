@@ -170,3 +170,38 @@ def test_a_wrong_password_is_refused_logged_and_retried(
     assert "connection refused by the broker" in output and "(check username and password)" in output, output
     assert wrong not in output and "Traceback" not in output
     assert connector.stop() == 0
+
+
+def test_a_relative_ca_file_is_found_beside_the_config_whatever_the_working_directory(
+    tls_broker: TlsBroker, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import sys
+
+    import yaml
+
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    shutil.copy(tls_broker.ca_file, folder / "broker-ca.pem")
+    data = _config(tls_broker)
+    data["mqtt"][0]["ca_file"] = "broker-ca.pem"  # type: ignore[index]
+    config = folder / "connect.yaml"
+    config.write_text(yaml.safe_dump(data))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    log = tmp_path / "relative.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from fabbrica.cli import main; main()", "-v", "connect", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=elsewhere,
+            env={**os.environ, **_env(tls_broker)},
+        )
+    try:
+        wait_until(lambda: "connected as" in log.read_text() or process.poll() is not None, timeout=30)
+        assert "connected as" in log.read_text(), log.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
