@@ -99,6 +99,8 @@ def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> L
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{file}: invalid YAML{where}: {problem}") from None
+    except (ValueError, RecursionError) as exc:  # a date such as 2024-13-01; nesting too deep
+        raise ConfigError(f"{file}: invalid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a mapping (sink, spool, opcua, mqtt) at the top level")
     return config_from_dict(data, str(file), environ if environ is not None else os.environ, file.parent)

@@ -7,17 +7,17 @@ The default suite runs a few hundred examples per parser; `FUZZ_EXAMPLES=10000` 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from twin.durations import parse_duration
 from twin.line import LineError, line_from_dict
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from .fuzzing import FUZZ, LONG_RUN
+
+pytestmark = LONG_RUN
 
 scalars = st.one_of(
     st.none(),
@@ -56,7 +56,8 @@ LINE_KEYS = ["name", "release", "products", "horizon", "warmup", "seed", "engine
 
 
 @FUZZ
-@given(st.one_of(scalars, st.text(max_size=20)))
+@given(st.one_of(scalars, st.text(max_size=20), st.integers()))
+@example(10**400)  # float() overflowed
 def test_durations_parse_or_refuse(text: Any) -> None:
     try:
         seconds = parse_duration(text)

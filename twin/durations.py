@@ -29,7 +29,10 @@ def parse_duration(value: object, *, signed: bool = False) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration, got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer beyond any float
+            seconds = float("inf")
     elif isinstance(value, str):
         match = _PATTERN.match(value)
         if not match:

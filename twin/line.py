@@ -237,6 +237,7 @@ def format_location(loc: tuple[Any, ...]) -> str:
         elif part in _SKIPPED_LOC or str(part).startswith(("function-", "literal[")):
             continue
         else:
+            part = repr(part) if "\n" in str(part) else part  # the message stays one line
             text += f".{part}" if text else str(part)
     return text
 
@@ -300,6 +301,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise LineError(f"{file}: invalid YAML{where}: {problem}") from None
+    except (ValueError, RecursionError) as exc:  # a date such as 2024-13-01; nesting too deep
+        raise LineError(f"{file}: invalid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise LineError(f"{file}: expected a mapping of line fields at the top level")
     return data

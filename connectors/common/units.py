@@ -18,7 +18,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration, got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer beyond any float
+            seconds = float("inf")
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
@@ -45,7 +48,10 @@ def parse_size(value: object) -> int:
         binary = "i" in unit
         prefix = unit[:1] if unit not in ("b", "") else ""
         factor = 1024 ** ("kmgt".index(prefix) + 1) if binary else _SIZE_UNITS[prefix]
-        size = int(float(match.group(1)) * factor)
+        number = float(match.group(1)) * factor
+        if number == float("inf"):
+            raise ValueError(f"too large a size: {value[:40]!r}")
+        size = int(number)
     else:
         raise ValueError(f"expected a size, got {type(value).__name__}")
     if size < 0:

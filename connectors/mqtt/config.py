@@ -8,7 +8,7 @@ mqtt:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -18,6 +18,9 @@ from connectors.common.units import Duration
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Name = Annotated[str, Field(min_length=1)]  # a tag name: line protocol has no empty one
 
 
 class Topic(_Strict):
@@ -36,8 +39,8 @@ class Topic(_Strict):
     qos: Literal[0, 1, 2] = 1
     measurement: str | None = Field(default=None, min_length=1)
     topic_tags: str = "_/line/station/sensor"
-    tags: dict[str, str] = Field(default_factory=dict)
-    tag_keys: list[str] = Field(default_factory=lambda: ["unit", "product"])
+    tags: dict[Name, str] = Field(default_factory=dict)
+    tag_keys: list[Name] = Field(default_factory=lambda: ["unit", "product"])
     timestamp_key: str = "ts"
     value_key: str = "value"
     integers: Literal["float", "keep"] = "float"

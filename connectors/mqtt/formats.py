@@ -5,6 +5,10 @@
 - `sparkplug`: Sparkplug B protobuf (see `connectors.mqtt.sparkplug`).
 
 Tags come from the topic levels (`topic_tags`) and from JSON members (`tag_keys`).
+
+Whatever a message holds, the answer is points that line protocol can carry or a BadPoint
+(counted as rejected): names must be non-empty, without line breaks, not ending in a backslash
+(it would escape the separator after it) and valid UTF-8; integers must fit InfluxDB's int64.
 """
 
 from __future__ import annotations
@@ -36,21 +40,70 @@ def topic_tags(topic: Topic, levels: list[str], skip_last: bool = False) -> dict
     count = len(levels) - 1 if skip_last else len(levels)
     for name, value in zip(names, levels[:count], strict=False):
         if name and name not in ("_", "+", "#"):
-            tags[name] = value
+            tags[name] = checked(value, f"tag {name}", empty=True)
     return tags
+
+
+def checked(text: str, what: str, empty: bool = False) -> str:
+    """`text` if line protocol can carry it as a name (or, with `empty`, a tag value), else BadPoint."""
+    if text and text[-1] != "\\" and "\n" not in text and (text.isascii() or _utf8(text)):
+        return text
+    if not text:
+        if empty:
+            return text
+        problem = "is empty"
+    elif text[-1] == "\\":
+        problem = "ends in a backslash"
+    elif "\n" in text:
+        problem = "has a line break"
+    else:
+        problem = "is not valid UTF-8"
+    raise BadPoint(f"{what} {text[:40]!r} {problem}")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _number(value: Any, integers: str) -> FieldValue:
     value = field_value(value)
-    if integers == "float" and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if integers == "float":
+            try:
+                return float(value)
+            except OverflowError:
+                raise BadPoint(f"number out of range: {_short(value)}") from None
+        if not -(2**63) <= value < 2**63:
+            raise BadPoint(f"integer beyond InfluxDB's 64 bits: {_short(value)}")
+    elif isinstance(value, str) and not value.isascii() and not _utf8(value):
+        raise BadPoint(f"string value {value[:40]!r} is not valid UTF-8")
     return value
+
+
+def _time(value: Any) -> int:
+    try:
+        return check_time(timestamp_ns(value))
+    except BadPoint:
+        raise
+    except (ArithmeticError, ValueError):  # decimal.Overflow, or an integer too long to print
+        raise BadPoint(f"absurd timestamp {_short(value)}") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def json_points(topic: Topic, name: str, payload: bytes, received_ns: int) -> list[Point]:
     try:
         document = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadPoint(f"not JSON: {exc}") from None
     items = document if isinstance(document, list) else [document]
     events = topic.events_level is not None and name.rpartition("/")[2] == topic.events_level
@@ -72,14 +125,14 @@ def json_points(topic: Topic, name: str, payload: bytes, received_ns: int) -> li
         for key, value in item.items():
             if key == topic.timestamp_key:
                 if value is not None:
-                    stamp = check_time(timestamp_ns(value))
+                    stamp = _time(value)
             elif key in topic.tag_keys:
                 if value is not None and value != "":
-                    tags[key] = str(value)
+                    tags[key] = checked(str(value), f"tag {key}", empty=True)
             elif (only_value and key != topic.value_key) or value is None or isinstance(value, dict | list):
                 continue
             else:
-                fields[key] = _number(value, topic.integers)
+                fields[checked(key, "field name")] = _number(value, topic.integers)
         if not fields:
             raise BadPoint("no field values")
         points.append(Point(measurement, tags, fields, stamp))
@@ -94,19 +147,20 @@ def number_points(topic: Topic, name: str, payload: bytes, received_ns: int) -> 
         raise BadPoint(f"not a number: {text[:40]!r}") from None
     value = field_value(value)
     return [
-        Point(topic.default_measurement, topic_tags(topic, name.split("/")), {"value": value}, received_ns)
+        Point(topic.default_measurement, cached_topic_tags(topic, name, False), {"value": value}, received_ns)
     ]
 
 
 def sparkplug_points(topic: Topic, decoded: Decoded, received_ns: int) -> list[Point]:
     tags = dict(topic.tags)
-    tags.update({"group": decoded.group, "edge_node": decoded.edge_node})
+    tags["group"] = checked(decoded.group, "group", empty=True)
+    tags["edge_node"] = checked(decoded.edge_node, "edge node", empty=True)
     if decoded.device:
-        tags["device"] = decoded.device
+        tags["device"] = checked(decoded.device, "device")
     by_time: dict[int, dict[str, FieldValue]] = {}
     for name, value, stamp_ms in decoded.values:
         stamp = stamp_ms if stamp_ms is not None else decoded.payload_ms
         time_ns = check_time(stamp * 1_000_000) if stamp is not None else received_ns
-        by_time.setdefault(time_ns, {})[name] = field_value(value)
+        by_time.setdefault(time_ns, {})[checked(name, "metric")] = _number(value, "keep")
     measurement = topic.default_measurement
     return [Point(measurement, dict(tags), fields, time_ns) for time_ns, fields in by_time.items()]

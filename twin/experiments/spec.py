@@ -80,7 +80,7 @@ def _number_or_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a number or a duration, got {value!r}")
     if isinstance(value, int | float):
-        return float(value)
+        return parse_duration(value, signed=True)  # finite: no inf, nan or integer beyond a float
     return parse_duration(value)
 
 
