@@ -111,6 +111,12 @@ def _header(
             f"# {result.name}: {fits or 'cycle time: prior'}; breakdowns {result.failures_observed}, "
             f"repair {repair}; parts {result.parts}"
         )
+        if result.release_fit is not None:
+            fit = result.release_fit
+            lines.append(
+                f"#   release: interarrival {fit.best.family} mean {fit.mean:.1f}s "
+                f"n={fit.n} KS={fit.best.ks_statistic:.3f} (PartsReleased)"
+            )
         lines.extend(f"#   warning: {warning}" for warning in result.warnings)
     return "\n".join(lines) + "\n"
 

@@ -147,6 +147,8 @@ def load_records(
             record.machines.append(history)
         if record.machines and not all(history.states for history in record.machines):
             record.machines = []
+        if station is line.stations[0] and "PartsReleased" in machine:
+            record.release_times = _counted_events(machine, station.name, "PartsReleased", origin)
         if not parts.empty and "station" in parts:
             rows = parts[parts["station"] == station.name]
             record.part_times = ((rows["time"] - origin).dt.total_seconds()).tolist()
@@ -162,6 +164,7 @@ def load_records(
         record.part_times = [t * speed for t in record.part_times]
         for history in record.machines:
             history.state_times = [t * speed for t in history.state_times]
+        record.release_times = [t * speed for t in record.release_times]
     return records, wall_window * speed, speed, first, last
 
 
@@ -172,6 +175,16 @@ def _state_history(
     rows = machine[(machine.get("station") == station) & machine[field].notna()]
     times = ((rows["time"] - origin).dt.total_seconds()).tolist()
     return times, [STATE_NAMES[int(code)] for code in rows[field]]
+
+
+def _counted_events(machine: pd.DataFrame, station: str, field: str, origin: pd.Timestamp) -> list[float]:
+    """Seconds from origin of each event a monotonic counter counted (a jump by k is k events)."""
+    rows = machine[(machine.get("station") == station) & machine[field].notna()].sort_values("time")
+    times = ((rows["time"] - origin).dt.total_seconds()).to_numpy()
+    counts = rows[field].astype(float).to_numpy()
+    steps = np.diff(counts, prepend=counts[0] if len(counts) else 0.0)
+    steps = np.where(steps < 0, counts, steps)  # a counter reset (PLC restart) starts again from 0
+    return np.repeat(times, np.maximum(steps, 0).astype(int)).tolist()
 
 
 def infer_speed(records: dict[str, StationRecord], wall_window: float) -> float:

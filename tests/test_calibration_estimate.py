@@ -209,3 +209,33 @@ def test_only_the_aggregate_state_of_parallel_machines_is_biased_and_says_so() -
     repair = assembly.repair_fit
     assert not within(repair.best.spec["mean"], 180, 180 / math.sqrt(repair.n))
     assert repair.best.spec["mean"] < 180
+
+
+ARRIVALS_LINE: dict[str, Any] = {
+    "name": "orders",
+    "release": {"interarrival": {"dist": "gamma", "mean": 60, "cv": 0.5}},
+    "stations": [
+        {"name": "cut", "cycle_time": {"dist": "exponential", "mean": 40}, "buffer": 5},
+        {"name": "pack", "cycle_time": {"dist": "exponential", "mean": 30}, "buffer": 3},
+    ],
+}
+
+
+def test_the_release_of_an_interarrival_line_is_calibrated_from_its_counted_orders() -> None:
+    records, window = record(ARRIVALS_LINE, 40)
+    prior = {**ARRIVALS_LINE, "release": {"interarrival": {"dist": "exponential", "mean": 200}}}
+    line, results = calibrate_line(prior, records, window)
+    fit = results[0].release_fit
+    assert fit is not None and fit.n > 2000
+    assert within(fit.mean, 60, 60 * 0.5 / math.sqrt(fit.n))
+    assert fit.best.family == "gamma"  # the family the orders came from, chosen by AIC
+    assert line["release"]["interarrival"]["dist"] == "gamma"
+    assert line_from_dict(line).release.interarrival.mean == pytest.approx(fit.mean, rel=0.02)
+
+
+def test_too_few_counted_orders_keep_the_prior_release() -> None:
+    records, window = record(ARRIVALS_LINE, 0.3)
+    prior = {**ARRIVALS_LINE, "release": {"interarrival": 200}}
+    line, results = calibrate_line(prior, records, window)
+    assert line["release"] == {"interarrival": 200}
+    assert any("release" in warning for warning in results[0].warnings)

@@ -34,6 +34,9 @@ class Observer(Protocol):
         self, machine: Machine, part: Part, cycle_time: float, scrapped: bool, now: float
     ) -> None: ...
 
+    # optional: `part_released(now)` is called for every order released into the line
+    # (interarrival or conwip release), as a line-entry counter would count it
+
 
 @dataclass
 class RunResult:

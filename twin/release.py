@@ -30,6 +30,8 @@ class Release:
         self.env = model.env
         self.first_buffer = first_buffer
         self.backlog: simpy.Store | None = None
+        # an observer that counts released orders (a line-entry light barrier on a real line)
+        self.on_release = getattr(model.observer, "part_released", None)
         if finite:
             self.backlog = simpy.Store(self.env)
             self.env.process(self._load_from_backlog())
@@ -37,6 +39,8 @@ class Release:
     def release(self) -> None:
         """Release one new part now."""
         part = [self.model.next_product(), self.env._now]
+        if self.on_release is not None:
+            self.on_release(self.env._now)
         if self.backlog is None:
             self.model.part_entered(part)
             self.first_buffer.put(part)

@@ -7,6 +7,8 @@ station (see docs/simulated-hardware.md for the state mapping):
 - `State` (Int32, the twin's state code), `StateName` (String),
   `MachineryItemState` (UInt32, OPC 40001-1 StateNumber) and `PackMLState` (Int32);
 - `PartsProduced`, `PartsScrapped` (UInt32, monotonic) and `LastCycleTime` (Double, s);
+- on the first station of a line whose orders are released (not saturated), `PartsReleased`
+  (UInt32, monotonic): the orders that entered the line;
 - for a station with several machines, `Machine1State`, `Machine2State`, ... (Int32, each
   machine's own state code; `State` shows the most significant of them);
 - one Double per process signal (by default `SpindleSpeed`, `Temperature`, `Power`);
@@ -32,7 +34,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from simulations.hardware.clock import ScaledClock
 from simulations.hardware.config import OpcUaConfig
 from simulations.hardware.pki import TrustList, server_certificate
-from simulations.hardware.runtime import COMMANDS, LineRuntime, StationRuntime
+from simulations.hardware.runtime import COMMANDS, RELEASE_COUNTER, LineRuntime, StationRuntime
 from simulations.hardware.states import MACHINERY_ITEM_STATE, PACKML_STATE, state_name
 
 logger = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ STATION_VARIABLES: tuple[tuple[str, ua.VariantType, Any], ...] = (
     ("IdealCycleTime", ua.VariantType.Double, 0.0),
 )
 _TYPES = {name: variant for name, variant, _ in STATION_VARIABLES}
+_TYPES["PartsReleased"] = ua.VariantType.UInt32
 _GOOD = ua.StatusCode(ua.StatusCodes.Good)
 
 
@@ -238,7 +241,8 @@ class VirtualPlcs:
     def _variables(station: StationRuntime) -> list[tuple[str, ua.VariantType, Any]]:
         """The station's variables: those of every station, and one state per machine if it has several."""
         machines = [(name, ua.VariantType.Int32, 0) for name in station.machine_variables]
-        return [*STATION_VARIABLES, *machines]
+        released = [(RELEASE_COUNTER, ua.VariantType.UInt32, 0)] if RELEASE_COUNTER in station.values else []
+        return [*STATION_VARIABLES, *released, *machines]
 
     def _initial_values(self, station: StationRuntime) -> dict[str, Any]:
         state = station.state

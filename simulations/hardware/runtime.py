@@ -51,6 +51,8 @@ TIME_COUNTERS = (
     ("TimeSetup", (SETUP,)),
 )
 HOLDS_A_PART = (WORKING, SETUP, BLOCKED, DOWN)
+# orders released into a line that is not saturated, counted at its first station
+RELEASE_COUNTER = "PartsReleased"
 
 
 def machine_state_variable(machine_index: int) -> str:
@@ -160,6 +162,10 @@ class LineRuntime:
         mix = line.product_mix
         for station, spec in zip(self.stations, line.stations, strict=True):
             station.values["IdealCycleTime"].record(0.0, spec.ideal_cycle_time or spec.mean_cycle_time(mix))
+        self.parts_released = 0
+        if line.release != "saturated":  # orders are counted where they enter: at the first station
+            self.stations[0].values[RELEASE_COUNTER] = Timeline()
+            self.stations[0].values[RELEASE_COUNTER].record(0.0, 0)
         # the counters are refreshed every 10 simulated seconds, and at most twice a wall second
         self.env.process(self._counters(max(10.0, self.speed / 2)))
         if self.keep_signals:
@@ -183,6 +189,10 @@ class LineRuntime:
             bank.advance(now, station.state)
         station.state = new
         station.states.record(now, new)
+
+    def part_released(self, now: float) -> None:
+        self.parts_released += 1
+        self.stations[0].values[RELEASE_COUNTER].record(now, self.parts_released)
 
     def part_finished(
         self, machine: Machine, part: Part, cycle_time: float, scrapped: bool, now: float

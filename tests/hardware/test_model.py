@@ -215,3 +215,62 @@ def test_noise_depends_on_the_state() -> None:
     assert set(idle) == {0.0}, "a stopped spindle reads a steady 0"
     working = np.array([bank.sample(float(t), WORKING)[0] for t in range(100, 400)])
     assert 10 < working.std() < 60 and abs(working.mean() - 12000) < 1500
+
+
+def test_what_the_plcs_show_of_parallel_machines_and_released_orders_calibrates_the_line() -> None:
+    """The PLC timelines (as a historian stores them) give calibration each machine's states and
+    every released order: the same records an observer of the engine collects."""
+    import pandas as pd
+
+    from fabbrica.sources import load_records
+    from twin.calibration.records import Recorder
+
+    data = {**FAST_LINE, "release": {"interarrival": {"dist": "gamma", "mean": 25, "cv": 0.5}}}
+    data["stations"] = [{**s, "buffer": 4} if i == 0 else s for i, s in enumerate(FAST_LINE["stations"])]
+    line = line_from_dict(data)
+    config = HardwareConfig.model_validate({"speed": 1, "mqtt": {"enabled": False}})
+    runtime = LineRuntime(line, config, seed=9)
+    recorder = Recorder([s.name for s in line.stations], capacities=[s.capacity for s in line.stations])
+    observers = (runtime, recorder)
+
+    class Both:  # the runtime is the model's observer; the recorder listens alongside
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return lambda *args: [getattr(o, name)(*args) for o in observers]
+
+    runtime.model.observer = Both()
+    for machines in runtime.model.machines:
+        for machine in machines:
+            machine.observer = runtime.model.observer
+    runtime.model.release.on_release = runtime.model.observer.part_released  # type: ignore[union-attr]
+    runtime.env.run(until=4 * 3600)
+
+    origin = pd.Timestamp("2026-01-01T00:00:00Z")
+    at = lambda t: origin + pd.Timedelta(seconds=t)  # noqa: E731
+    rows = []
+    for station in runtime.stations:
+        for field, timeline in station.values.items():
+            rows += [
+                {"time": at(t), "line": line.name, "station": station.name, field: v}
+                for t, v in timeline.entries
+            ]
+        rows += [
+            {"time": at(t), "line": line.name, "station": station.name, "State": s}
+            for t, s in station.states.entries
+        ]
+    machine = pd.DataFrame(rows).sort_values("time", kind="stable")
+
+    def read(measurement: str, lo: int, hi: int) -> pd.DataFrame:
+        return machine if measurement == "machine" else pd.DataFrame()
+
+    end = origin + pd.Timedelta(hours=4)
+    records, window, _, _, _ = load_records(read, line, origin.to_pydatetime(), end.to_pydatetime(), 1.0)
+    assert window == pytest.approx(4 * 3600)
+    assert records["cut"].release_times == pytest.approx(recorder.records["cut"].release_times)
+    assert len(records["cut"].release_times) == runtime.parts_released > 400
+    pack, truth = records["pack"], recorder.records["pack"]
+    assert len(pack.machines) == 2
+    for seen, machine_truth in zip(pack.machines, truth.machines, strict=True):
+        got, expected = seen.intervals(window), machine_truth.intervals(window)
+        assert [state for state, _, _ in got] == [state for state, _, _ in expected]
+        ends = [t for _, a, b in expected for t in (a, b)]
+        assert [t for _, a, b in got for t in (a, b)] == pytest.approx(ends)

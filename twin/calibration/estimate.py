@@ -5,7 +5,9 @@
 - breakdowns: the number of down periods that start in the window over the exposure (working time
   for `basis: operating`, up time for `basis: calendar`) gives the MTBF (the censored exponential
   maximum-likelihood estimate); the complete down periods give the repair-time distribution;
-- set-ups: the complete set-up periods; scrap: scrapped over processed parts.
+- set-ups: the complete set-up periods; scrap: scrapped over processed parts;
+- the release of a line with `interarrival` release: the gaps between the orders counted at the
+  first station (`PartsReleased`), fitted like cycle times.
 
 Too little data for a quantity keeps the prior value and says so in a warning.
 """
@@ -45,6 +47,7 @@ class StationCalibration:
     setup_fit: FitReport | None = None
     parts: int = 0
     scrap_rate: float | None = None
+    release_fit: FitReport | None = None  # the first station of a line with interarrival release
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -68,8 +71,15 @@ class StationCalibration:
             "setup_fit": self.setup_fit.best.spec if self.setup_fit else None,
             "parts": self.parts,
             "scrap_rate": self.scrap_rate,
+            "release_fit": _release_summary(self.release_fit),
             "warnings": self.warnings,
         }
+
+
+def _release_summary(fit: FitReport | None) -> dict[str, Any] | None:
+    if fit is None:
+        return None
+    return {**fit.best.spec, "n": fit.n, "ks_statistic": fit.best.ks_statistic}
 
 
 def calibrate_station(
@@ -176,4 +186,31 @@ def calibrate_line(
             continue
         line["stations"][index], result = calibrate_station(station, record, window_s, products, limits)
         results.append(result)
+    _calibrate_release(line, records.get(prior["stations"][0]["name"]), results[0], window_s, limits)
     return line, results
+
+
+def _calibrate_release(
+    line: dict[str, Any],
+    record: StationRecord | None,
+    result: StationCalibration,
+    window_s: float,
+    limits: Limits,
+) -> None:
+    """Fit the interarrival times of a line with `interarrival` release from its counted orders."""
+    release = line.get("release")
+    if not (isinstance(release, dict) and "interarrival" in release):
+        return  # saturated lines have no rate; a conwip cap is a policy, not a measurement
+    times = np.sort(np.asarray(record.release_times if record is not None else [], dtype=float))
+    gaps = np.diff(times[(times >= 0) & (times <= window_s)])
+    if len(gaps) < limits.cycle_samples:
+        result.warnings.append(
+            f"release: only {len(gaps)} order gaps counted (PartsReleased, < {limits.cycle_samples}); "
+            "keeping the prior interarrival time"
+        )
+        return
+    # orders counted at one instant (a counter that jumped by more than one) are gaps of zero:
+    # they belong to the data, but no positive family fits them, so they are fitted at a tick
+    positive = np.maximum(gaps, 1e-6)
+    result.release_fit = fit_durations(positive)
+    line["release"] = {**release, "interarrival": result.release_fit.best.spec}

@@ -27,6 +27,8 @@ class StationRecord:
     products: list[str] = field(default_factory=list)
     # per-machine state histories of a station with parallel machines (only states are used)
     machines: list[StationRecord] = field(default_factory=list)
+    # the first station of a line with a release: when orders entered the line
+    release_times: list[float] = field(default_factory=list)
 
     def state_histories(self) -> list[StationRecord]:
         """The records whose states are one machine's each: the machines', or the station's own."""
@@ -96,6 +98,9 @@ class Recorder:
             record = record.machines[machine.machine_index]
         record.state_times.append(now - self.start)
         record.states.append(STATE_NAMES[state])
+
+    def part_released(self, now: float) -> None:
+        self.records[self._names[0]].release_times.append(now - self.start)
 
     def part_finished(
         self, machine: Machine, part: list, cycle_time: float, scrapped: bool, now: float
