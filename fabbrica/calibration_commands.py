@@ -196,6 +196,12 @@ def _print_validation(result: dict[str, Any]) -> None:
         f"throughput: observed {throughput['observed']:.2f}/h, twin {throughput['twin_mean']:.2f} "
         f"± {throughput['twin_ci95']:.2f}/h, relative error {throughput['rel_error']:.1%}"
     )
+    if "wip" in result:
+        wip = result["wip"]
+        console.print(
+            f"WIP: observed {wip['observed']:.2f} parts, twin {wip['twin_mean']:.2f} "
+            f"± {wip['twin_ci95']:.2f}, relative error {wip['rel_error']:.1%}"
+        )
     table = Table(title="state shares: observed / twin")
     table.add_column("station")
     for state in ("working", "blocked", "starved", "down", "setup"):

@@ -164,7 +164,14 @@ def render(result: DemoResult, records: dict[str, StationRecord], window: float)
         parts.append(
             f"<p>Throughput: line {throughput['observed']:.2f}/h, twin {throughput['twin_mean']:.2f} ± "
             f"{throughput['twin_ci95']:.2f}/h (95 %), relative error {throughput['rel_error']:.1%}. "
-            f"Verdict: <b>{validation['verdict']}</b> at a tolerance of {validation['tolerance']:.0%}.</p>"
+            + (
+                f"WIP: line {validation['wip']['observed']:.2f}, twin {validation['wip']['twin_mean']:.2f} "
+                f"± {validation['wip']['twin_ci95']:.2f} parts, relative error "
+                f"{validation['wip']['rel_error']:.1%}. "
+                if "wip" in validation
+                else ""
+            )
+            + f"Verdict: <b>{validation['verdict']}</b> at a tolerance of {validation['tolerance']:.0%}.</p>"
         )
         parts.append(f"<figure>{_states_figure(observed, twin)}</figure>")
         parts.append("<h2>4. What if?</h2>")

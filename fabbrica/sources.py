@@ -147,6 +147,10 @@ def load_records(
             record.machines.append(history)
         if record.machines and not all(history.states for history in record.machines):
             record.machines = []
+        if "Occupancy" in machine:
+            rows = machine[(machine.get("station") == station.name) & machine["Occupancy"].notna()]
+            record.occupancy_times = ((rows["time"] - origin).dt.total_seconds()).tolist()
+            record.occupancy = rows["Occupancy"].astype(float).tolist()
         if station is line.stations[0] and "PartsReleased" in machine:
             record.release_times = _counted_events(machine, station.name, "PartsReleased", origin)
         if not parts.empty and "station" in parts:
@@ -165,6 +169,7 @@ def load_records(
         for history in record.machines:
             history.state_times = [t * speed for t in history.state_times]
         record.release_times = [t * speed for t in record.release_times]
+        record.occupancy_times = [t * speed for t in record.occupancy_times]
     return records, wall_window * speed, speed, first, last
 
 

@@ -138,6 +138,9 @@ def test_validate_json_contract_and_a_wrong_twin(demo: Path, tmp_path: Path) -> 
     assert set(result["throughput"]) >= {"observed", "twin_mean", "twin_ci95", "rel_error"}
     assert result["verdict"] in ("valid", "invalid") and isinstance(result["tolerance"], float)
     assert set(result["stations"]["mill"]) >= {"observed", "twin"}
+    # the PLCs' occupancies give the line's WIP; each assembly machine's state makes it checkable
+    assert set(result["wip"]) >= {"observed", "twin_mean", "twin_ci95", "rel_error"}
+    assert result["wip"]["observed"] > 1 and {"wip", "assembly.working"} <= set(result["checks"])
     slow = yaml.safe_load((demo / "calibrated.yaml").read_text())
     test_station = next(s for s in slow["stations"] if s["name"] == "test")
     test_station["cycle_time"]["mean"] *= 1.2

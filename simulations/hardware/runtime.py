@@ -130,6 +130,13 @@ class StationRuntime:
         return totals
 
 
+def _holds_a_part(machine: Machine) -> bool:
+    """Whether the machine holds a part: what it does, behind a calendar breakdown's `down`
+    (only machines with calendar breakdowns keep that `logical_state`; the others' is their state)."""
+    doing = machine.logical_state if machine.calendar_failures else machine.state
+    return doing in HOLDS_A_PART
+
+
 class LineRuntime:
     """The engine's observer, and the model it observes, built in `env`."""
 
@@ -229,7 +236,7 @@ class LineRuntime:
                 for variable, codes in TIME_COUNTERS:
                     station.values[variable].record(now, sum(totals[code] for code in codes))
                 buffer = buffers[station.index]
-                holding = sum(1 for m in station.machines if m.logical_state in HOLDS_A_PART)
+                holding = sum(1 for m in station.machines if _holds_a_part(m))
                 station.values["Occupancy"].record(
                     now, holding + (len(buffer.items) if buffer is not None else 0)
                 )

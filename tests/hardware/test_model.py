@@ -274,3 +274,32 @@ def test_what_the_plcs_show_of_parallel_machines_and_released_orders_calibrates_
         assert [state for state, _, _ in got] == [state for state, _, _ in expected]
         ends = [t for _, a, b in expected for t in (a, b)]
         assert [t for _, a, b in got for t in (a, b)] == pytest.approx(ends)
+
+
+@pytest.mark.parametrize("release", ["saturated", {"interarrival": {"dist": "exponential", "mean": 22}}])
+def test_the_occupancies_add_up_to_the_parts_in_the_line_at_every_refresh(release: object) -> None:
+    data = {**FAST_LINE, "release": release}
+    data["stations"] = [
+        {**s, "buffer": 3} if i == 0 else s for i, s in enumerate(FAST_LINE["stations"])
+    ]
+    calendar = {"mtbf": 300, "mttr": 30, "basis": "calendar"}
+    data["stations"].append({"name": "wash", "cycle_time": 12, "buffer": 0, "failures": calendar})
+    line = line_from_dict(data)
+    config = HardwareConfig.model_validate({"speed": 1, "mqtt": {"enabled": False}})
+    runtime = LineRuntime(line, config, seed=4)
+    snapshots: list[tuple[float, int]] = []
+
+    def snapshot():  # type: ignore[no-untyped-def]
+        while True:  # runs right after the runtime's counter refresh at the same instants
+            snapshots.append((runtime.env.now, runtime.model.wip))
+            yield runtime.env.timeout(10.0)
+
+    runtime.env.process(snapshot())
+    runtime.env.run(until=3 * 3600)
+
+    def value_at(timeline: Timeline, t: float) -> float:
+        return [v for time, v in timeline.entries if time <= t][-1]
+
+    totals = [sum(value_at(s.values["Occupancy"], t) for s in runtime.stations) for t, _ in snapshots]
+    assert totals == [wip for _, wip in snapshots]
+    assert max(totals) >= 5

@@ -29,6 +29,9 @@ class StationRecord:
     machines: list[StationRecord] = field(default_factory=list)
     # the first station of a line with a release: when orders entered the line
     release_times: list[float] = field(default_factory=list)
+    # parts held by the station's machines and buffer (the PLC's Occupancy), a step function
+    occupancy_times: list[float] = field(default_factory=list)
+    occupancy: list[float] = field(default_factory=list)
 
     def state_histories(self) -> list[StationRecord]:
         """The records whose states are one machine's each: the machines', or the station's own."""
@@ -73,6 +76,22 @@ class StationRecord:
                 if s == state and start > 0 and end < window_s
             ]
         )
+
+
+def line_wip(records: list[StationRecord], window_s: float) -> float | None:
+    """Time-average of the parts in the line over [0, window_s]: the stations' occupancies summed,
+    each held from one recorded value to the next (None unless every station recorded it)."""
+    if not records or any(not record.occupancy for record in records):
+        return None
+    area = 0.0
+    for record in records:
+        times = np.clip(np.append(np.asarray(record.occupancy_times, dtype=float), window_s), 0.0, window_s)
+        values = np.asarray(record.occupancy, dtype=float)
+        covered = np.diff(times)
+        area += float(np.dot(values, covered))
+        if times[0] > 0:  # before the first value in the window: the first value seen
+            area += float(values[0]) * float(times[0])
+    return area / window_s
 
 
 class Recorder:

@@ -2,7 +2,9 @@
 
 The twin is run with independent replications over a window as long as the observed one
 (after its own warm-up). Observed and simulated throughput and per-station state shares are
-compared. Each checked quantity (the throughput, and the working share of every
+compared, and the line's WIP when every station's PLC recorded its occupancy (parts held by its
+machines and buffer, summed over the stations and averaged over time). Each checked quantity
+(the throughput, the WIP, and the working share of every
 station that worked at least 5 % of the time) passes when the line's value
 lies within the tolerance of the twin's mean, or within the twin's 95 % prediction interval
 for one run of that length (a recorded window is one sample of a random process, and a short
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.calibration.records import StationRecord
+from twin.calibration.records import StationRecord, line_wip
 from twin.engine import simulate
 from twin.experiments.stats import estimate, t_quantile
 from twin.line import Line
@@ -85,14 +87,27 @@ def validate(
             checks[f"{station.name}.working"] = _check(observed["working"], shares["working"], tolerance)
         stations[station.name] = entry
     rel_error = checks["throughput"]["rel_error"]
-    verdict_ok = all(check["ok"] for check in checks.values())
-    return {
+    result: dict[str, Any] = {
         "throughput": {
             "observed": observed_throughput,
             "twin_mean": twin_mean,
             "twin_ci95": half_width(throughputs),
             "rel_error": rel_error,
-        },
+        }
+    }
+    observed_wip = line_wip([records[s.name] for s in line.stations if s.name in records], window_s)
+    if observed_wip is not None and len(records) == len(line.stations):
+        wips = [run["wip_mean"] for run in runs]
+        checks["wip"] = _check(observed_wip, wips, tolerance)
+        result["wip"] = {
+            "observed": observed_wip,
+            "twin_mean": float(np.mean(wips)),
+            "twin_ci95": half_width(wips),
+            "rel_error": checks["wip"]["rel_error"],
+        }
+    verdict_ok = all(check["ok"] for check in checks.values())
+    return {
+        **result,
         "stations": stations,
         "verdict": "valid" if verdict_ok else "invalid",
         "tolerance": tolerance,
