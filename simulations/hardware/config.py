@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from connectors.common.secrets import EnvError, hide_in_logs, substitute
 from twin.distributions import Duration
 from twin.line import LineError, read_yaml, validation_message
 from twin.station import STATE_NAMES
@@ -330,6 +331,11 @@ def default_pki_dir() -> Path:
 def load_hardware(path: str | Path | None, overrides: dict[str, object] | None = None) -> HardwareConfig:
     """Read and validate a hardware file (None: the defaults); `overrides` are dotted field paths."""
     data: dict[str, object] = read_yaml(path) if path is not None else {}
+    secrets: set[str] = set()
+    try:  # `${VAR}` for passwords, so that hardware files need hold none
+        data = substitute(data, os.environ, secrets)
+    except EnvError as exc:
+        raise LineError(f"{path}: {exc.path}: {exc.message}") from None
     for dotted, value in (overrides or {}).items():
         target = data
         *parents, leaf = dotted.split(".")
@@ -341,6 +347,8 @@ def load_hardware(path: str | Path | None, overrides: dict[str, object] | None =
             target = child
         target[leaf] = value
     try:
-        return HardwareConfig.model_validate(data)
+        config = HardwareConfig.model_validate(data)
     except ValidationError as exc:
         raise LineError(validation_message(str(path) if path is not None else "options", exc)) from None
+    hide_in_logs(secrets | set(config.opcua.security.users.values()))
+    return config

@@ -303,3 +303,18 @@ def test_the_occupancies_add_up_to_the_parts_in_the_line_at_every_refresh(releas
     totals = [sum(value_at(s.values["Occupancy"], t) for s in runtime.stations) for t, _ in snapshots]
     assert totals == [wip for _, wip in snapshots]
     assert max(totals) >= 5
+
+
+def test_hardware_passwords_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "hw.yaml"
+    path.write_text("opcua:\n  security:\n    users: {operator: '${PLC_OPERATOR_PASSWORD}'}\n")
+    monkeypatch.setenv("PLC_OPERATOR_PASSWORD", "s3cr3t-from-env")
+    assert load_hardware(path).opcua.security.users == {"operator": "s3cr3t-from-env"}
+    monkeypatch.delenv("PLC_OPERATOR_PASSWORD")
+    with pytest.raises(LineError) as error:
+        load_hardware(path)
+    assert str(error.value) == (
+        f"{path}: opcua.security.users.operator: environment variable PLC_OPERATOR_PASSWORD is not set"
+    )
