@@ -37,7 +37,10 @@ class Target:
 
 
 def make_client(config: OpcUaSource) -> Client:
-    client = Client(config.endpoint, timeout=config.timeout, watchdog_intervall=1.0)
+    # the keep-alive probe (a server_state read) runs every `timeout` seconds and may take that
+    # long: a 1 s probe dropped healthy sessions whenever the connector was busy for a second,
+    # and the values changed while it re-subscribed were lost
+    client = Client(config.endpoint, timeout=config.timeout, watchdog_intervall=config.timeout)
     client.name = client.description = "fabbrica connector"
     client.application_uri = config.application_uri  # must match the client certificate's URI
     if config.username is not None:
