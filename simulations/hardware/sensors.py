@@ -77,6 +77,7 @@ class SensorPublisher:
         self.connected = threading.Event()
         self.connects = 0
         self.disconnects = 0
+        self._closing = False
         self._lock = threading.Lock()
         self._pending: dict[int, str] = {}
         self._early: set[int] = set()
@@ -136,6 +137,7 @@ class SensorPublisher:
             self.stats[topic].dropped += 1
         if unacknowledged:
             logger.warning("%d MQTT messages not acknowledged by the broker at exit", len(unacknowledged))
+        self._closing = True
         self.client.disconnect()
         await asyncio.to_thread(self.client.loop_stop)
 
@@ -154,6 +156,9 @@ class SensorPublisher:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         self.connected.clear()
+        if self._closing:
+            logger.info("disconnected from the MQTT broker")
+            return
         self.disconnects += 1
         logger.warning("disconnected from the MQTT broker (%s): reconnecting", reason)
 
