@@ -58,6 +58,10 @@ class Spool:
         self._fd = os.open(self._segment_file(self._head), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._cursor = self._load_cursor()
         self.pending = self._count_pending()
+        # the batch the writer read last (cursor, end) and how many of its points a full spool
+        # deleted meanwhile: if the sink then takes the batch they were not lost after all
+        self._in_flight: tuple[Position, Position] | None = None
+        self._in_flight_dropped = 0
 
     # -- appending ---------------------------------------------------------------------------
 
@@ -99,6 +103,8 @@ class Spool:
             oldest = min(self._sizes)
             offset = self._cursor.offset if self._cursor.segment == oldest else 0
             lost = 0 if self._cursor.segment > oldest else _count_lines(self._segment_file(oldest), offset)
+            if lost and self._in_flight is not None:
+                self._in_flight_dropped += self._in_flight_lines(oldest, offset)
             self._delete(oldest)
             if self._cursor.segment <= oldest:
                 self._cursor = Position(min(self._sizes), 0)
@@ -138,14 +144,31 @@ class Spool:
             count += chunk.count(b"\n")
             chunks.append(chunk)
             position = Position(position.segment, position.offset + len(chunk))
+        self._in_flight = (self._cursor, position) if count else None
+        self._in_flight_dropped = 0
         return b"".join(chunks), count, position
+
+    def _in_flight_lines(self, segment: int, offset: int) -> int:
+        """Lines of the batch in flight at or after `offset` in `segment` (about to be deleted)."""
+        assert self._in_flight is not None
+        start, end = self._in_flight
+        if start.segment > segment or end.segment < segment:
+            return 0
+        begin = max(offset, start.offset if start.segment == segment else 0)
+        stop = end.offset if end.segment == segment else self._sizes[segment]
+        return _count_lines(self._segment_file(segment), begin, stop)
 
     def commit(self, position: Position, count: int) -> None:
         """The sink has the points up to `position`: move the cursor, delete finished segments."""
+        delivered = 0
+        if self._in_flight is not None and self._in_flight[1] == position:
+            delivered = self._in_flight_dropped  # counted as dropped while in flight, yet written
+            self.dropped -= delivered
+        self._in_flight, self._in_flight_dropped = None, 0
         if position <= self._cursor:
             return
         self._cursor = position
-        self.pending = max(0, self.pending - count)
+        self.pending = max(0, self.pending - (count - delivered))
         self._save_cursor()
         for number in sorted(self._sizes):
             if number < position.segment and number != self._head:
@@ -208,13 +231,15 @@ class Spool:
         return total
 
 
-def _count_lines(file: Path, offset: int) -> int:
+def _count_lines(file: Path, offset: int, end: int | None = None) -> int:
     total = 0
     try:
         with open(file, "rb") as handle:
             handle.seek(offset)
-            while chunk := handle.read(_READ_CHUNK):
+            left = -1 if end is None else max(0, end - offset)
+            while left and (chunk := handle.read(_READ_CHUNK if left < 0 else min(_READ_CHUNK, left))):
                 total += chunk.count(b"\n")
+                left = left - len(chunk) if left > 0 else left
     except FileNotFoundError:
         return 0
     return total

@@ -1,0 +1,794 @@
+"""The fault-injection harness: a served line, the connector, a fault, and the bill.
+
+One run: `fabbrica line serve` plays the demonstrator line (OPC UA PLC + MQTT sensors, its
+ground truth written with `--truth`), `fabbrica connect` carries both sources into InfluxDB
+1.x, a scenario breaks something mid-run and heals it, the line finishes, the connector stops
+gracefully, and the database is compared with the truth file:
+
+- lost: truth points missing from the database (OPC UA values, part events, sensor messages);
+- duplicated: database points with no truth point of their own (a value stored twice under two
+  timestamps, a message counted twice); a point written twice at the same series and
+  timestamp overwrites itself and is no duplicate;
+- dropped (reported): what the connector says it dropped (spool full), from its last
+  `connector_health` point;
+- opcua gap: PLC values that changed while no OPC UA session existed (connector dead, PLC
+  down): a subscription only sees the current value, so these are out of any connector's
+  reach without history on the PLC; counted apart from `lost`;
+- recovery: wall seconds from the end of the fault until the database held every point
+  timestamped up to the end of the fault (polled every 0.25 s).
+
+Used by tests/chaos/test_chaos.py (short durations) and `python -m tests.chaos.campaign` (full).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.chaos.proxy import FaultProxy
+from tests.connectors.conftest import (
+    FABBRICA,
+    ROOT,
+    Connector,
+    Service,
+    find_binary,
+    free_port,
+    influx_rows,
+    influxql,
+    wait_until,
+)
+
+LINE_FILE = ROOT / "simulations/lines/demonstrator.yaml"
+LINE = "demonstrator"
+SPEED = 60
+PLC_SCRIPT = ROOT / "tests/connectors/opcua_server.py"
+
+
+# the PLC variables the truth file follows (one connector point each per change); the process
+# signals (SpindleSpeed, ...) have no truth and are left out, so that every point has one
+PLC_VARIABLES = (
+    "State",
+    "Machine[0-9]*State",  # not MachineryItemState, which has no truth
+    "PartsProduced",
+    "PartsScrapped",
+    "LastCycleTime",
+    "Time*",
+    "Occupancy",
+    "IdealCycleTime",
+)
+# the sample hardware's sensors at 10 samples per wall second (2 for ambient), the PLC without security
+HARDWARE = {
+    "opcua": {"security": {"policies": ["None"]}, "linger": "1s"},
+    "mqtt": {
+        "sensors": [
+            {"name": "energy", "unit": "kWh", "idle": 0.3, "tau": 1, "integrate": True, "rate": 10,
+             "levels": {"working": 7.5, "setup": 2.4, "blocked": 1.3, "starved": 1.3, "down": 0.5}},
+            {"name": "vibration", "unit": "mm/s", "idle": 0.1, "noise": 0.04, "tau": 0.5, "rate": 10,
+             "levels": {"working": 4.2, "setup": 1.1, "blocked": 0.4, "starved": 0.4, "down": 0.1}},
+            {"name": "ambient", "unit": "degC", "idle": 22.5, "noise": 0.08, "rate": 2},
+        ]
+    },
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall seconds: the fault starts `fault_at` after the line serves and lasts `fault_s`;
+    the line goes on `after_s` past the end of the fault."""
+
+    fault_at: float
+    fault_s: float
+    after_s: float
+
+    @property
+    def line_s(self) -> float:
+        return self.fault_at + self.fault_s + self.after_s
+
+
+# -- servers ---------------------------------------------------------------------------------------
+
+
+class Stack:
+    """Mosquitto (persistent) and InfluxDB 1.x in a folder of their own, each restartable on its port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.mosquitto = self._mosquitto(folder / "mosquitto")
+        self.influxdb = self._influxdb(folder / "influxdb")
+
+    def start(self) -> Stack:
+        self.mosquitto.start()
+        self.start_influxdb()
+        return self
+
+    def stop(self) -> None:
+        self.mosquitto.stop()
+        self.influxdb.stop()
+
+    def ensure_running(self) -> None:
+        """Start again whatever a failed scenario left stopped."""
+        if self.mosquitto.process is None or self.mosquitto.process.poll() is not None:
+            self.mosquitto.start()
+        if self.influxdb.process is None or self.influxdb.process.poll() is not None:
+            self.start_influxdb()
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.mosquitto.port}"
+
+    @property
+    def influx_url(self) -> str:
+        return f"http://127.0.0.1:{self.influxdb.port}"
+
+    def start_influxdb(self) -> None:
+        self.influxdb.start()
+        wait_until(lambda: _ping(self.influx_url), timeout=30, interval=0.05)
+
+    @staticmethod
+    def _mosquitto(folder: Path) -> Service:
+        binary = find_binary("mosquitto", "/usr/sbin/mosquitto")
+        folder.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        user = "user root\n" if os.geteuid() == 0 else ""
+        # autosave every second: what a kill -9 can take from the broker is at most the last second
+        # of session changes (the default, 1800 s, would forget every session made since the start)
+        (folder / "mosquitto.conf").write_text(
+            user + f"listener {port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {folder}/\n"
+            "autosave_interval 1\n"
+            "max_queued_messages 1000000\n"
+            "max_inflight_messages 0\n"
+            "log_dest stdout\n"
+            "log_type error\n"
+            "log_type warning\n"
+        )
+        return Service("mosquitto", [binary, "-c", str(folder / "mosquitto.conf")], port, folder)
+
+    @staticmethod
+    def _influxdb(folder: Path) -> Service:
+        binary = find_binary("influxd", "/usr/bin/influxd")
+        folder.mkdir(parents=True, exist_ok=True)
+        port, rpc = free_port(), free_port()
+        (folder / "influxdb.conf").write_text(
+            f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{folder}/meta"
+  logging-enabled = false
+[data]
+  dir = "{folder}/data"
+  wal-dir = "{folder}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{port}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+"""
+        )
+        return Service("influxd", [binary, "run", "-config", str(folder / "influxdb.conf")], port, folder)
+
+
+def _ping(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+# -- one run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    mode: str
+    fault_s: float
+    expected: int
+    stored: int
+    lost: int
+    duplicated: int
+    dropped_reported: int
+    opcua_gap: int
+    recovery_s: float | None
+    reconnects: int
+    wall_s: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Run:
+    """The line, the connector and what the scenario needs, in `folder`; `execute` does it all."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        folder: Path,
+        name: str,
+        timing: Timing,
+        *,
+        mode: str = "short",
+        sink_port: int | None = None,
+        mqtt_port: int | None = None,
+        spool_max: int | str = "256MB",
+        health_interval: str = "1s",
+        standalone_plc: bool = False,
+    ) -> None:
+        self.stack = stack
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.mode = mode
+        self.timing = timing
+        tag = uuid.uuid4().hex[:6]
+        self.database = f"chaos_{name.replace('-', '_')}_{tag}"
+        self.prefix = f"chaos{tag}"
+        self.client_id = f"chaos-{name}-{tag}"
+        self.opcua_port = free_port()
+        self.plc: Service | None = None
+        self.plc_truth = folder / "plc-truth.jsonl"
+        if standalone_plc:
+            self.plc = self._standalone_plc()
+        self.truth_file = folder / "truth.json"
+        self.config = self._write_config(sink_port, mqtt_port, spool_max, health_interval)
+        self.connector = Connector(self.config)
+        self.line: subprocess.Popen[bytes] | None = None
+        self.line_log = folder / "line.log"
+        self.fault_start = 0.0
+        self.fault_end = 0.0
+        self.plc_end = 0.0
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def _write_config(
+        self, sink_port: int | None, mqtt_port: int | None, spool_max: int | str, health: str
+    ) -> Path:
+        sink_url = f"http://127.0.0.1:{sink_port or self.stack.influxdb.port}"
+        mqtt_url = f"mqtt://127.0.0.1:{mqtt_port or self.stack.mosquitto.port}"
+        opcua = [
+            {
+                "endpoint": f"opc.tcp://127.0.0.1:{self.opcua_port}",
+                "nodes": [f"Objects/{LINE}/*/{variable}" for variable in PLC_VARIABLES],
+                "sampling_interval": "0s",
+                "reconnect_max": "1s",
+                "timeout": "2s",
+                "stale_after": "5s",
+            }
+        ]
+        if self.plc is not None:
+            opcua.append(
+                {
+                    "endpoint": f"opc.tcp://127.0.0.1:{self.plc.port}/",
+                    "nodes": ["Objects/Line1/*/*"],
+                    "sampling_interval": "0s",
+                    "reconnect_max": "1s",
+                    "timeout": "2s",
+                    "stale_after": "5s",
+                }
+            )
+        config = {
+            "name": f"chaos-{self.name}",
+            "sink": {
+                "type": "influxdb1",
+                "url": sink_url,
+                "database": self.database,
+                "flush_interval": "0.2s",
+                "timeout": "2s",
+                "retry_initial": "0.2s",
+                "retry_max": "1s",
+            },
+            "spool": {"path": "spool", "max_bytes": spool_max},
+            "health": {"interval": health},
+            "shutdown_timeout": "20s",
+            "opcua": opcua,
+            "mqtt": [
+                {
+                    "url": mqtt_url,
+                    "client_id": self.client_id,
+                    "keepalive": 5,
+                    "reconnect_max": "1s",
+                    "topics": [{"filter": f"{self.prefix}/+/+/+", "format": "json"}],
+                }
+            ],
+        }
+        path = self.folder / "connect.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        hardware = self.folder / "hardware.yaml"
+        hardware.write_text(yaml.safe_dump(HARDWARE, sort_keys=False))
+        return path
+
+    def _standalone_plc(self, start_count: int = 0) -> Service:
+        port = self.plc.port if self.plc is not None else free_port()
+        env = {**os.environ, "TRUTH_FILE": str(self.plc_truth), "START_COUNT": str(start_count)}
+        command = [sys.executable, str(PLC_SCRIPT), str(port), "0.1"]
+        service = Service(f"plc-{port}", command, port, self.folder, env)
+        service.start()
+        return service
+
+    def restart_plc(self, down_s: float) -> None:
+        """Stop the standalone PLC for `down_s`, start it again counting on where it stopped."""
+        assert self.plc is not None
+        self.plc.stop(signal.SIGKILL)
+        last = 0
+        for line in self.plc_truth.read_text().splitlines():
+            if line.strip():
+                last = max(last, json.loads(line)["value"]) if '"PartsProduced"' in line else last
+        time.sleep(down_s)
+        self.plc = self._standalone_plc(start_count=int(last))
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def _presubscribe(self) -> None:
+        """Create the connector's persistent MQTT session before anything is published, so that
+        the connector and the line can start together without the first messages going nowhere."""
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        done = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
+        client.on_subscribe = lambda *args: done.set()
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 86400
+        client.connect("127.0.0.1", self.stack.mosquitto.port, clean_start=False, properties=properties)
+        client.loop_start()
+        client.subscribe(f"{self.prefix}/+/+/+", qos=1)
+        if not done.wait(10):
+            raise RuntimeError("the broker did not acknowledge the subscription")
+        client.disconnect()
+        client.loop_stop()
+
+    def start(self) -> None:
+        self._presubscribe()
+        self.connector.start()
+        with open(self.line_log, "wb") as log:
+            self.line = subprocess.Popen(
+                [*FABBRICA, "line", "serve", str(LINE_FILE), "--speed", str(SPEED),
+                 "--opcua", f"opc.tcp://127.0.0.1:{self.opcua_port}", "--mqtt", self.stack.mqtt_url,
+                 "--mqtt-prefix", self.prefix, "--duration", f"{self.timing.line_s}s",
+                 "--truth", str(self.truth_file), "--seed", "3",
+                 "--hardware", str(self.folder / "hardware.yaml")],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.folder,
+            )  # fmt: skip
+        wait_until(lambda: "serving line" in self.line_log.read_text() or self._line_died(), timeout=60)
+        wait_until(lambda: "connected, " in self.connector.output() or self._connector_died(), timeout=30)
+
+    def _line_died(self) -> bool:
+        if self.line is not None and self.line.poll() is not None:
+            raise RuntimeError(f"the line exited early:\n{self.line_log.read_text()[-3000:]}")
+        return False
+
+    def _connector_died(self) -> bool:
+        process = self.connector.process
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the connector exited early:\n{self.connector.output()[-3000:]}")
+        return False
+
+    def execute(self, fault: Callable[[Run], None]) -> Outcome:
+        began = time.monotonic()
+        try:
+            self.start()
+            time.sleep(self.timing.fault_at)
+            self.fault_start = time.time()
+            fault(self)  # returns once the fault is healed; sets fault_end if it knows better
+            if not self.fault_end:
+                self.fault_end = time.time()
+            monitor = Monitor(self.stack.influx_url, self.database, self.fault_end)
+            monitor.start()
+            try:
+                self._finish()
+            finally:
+                monitor.stop()
+            outcome = self.compare(monitor)
+        finally:
+            self.cleanup()
+        outcome.wall_s = round(time.monotonic() - began, 1)
+        return outcome
+
+    def _finish(self) -> None:
+        assert self.line is not None
+        code = self.line.wait(timeout=self.timing.line_s + 120)
+        if code != 0:
+            raise RuntimeError(f"the line failed ({code}):\n{self.line_log.read_text()[-3000:]}")
+        if self.plc is not None:  # the standalone PLC ends with the line; what it wrote last is cut off
+            self.plc_end = time.time() - PUBLISH_MARGIN_S
+            self.plc.stop(signal.SIGKILL)
+        if self.connector.process is None or self.connector.process.poll() is not None:
+            raise RuntimeError(f"the connector is not running:\n{self.connector.output()[-3000:]}")
+        expected_messages = sum(
+            counts["published"]
+            for station in json.loads(self.truth_file.read_text())["stations"].values()
+            for topic, counts in station.get("messages", {}).items()
+        )
+        # what the broker holds for the connector has to come in before it is told to stop
+        deadline = time.monotonic() + 120
+        last, stable = -1, 0
+        while time.monotonic() < deadline:
+            received = _count(self.stack.influx_url, self.database, '"sensor","part"', "")
+            stable = stable + 1 if received == last else 0
+            last = received
+            if (received >= expected_messages and stable >= 1) or stable >= 12:
+                break
+            time.sleep(0.25)
+        code = self.connector.stop(timeout=60)
+        if code != 0:
+            raise RuntimeError(f"the connector exited with {code}:\n{self.connector.output()[-3000:]}")
+
+    def cleanup(self) -> None:
+        if self.line is not None and self.line.poll() is None:
+            self.line.kill()
+            self.line.wait()
+        if self.connector.process is not None and self.connector.process.poll() is None:
+            self.connector.process.kill()
+            self.connector.process.wait()
+        if self.plc is not None:
+            self.plc.stop(signal.SIGKILL)
+
+    # -- the bill ----------------------------------------------------------------------------
+
+    def compare(self, monitor: Monitor) -> Outcome:
+        truth = json.loads(self.truth_file.read_text())
+        url, db = self.stack.influx_url, self.database
+        gap_window = self.name in GAP_SCENARIOS
+        details: dict[str, Any] = {"fault": [round(self.fault_start, 3), round(self.fault_end, 3)]}
+        expected = stored = lost = duplicated = gap = 0
+
+        # OPC UA values of the served line's PLC
+        want: dict[tuple[str, str], dict[int, Any]] = defaultdict(dict)
+        for station, record in truth["stations"].items():
+            for entry in record["states"]:
+                want[station, "State"][iso_ns(entry["ts"])] = entry["state"]
+            for variable, entries in record["values"].items():
+                want[station, variable].update((iso_ns(entry["ts"]), entry["value"]) for entry in entries)
+        variables = {variable for _, variable in want}
+        start_ns = iso_ns(truth["start"])
+        have: dict[tuple[str, str], dict[int, Any]] = defaultdict(dict)
+        initial = 0
+        for row in influx_rows(url, db, "machine", f"\"line\" = '{LINE}'"):
+            for variable in variables:
+                value = row.get(variable)
+                if value is None:
+                    continue
+                series = want[row["station"], variable]
+                if row["time"] == start_ns and value == 0 and row["time"] not in series:
+                    initial += 1  # the PLC's initial zero at the start; the truth lists changes only
+                    continue
+                have[row["station"], variable][row["time"]] = value
+        gap_from = self.fault_start - PUBLISH_MARGIN_S if gap_window else None
+        opcua = _series_bill(want, have, gap_from, start_ns)
+        opcua["initial_zeros"] = initial
+        details["opcua"] = opcua
+
+        # the standalone PLC (OPC UA restart scenario)
+        if self.plc_truth.exists():
+            plc_want: dict[tuple[str, str], dict[int, Any]] = defaultdict(dict)
+            for line in self.plc_truth.read_text().splitlines():
+                if line.strip():
+                    item = json.loads(line)
+                    stamp = iso_ns(item["ts"])
+                    if stamp < self.plc_end * 1e9:
+                        plc_want[item["station"], item["name"]][stamp] = item["value"]
+            plc_have: dict[tuple[str, str], dict[int, Any]] = defaultdict(dict)
+            for row in influx_rows(url, db, "machine", "\"line\" = 'Line1'"):
+                for variable in ("State", "PartsProduced", "Temperature"):
+                    if row.get(variable) is not None:
+                        plc_have[row["station"], variable][row["time"]] = row[variable]
+            plc_have = {
+                key: {t: v for t, v in series.items() if t < self.plc_end * 1e9}
+                for key, series in plc_have.items()
+            }
+            details["restarted_plc"] = _series_bill(plc_want, plc_have, self.fault_start - PUBLISH_MARGIN_S)
+
+        # part events (MQTT, QoS 1)
+        part_want = {
+            (station, iso_ns(part["ts"]))
+            for station, record in truth["stations"].items()
+            for part in record["parts"]
+        }
+        part_rows = influx_rows(url, db, "part", f"\"line\" = '{LINE}'")
+        part_have = {(row["station"], row["time"]) for row in part_rows}
+        details["parts"] = {
+            "expected": len(part_want),
+            "stored": len(part_have),
+            "lost": len(part_want - part_have),
+            "duplicated": len(part_have - part_want),
+        }
+
+        # sensor messages (MQTT, QoS 1): the broker-acknowledged count per topic
+        sensor_have = Counter(
+            (row["station"], row["sensor"]) for row in influx_rows(url, db, "sensor", f"\"line\" = '{LINE}'")
+        )
+        sensor_want = Counter()
+        publisher_dropped = 0
+        for station, record in truth["stations"].items():
+            for topic, counts in record.get("messages", {}).items():
+                if topic != "events":
+                    sensor_want[station, topic] = counts["published"]
+                publisher_dropped += counts["dropped"]
+        details["sensors"] = {
+            "expected": sum(sensor_want.values()),
+            "stored": sum(sensor_have.values()),
+            "lost": sum((sensor_want - sensor_have).values()),
+            "duplicated": sum((sensor_have - sensor_want).values()),
+            "publisher_dropped": publisher_dropped,
+        }
+        for part in [details["opcua"], details.get("restarted_plc"), details["parts"], details["sensors"]]:
+            if part is None:
+                continue
+            expected += part["expected"]
+            stored += part["stored"]
+            lost += part["lost"]
+            duplicated += part["duplicated"]
+            gap += part.get("gap", 0)
+
+        health = influx_rows(url, db, "connector_health")
+        last = max(health, key=lambda row: row["time"]) if health else {}
+        output = self.connector.output()
+        details["health"] = {
+            key: last.get(key) for key in ("points_in", "points_written", "spooled", "dropped")
+        }
+        stopped = re.findall(r"stopped: .* (\d+) dropped", output)
+        details["dropped_logged_at_exit"] = int(stopped[-1]) if stopped else None
+        details["connector_log_lines"] = output.count("\n")
+        return Outcome(
+            scenario=self.name,
+            mode=self.mode,
+            fault_s=round(self.fault_end - self.fault_start, 1),
+            expected=expected,
+            stored=stored,
+            lost=lost,
+            duplicated=duplicated,
+            dropped_reported=int(last.get("dropped") or 0),
+            opcua_gap=gap,
+            recovery_s=monitor.recovery_s(),
+            reconnects=int(max((row.get("reconnects") or 0) for row in health) if health else 0),
+            wall_s=0.0,
+            details=details,
+        )
+
+
+GAP_SCENARIOS = frozenset({"connector-kill", "opcua-restart"})
+# values a PLC wrote this shortly before it (or the connector) was killed may never have been
+# notified (publishing interval 50 ms) or committed to the spool (every 20 ms): part of the gap
+PUBLISH_MARGIN_S = 0.2
+
+
+def _series_bill(
+    want: dict[tuple[str, str], dict[int, Any]],
+    have: dict[tuple[str, str], dict[int, Any]],
+    gap_from_ns: float | None,
+    start_ns: int | None = None,
+) -> dict[str, Any]:
+    """Compare time series of PLC values.
+
+    With `gap_from_ns` (epoch s: the fault's start less PUBLISH_MARGIN_S), a run of missing values
+    from that instant up to the first value stored after the fault began is the OPC UA gap, not a
+    loss. Values before the run (before `start_ns`, or
+    without it before the first value stored) are startup: the PLC showed them before the
+    connector subscribed, or, at the start instant, re-stamped a value without changing it,
+    which OPC UA's default data-change trigger does not report. They are counted apart.
+    """
+    expected = stored = lost = duplicated = gap = wrong = startup = 0
+    examples: list[str] = []
+    fault_ns = int(gap_from_ns * 1e9) if gap_from_ns else None
+    margin_ns = int(PUBLISH_MARGIN_S * 1e9)
+    for key in set(want) | set(have):
+        truth, db = want.get(key, {}), have.get(key, {})
+        first = start_ns if start_ns is not None else min(db, default=None)
+        if first is not None:
+            early = {stamp for stamp in truth if stamp <= first and stamp not in db}
+            early |= {stamp for stamp in db if stamp < first and stamp not in truth}
+            startup += len(early)
+            truth = {stamp: value for stamp, value in truth.items() if stamp not in early}
+            db = {stamp: value for stamp, value in db.items() if stamp not in early}
+        expected += len(truth)
+        stored += len(db)
+        missing = sorted(set(truth) - set(db))
+        if fault_ns is not None and missing:
+            resumed = min((stamp for stamp in db if stamp > fault_ns + margin_ns), default=None)
+            excused = {s for s in missing if s >= fault_ns and (resumed is None or s < resumed)}
+            gap += len(excused)
+            missing = [s for s in missing if s not in excused]
+        lost += len(missing)
+        extra = set(db) - set(truth)
+        duplicated += len(extra)
+        wrong += sum(1 for stamp in set(db) & set(truth) if not _same(db[stamp], truth[stamp]))
+        if (missing or extra) and len(examples) < 6:
+            origin = fault_ns or min(truth, default=0)
+            offsets = [round((stamp - origin) / 1e9, 2) for stamp in missing[:4]]
+            extras = [round((stamp - origin) / 1e9, 2) for stamp in sorted(extra)[:4]]
+            examples.append(f"{'/'.join(key)}: missing at {offsets} s, extra at {extras} s (from the fault)")
+    return {
+        "expected": expected,
+        "stored": stored,
+        "lost": lost,
+        "duplicated": duplicated,
+        "gap": gap,
+        "startup": startup,
+        "wrong_value": wrong,
+        "examples": examples,
+    }
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+    return a == b
+
+
+def iso_ns(text: str) -> int:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(moment.replace(microsecond=0).timestamp()) * 10**9 + moment.microsecond * 1000
+
+
+def _count(url: str, database: str, measurements: str, where: str) -> int:
+    """Sum of every field count of `measurements` (a point with n fields counts n)."""
+    clause = f" WHERE {where}" if where else ""
+    try:
+        series = influxql(url, database, f"SELECT count(*) FROM {measurements}{clause}")
+    except (OSError, AssertionError, ValueError):
+        return -1
+    return sum(int(value) for item in series for row in item["values"] for value in row[1:] if value)
+
+
+class Monitor:
+    """Polls how much of what was timestamped up to `fault_end` is in the database."""
+
+    def __init__(self, url: str, database: str, fault_end: float, interval: float = 0.25) -> None:
+        self.url = url
+        self.database = database
+        self.until_ns = int(fault_end * 1e9)
+        self.fault_end = fault_end
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="chaos-monitor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _count(self) -> int:
+        return _count(self.url, self.database, '"sensor","part","machine"', f"time <= {self.until_ns}")
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self._count()))
+            self._stop.wait(self.interval)
+
+    def recovery_s(self) -> float | None:
+        final = self._count()
+        for moment, count in self.samples:
+            if count >= final:
+                return round(max(0.0, moment - self.fault_end), 2)
+        return None
+
+
+# -- the scenarios ---------------------------------------------------------------------------------
+
+SHORT = {
+    "broker-kill": Timing(1.5, 1.5, 2),
+    "database-down": Timing(1.5, 5, 2),
+    "opcua-restart": Timing(1.5, 1.5, 2),
+    "connector-kill": Timing(1.5, 1.5, 2),
+    "spool-full": Timing(1.5, 6, 1.5),
+    "network": Timing(1.5, 4.5, 2),
+}
+FULL = {
+    "broker-kill": Timing(10, 10, 20),
+    "database-down": Timing(10, 60, 20),
+    "opcua-restart": Timing(10, 10, 20),
+    "connector-kill": Timing(10, 10, 20),
+    "spool-full": Timing(10, 60, 20),
+    "network": Timing(10, 45, 20),
+}
+SCENARIOS = tuple(SHORT)
+
+
+def _broker_kill(run: Run) -> None:
+    run.stack.mosquitto.stop(signal.SIGKILL)
+    time.sleep(run.timing.fault_s)
+    run.stack.mosquitto.start()
+
+
+def _database_down(run: Run) -> None:
+    run.stack.influxdb.stop(signal.SIGKILL)
+    time.sleep(run.timing.fault_s)
+    run.stack.start_influxdb()
+
+
+def _opcua_restart(run: Run) -> None:
+    run.restart_plc(run.timing.fault_s)
+
+
+def _connector_kill(run: Run) -> None:
+    run.connector.kill()
+    time.sleep(run.timing.fault_s)
+    run.connector.start()
+
+
+def _network(run: Run) -> None:
+    """Three thirds: 300 ms delay, black hole, connections cut every 0.5 s; on both paths."""
+    proxies = run.proxies  # type: ignore[attr-defined]
+    third = run.timing.fault_s / 3
+    for proxy in proxies:
+        proxy.delay(0.3)
+    time.sleep(third)
+    for proxy in proxies:
+        proxy.heal()
+        proxy.blackhole()
+    time.sleep(third)
+    for proxy in proxies:
+        proxy.heal()  # cuts the black-holed connections
+    end = time.monotonic() + third
+    while time.monotonic() < end:
+        for proxy in proxies:
+            proxy.reset()
+        time.sleep(0.5)
+    for proxy in proxies:
+        proxy.heal()
+
+
+FAULTS: dict[str, Callable[[Run], None]] = {
+    "broker-kill": _broker_kill,
+    "database-down": _database_down,
+    "opcua-restart": _opcua_restart,
+    "connector-kill": _connector_kill,
+    "spool-full": _database_down,
+    "network": _network,
+}
+
+
+def run_scenario(stack: Stack, name: str, folder: Path, full: bool = False) -> Outcome:
+    timing = (FULL if full else SHORT)[name]
+    mode = "full" if full else "short"
+    proxies: list[FaultProxy] = []
+    options: dict[str, Any] = {}
+    if name == "network":
+        proxies = [FaultProxy(stack.influxdb.port).start(), FaultProxy(stack.mosquitto.port).start()]
+        options = {"sink_port": proxies[0].port, "mqtt_port": proxies[1].port}
+    if name == "spool-full":
+        # health points would take spool room too: only the final one, after the outage
+        options = {"spool_max": 1 << 16, "health_interval": "1h"}
+    run = Run(stack, folder, name, timing, mode=mode, standalone_plc=name == "opcua-restart", **options)
+    run.proxies = proxies  # type: ignore[attr-defined]
+    try:
+        outcome = run.execute(FAULTS[name])
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+        stack.ensure_running()
+    if proxies:
+        outcome.details["proxy"] = {
+            "connections": [proxy.connections for proxy in proxies],
+            "resets": [proxy.resets for proxy in proxies],
+        }
+    return outcome
