@@ -35,6 +35,11 @@ class Target:
     tags: dict[str, str]
     field: str
 
+    @property
+    def key(self) -> str:
+        """Stable across server restarts (NodeIds and namespace indexes may change): the path."""
+        return "/".join(self.path)
+
 
 def make_client(config: OpcUaSource) -> Client:
     # the keep-alive probe (a server_state read) runs every `timeout` seconds and may take that

@@ -75,6 +75,8 @@ class OpcUaSource(_Strict):
     path_tags: list[str] = Field(default_factory=lambda: ["line", "station"])
     tags: dict[str, str] = Field(default_factory=dict)
     stale_after: Duration = Field(default=30.0, ge=0)
+    backfill: bool = True
+    backfill_max: Duration = Field(default=3600.0, gt=0)
     include_standard_nodes: bool = False
     timeout: Duration = Field(default=5.0, gt=0)
     reconnect_max: Duration = Field(default=30.0, gt=0)

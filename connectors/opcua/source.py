@@ -14,7 +14,8 @@ import asyncio
 import enum
 import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from asyncua.common.subscription import DataChangeNotif
 from connectors.common.backoff import Backoff, keep_running, sleep_or_stop
 from connectors.common.points import BadPoint, FieldValue, Point, check_time, datetime_ns, field_value
 from connectors.common.ratelog import RateLimitedLog
+from connectors.opcua.backfill import Checkpoint, backfill
 from connectors.opcua.client import Target, make_client, resolve, secure
 from connectors.opcua.config import OpcUaSource
 from connectors.pipeline import Pipeline
@@ -59,7 +61,13 @@ class OpcUaSourceRunner:
         self.targets: dict[ua.NodeId, Target] = {}
         self.skipped: list[str] = []
         self.values = 0
+        self.backfilled = 0
         self._warn = RateLimitedLog(log)
+        # newest source time per variable; what reached the spool is checkpointed for backfill
+        self.last_seen: dict[str, int] = {}
+        self.checkpoint = Checkpoint(
+            pipeline.spool.path, "|".join([config.endpoint, config.measurement, *config.nodes])
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         warning = self.config.security_warning()
@@ -84,6 +92,7 @@ class OpcUaSourceRunner:
             lost.set()
 
         client.connection_lost_callback = on_lost
+        since = dict(self.checkpoint.stamps)  # before any value of this session arrives
         await secure(client, self.config, self.base)
         await client.connect(auto_reconnect=False)
         try:
@@ -93,10 +102,11 @@ class OpcUaSourceRunner:
             self.targets = {target.node.nodeid: target for target in targets}
             self.skipped = problems
             if self.config.mode == "subscribe":
-                await self._subscribe(client, stop, lost)
+                await self._subscribe(client, stop, lost, since)
             else:
                 await self._poll(client, stop, lost)
         finally:
+            self._checkpoint()  # stored with the pipeline's last commit
             try:
                 await asyncio.wait_for(client.disconnect(), timeout=2.0)
             except Exception as exc:
@@ -106,7 +116,9 @@ class OpcUaSourceRunner:
         """Say so once the values flow: subscribed (or about to poll)."""
         log.info("%s: connected, %d variables", self.name, len(self.targets))
 
-    async def _subscribe(self, client: Client, stop: asyncio.Event, lost: asyncio.Event) -> None:
+    async def _subscribe(
+        self, client: Client, stop: asyncio.Event, lost: asyncio.Event, since: dict[str, int]
+    ) -> None:
         config = self.config
         publishing = config.publishing_interval or max(config.sampling_interval, 0.05)
         params = ua.CreateSubscriptionParameters()
@@ -132,8 +144,11 @@ class OpcUaSourceRunner:
                 self.skipped.append(f"{target.node}: {result.name}")
                 del self.targets[target.node.nodeid]
         self._connected()
+        if config.backfill and config.timestamp == "source" and since:
+            await self._backfill(since)
         started = time.monotonic()
         while not stop.is_set():
+            self._checkpoint()
             if await _wait_any(stop, lost, 1.0):
                 break
             if client.state.value in ("disconnected", "disconnecting"):
@@ -144,6 +159,32 @@ class OpcUaSourceRunner:
                 last = subscription.last_publish_at or started
                 if time.monotonic() - last > config.stale_after:
                     raise SessionLost(f"subscription silent for {config.stale_after:g}s; reconnecting")
+
+    async def _backfill(self, since: dict[str, int]) -> None:
+        began = time.monotonic()
+        values, read, refused = await backfill(
+            list(self.targets.values()),
+            since,
+            datetime.now(UTC),
+            timedelta(seconds=self.config.backfill_max),
+            self.take,
+        )
+        self.backfilled += values
+        if values or read:
+            log.info(
+                "%s: backfilled %d values of %d variables from the server's history in %.1fs",
+                self.name,
+                values,
+                read,
+                time.monotonic() - began,
+            )
+        if refused:
+            log.info("%s: %d variables have no history on the server (live values only)", self.name, refused)
+
+    def _checkpoint(self) -> None:
+        """Once the values taken so far are in the spool, remember their times for a backfill."""
+        if self.last_seen:
+            self.pipeline.submit([], ack=partial(self.checkpoint.durable, dict(self.last_seen)))
 
     def _item_request(self, subscription: Any, node: Node) -> ua.MonitoredItemCreateRequest:
         config = self.config
@@ -213,6 +254,9 @@ class OpcUaSourceRunner:
         if status is not None and not status.is_good():
             point.tags["quality"] = status.name
         self.pipeline.submit([point])
+        key = target.key
+        if point.time_ns > self.last_seen.get(key, 0):
+            self.last_seen[key] = point.time_ns
 
     def _time(self, data_value: ua.DataValue) -> int:
         choice = self.config.timestamp

@@ -14,10 +14,12 @@ station (see docs/simulated-hardware.md for the state mapping):
 - one Double per process signal (by default `SpindleSpeed`, `Temperature`, `Power`);
 - methods `Start`, `Stop` and `Reset`.
 
-Every value carries the source timestamp of its simulated instant (mapped onto wall
-time) and an explicit Good status code. `Objects/<Line>` also holds `Speed`,
-`SimulatedTime` and `LagSeconds`. One server serves the line, or one server per
-station on consecutive ports, the way a real line has a PLC per cell.
+Every variable whose values the line keeps (all but the process signals) is historizing: the
+servers answer HistoryRead for raw values (simulations.hardware.history), so a client that
+lost its session reads what changed meanwhile. Every value carries the source timestamp of
+its simulated instant (mapped onto wall time) and an explicit Good status code.
+`Objects/<Line>` also holds `Speed`, `SimulatedTime` and `LagSeconds`. One server serves the
+line, or one server per station on consecutive ports, the way a real line has a PLC per cell.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 
 from simulations.hardware.clock import ScaledClock
 from simulations.hardware.config import OpcUaConfig
+from simulations.hardware.history import TimelineHistory
 from simulations.hardware.pki import TrustList, server_certificate
 from simulations.hardware.runtime import COMMANDS, RELEASE_COUNTER, LineRuntime, StationRuntime
 from simulations.hardware.states import MACHINERY_ITEM_STATE, PACKML_STATE, state_name
@@ -66,6 +69,13 @@ STATION_VARIABLES: tuple[tuple[str, ua.VariantType, Any], ...] = (
 )
 _TYPES = {name: variant for name, variant, _ in STATION_VARIABLES}
 _TYPES["PartsReleased"] = ua.VariantType.UInt32
+# the variables shown from a station's state timeline, and how each shows the state code
+STATE_VIEWS: tuple[tuple[str, Any], ...] = (
+    ("State", int),
+    ("StateName", state_name),
+    ("MachineryItemState", MACHINERY_ITEM_STATE.__getitem__),
+    ("PackMLState", PACKML_STATE.__getitem__),
+)
 _GOOD = ua.StatusCode(ua.StatusCodes.Good)
 
 
@@ -124,6 +134,7 @@ class VirtualPlcs:
         self._line_nodes: list[tuple[Server, dict[str, ua.NodeId]]] = []
         self.writes = 0
         self._last_status = float("-inf")
+        self.history = TimelineHistory(clock)
 
     # -- building -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -149,6 +160,7 @@ class VirtualPlcs:
         security = config.security
         server = Server(user_manager=PasswordUsers(security.users, security.anonymous))  # type: ignore[arg-type]
         await server.init()
+        server.iserver.history_manager.set_storage(self.history)
         server.set_endpoint(endpoint)
         name = stations[0].name if config.server_per_station else self.line_name
         server.set_server_name(f"fabbrica simulated PLC {name}")
@@ -223,7 +235,24 @@ class VirtualPlcs:
                     [],
                 )
             self._stations[station.index] = _StationNodes(server, nodes)
+            await self._historize(server, station, nodes)
         return server
+
+    async def _historize(self, server: Server, station: StationRuntime, nodes: dict[str, ua.NodeId]) -> None:
+        """Answer HistoryRead for the station's kept values, and say so in the nodes' attributes."""
+        for variable, convert in STATE_VIEWS:
+            self.history.register(nodes[variable], station.states, _TYPES[variable], convert)
+        for variable, timeline in station.values.items():
+            self.history.register(nodes[variable], timeline, _TYPES.get(variable, ua.VariantType.Int32))
+        access = ua.DataValue(
+            ua.Variant(ua.AccessLevel.CurrentRead.mask | ua.AccessLevel.HistoryRead.mask, ua.VariantType.Byte)
+        )
+        historizing = ua.DataValue(ua.Variant(True, ua.VariantType.Boolean))
+        for node_id in nodes.values():
+            if node_id in self.history:
+                await server.write_attribute_value(node_id, access, ua.AttributeIds.AccessLevel)
+                await server.write_attribute_value(node_id, access, ua.AttributeIds.UserAccessLevel)
+                await server.write_attribute_value(node_id, historizing, ua.AttributeIds.Historizing)
 
     async def restamp(self) -> None:
         """Write the current values again, stamped by the (re)started clock: the values written

@@ -31,4 +31,6 @@ def test_fault_loses_nothing_and_stores_nothing_twice(chaos_stack, scenario, tmp
         assert outcome.lost == 0, report
         assert outcome.dropped_reported == 0, report
     assert outcome.duplicated == 0, report
+    # what the PLCs showed while no session existed comes back from their history (backfill)
+    assert outcome.opcua_gap == 0, report
     assert outcome.stored > 0 and outcome.recovery_s is not None, report

@@ -1,7 +1,8 @@
 """A small OPC UA server for the connector tests: `python opcua_server.py PORT [PERIOD_S]`.
 
 Objects/Line1/<Station>/{State, PartsProduced, Temperature} under namespace urn:fabbrica:test,
-values changing every PERIOD_S with source timestamps. Each value written is also appended to
+values changing every PERIOD_S with source timestamps, and historized in memory (HistoryRead
+answers what a client missed while it had no session). Each value written is also appended to
 the file in $TRUTH_FILE (one JSON line per change) so tests can compare what landed.
 
 With PERIOD_S 0 nothing changes by itself: the test writes values through stdin, one JSON
@@ -66,7 +67,23 @@ async def main(port: int, period: float) -> None:
             variables.append((station, name, kind, node))
     truth = open(os.environ["TRUTH_FILE"], "a") if os.environ.get("TRUTH_FILE") else None  # noqa: SIM115
     start = int(os.environ.get("START_COUNT", "0"))
+    async def show(step: int) -> None:
+        now = datetime.now(UTC)
+        for station, name, kind, node in variables:
+            value = {"State": step % 3, "PartsProduced": step, "Temperature": 20.0 + step / 10}[name]
+            shown = ua.DataValue(ua.Variant(value, kind), SourceTimestamp=now, ServerTimestamp=now)
+            await node.write_value(shown)
+            if truth is not None:
+                record = {"station": station, "name": name, "value": value, "ts": now.isoformat()}
+                truth.write(json.dumps(record) + "\n")
+        if truth is not None:
+            truth.flush()
+
     async with server:
+        if period > 0:  # a (re)started PLC first shows the values at START_COUNT, newly stamped
+            await show(start)
+        for _, _, _, node in variables:
+            await server.historize_node_data_change(node, period=None, count=100_000)
         print("ready", flush=True)
         if period <= 0:
             await _commands(
@@ -75,21 +92,9 @@ async def main(port: int, period: float) -> None:
             return
         step = start
         while True:
-            step += 1
-            now = datetime.now(UTC)
-            for station, name, kind, node in variables:
-                value = {"State": step % 3, "PartsProduced": step, "Temperature": 20.0 + step / 10}[name]
-                await node.write_value(
-                    ua.DataValue(ua.Variant(value, kind), SourceTimestamp=now, ServerTimestamp=now)
-                )
-                if truth is not None:
-                    truth.write(
-                        json.dumps({"station": station, "name": name, "value": value, "ts": now.isoformat()})
-                    )
-                    truth.write("\n")
-            if truth is not None:
-                truth.flush()
             await asyncio.sleep(period)
+            step += 1
+            await show(step)
 
 
 async def _commands(server: Server, nodes: dict[tuple[str, str], tuple[Any, ua.VariantType]]) -> None:

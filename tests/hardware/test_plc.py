@@ -15,6 +15,7 @@ from simulations.hardware.config import HardwareConfig
 from simulations.hardware.serve import ServedLine, serve
 from tests.hardware.conftest import FAST_LINE, free_port
 from twin.line import line_from_dict
+from twin.station import STATE_NAMES
 
 NAMESPACE = "urn:fabbrica:pilot-line"
 COUNTERS = ("PartsProduced", "PartsScrapped", "State")
@@ -144,6 +145,16 @@ def test_asyncua_client_browses_subscribes_calls_and_counters_match_the_truth(tm
 
             spindle = await (await cut.get_child(f"{ns}:SpindleSpeed")).read_data_value()
             checks["spindle"] = spindle
+            # HistoryRead: every value the PLC showed so far, from the line's own record
+            produced = await cut.get_child(f"{ns}:PartsProduced")
+            historizing = await produced.read_attribute(ua.AttributeIds.Historizing)
+            checks["historizing"] = historizing.Value.Value
+            history = await produced.read_raw_history(datetime(2020, 1, 1, tzinfo=UTC), datetime.now(UTC))
+            checks["history"] = [(_utc(dv.SourceTimestamp), dv.Value.Value) for dv in history]
+            states = await (await cut.get_child(f"{ns}:StateName")).read_raw_history(
+                datetime(2020, 1, 1, tzinfo=UTC), datetime.now(UTC)
+            )
+            checks["state_history"] = [(_utc(dv.SourceTimestamp), dv.Value.Value) for dv in states]
             while not truth_file.exists():  # written at the end of the run, before the servers stop
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)  # the last notifications (the servers linger for a second)
@@ -154,6 +165,13 @@ def test_asyncua_client_browses_subscribes_calls_and_counters_match_the_truth(tm
     record, collector, checks = asyncio.run(scenario())
 
     assert checks["stopped"] == 5 and checks["stopped_name"] == "stopped" and checks["stopped_packml"] == 2
+    assert checks["historizing"] is True
+    cut_truth = record["stations"]["cut"]
+    produced_truth = [(_parse(v["ts"]), v["value"]) for v in cut_truth["values"]["PartsProduced"]]
+    assert len(checks["history"]) > 5
+    assert checks["history"] == produced_truth[: len(checks["history"])]
+    state_truth = [(_parse(s["ts"]), STATE_NAMES[s["state"]]) for s in cut_truth["states"]]
+    assert checks["state_history"] == state_truth[: len(checks["state_history"])]
     spindle = checks["spindle"]
     assert spindle.StatusCode.is_good() and spindle.Value.VariantType == ua.VariantType.Double
     start, end = _parse(record["start"]), _parse(record["end"])
