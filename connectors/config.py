@@ -113,7 +113,8 @@ def config_from_dict(
     try:
         data = substitute(data, environ, secrets)
     except EnvError as exc:
-        raise ConfigError(f"{source}: {exc.path}: {exc.message}", path=exc.path) from None
+        where = repr(exc.path) if "\n" in exc.path else exc.path  # the message stays one line
+        raise ConfigError(f"{source}: {where}: {exc.message}", path=exc.path) from None
     try:
         config = ConnectorConfig.model_validate(data)
     except ValidationError as exc:

@@ -627,6 +627,7 @@ def _with(base: dict[str, Any], section: str, **values: Any) -> dict[str, Any]:
 @given(mutated(SAMPLE_CONFIG))
 @example(_with(SAMPLE_CONFIG, "opcua", poll_interval=10**400))  # float() overflowed
 @example(_with(SAMPLE_CONFIG, "spool", max_bytes="9" * 400 + "GB"))  # int(inf)
+@example({**SAMPLE_CONFIG, "a\nb": "${A}"})  # the field path of an unset variable broke the line
 def test_connector_configs_load_or_name_the_field(document: dict[str, Any]) -> None:
     try:
         config_from_dict(document, "fuzz.yaml", ENV)
@@ -736,6 +737,7 @@ def test_the_sample_experiments_load() -> None:
 
 experiments = st.sampled_from(SAMPLE_EXPERIMENTS)
 MTTR = SAMPLE_EXPERIMENTS[[path.stem for path in EXPERIMENTS].index("mttr_improvement")]
+BUFFERS = SAMPLE_EXPERIMENTS[[path.stem for path in EXPERIMENTS].index("buffer_allocation")]
 
 
 @FUZZ
@@ -743,6 +745,7 @@ MTTR = SAMPLE_EXPERIMENTS[[path.stem for path in EXPERIMENTS].index("mttr_improv
 @example({**MTTR, "factors": {"stations.mill.buffer": {"low": 1, "high": 10**400}}})  # float() overflowed
 @example({**MTTR, "factors": {"stations.mill.buffer": {"low": 1, "high": 1e999, "integer": True}}})
 @example({**MTTR, "horizon": 10**400})
+@example({**BUFFERS, "design": {"scenarios": [{"id": "\n", "stations.lathe.buffer": -1}]}})  # two lines
 def test_experiment_specs_validate_or_name_the_field(document: dict[str, Any]) -> None:
     try:
         spec_from_dict(document, "fuzz.yaml")

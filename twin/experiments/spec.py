@@ -144,6 +144,8 @@ class Scenarios(_Strict):
         ids = [str(s["id"]) for s in scenarios if "id" in s]
         if len(set(ids)) != len(ids):
             raise ValueError("scenario ids must be unique")
+        if any("\n" in id_ for id_ in ids):
+            raise ValueError("a scenario id must be one line")
         return scenarios
 
 
