@@ -132,14 +132,34 @@ def field_value(value: object) -> FieldValue:
     raise BadPoint(f"not a scalar value: {type(value).__name__}")
 
 
+_UNUSABLE = ("\n", "\r")
+
+
 def _escape_key(text: str) -> str:
-    if "," not in text and "=" not in text and " " not in text:
+    """A tag key, tag value or field key escaped for line protocol; BadPoint if it cannot be one
+    (empty, a line break, or a trailing backslash that would escape the separator after it)."""
+    if (
+        text
+        and "," not in text
+        and "=" not in text
+        and " " not in text
+        and "\\" not in text
+        and "\n" not in text
+        and "\r" not in text
+    ):
         return text
+    _usable(text)
     return text.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
 def _escape_measurement(text: str) -> str:
+    _usable(text)
     return text.replace(",", "\\,").replace(" ", "\\ ")
+
+
+def _usable(text: str) -> None:
+    if not text or text.endswith("\\") or any(char in text for char in _UNUSABLE):
+        raise BadPoint(f"not usable as a name in line protocol: {text[:40]!r}")
 
 
 def _format_field(value: FieldValue) -> str:
@@ -166,7 +186,8 @@ def _head(measurement: str, tags: dict[str, str]) -> str:
         head = _escape_measurement(measurement)
         for name, value in key[1]:
             if value:
-                head += f",{_escape_key(name)}={_escape_key(value).replace(chr(10), ' ')}"
+                flat = value.replace("\n", " ").replace("\r", " ")
+                head += f",{_escape_key(name)}={_escape_key(flat)}"
         if len(_HEADS) > 100_000:
             _HEADS.clear()
         _HEADS[key] = head

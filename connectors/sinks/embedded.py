@@ -57,7 +57,8 @@ class Historian:
         """Store line protocol; return how many lines were not valid points."""
         rows: dict[str, list[object]] = {name: [] for name in _COLUMNS}
         bad = 0
-        for raw in data.decode("utf-8", errors="replace").splitlines():
+        # lines end with \n only: \r or U+2028 inside a string field belong to the value
+        for raw in data.decode("utf-8", errors="replace").split("\n"):
             if not raw:
                 continue
             try:

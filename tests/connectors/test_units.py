@@ -172,3 +172,26 @@ def test_sparkplug_aliases_and_sequence_gap():
 
 def test_no_test_leaves_spool_files_in_the_repository():
     assert not os.path.exists(Path(__file__).resolve().parents[2] / "spool")
+
+
+@pytest.mark.parametrize("name", ["", "a\nb", "a\rb", "trailing\\"])
+def test_names_line_protocol_cannot_carry_are_refused(name: str) -> None:
+    from connectors.common.points import BadPoint, Point, to_line
+
+    for point in (
+        Point("m", {"tag": "v"}, {name: 1.0}, 1),
+        Point("m", {name: "v"}, {"value": 1.0}, 1),
+        Point(name, {"tag": "v"}, {"value": 1.0}, 1),
+    ):
+        with pytest.raises(BadPoint):
+            to_line(point)
+
+
+def test_a_string_value_with_carriage_returns_is_one_point_in_the_historian(tmp_path) -> None:
+    from connectors.common.points import Point, to_line
+    from connectors.sinks.embedded import Historian
+
+    historian = Historian(tmp_path / "h.duckdb")
+    line = to_line(Point("m", {"station": "s"}, {"note": "a\rb\u2028c"}, 1_000))
+    assert historian.insert_lines((line + "\n").encode()) == 0
+    assert historian.query("m")["note"].tolist() == ["a\rb\u2028c"]
