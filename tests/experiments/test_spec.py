@@ -73,6 +73,7 @@ def test_defaults_and_alternatives(write_experiment: WriteExperiment) -> None:
 
 
 W = "factors.stations.weld"
+HUNDRED_LEVELS = {"low": 0, "high": 9, "levels": 100}
 BAD: list[tuple[dict[str, Any], str]] = [
     ({"replications": 0}, "replications: must be >= 1, got 0"),
     ({"replications": "many"}, "replications: must be a number of replications"),
@@ -101,6 +102,14 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"kpis": ["throughput"]}, "kpis[0]: unknown KPI 'throughput'"),
     ({"line": "missing.yaml"}, "line: file not found"),
     ({"colour": "red"}, "colour: unknown key"),
+    (
+        {"factors": {f"stations.{name}.buffer": HUNDRED_LEVELS for name in ("cut", "weld", "pack")}},
+        "the design has 1,000,000 scenarios (at most 100,000)",
+    ),
+    (
+        {"design": {"type": "latin_hypercube", "samples": 10**9}, "factors": {"seed": {"low": 1, "high": 9}}},
+        "the design has 1,000,000,000 scenarios",
+    ),
 ]
 
 

@@ -273,7 +273,28 @@ class ExperimentSpec(_Strict):
             raise ValueError("factors are not used with explicit scenarios: give the values in each scenario")
         if isinstance(self.warmup, float) and self.horizon is not None and self.warmup >= self.horizon:
             raise ValueError("warmup must be shorter than horizon")
+        count = self.scenario_count
+        if count > MAX_SCENARIOS:
+            raise ValueError(
+                f"the design has {count:,} scenarios (at most {MAX_SCENARIOS:,}): "
+                "use fewer levels, or a latin_hypercube with fewer samples"
+            )
         return self
+
+    @property
+    def scenario_count(self) -> int:
+        """How many scenarios the design makes, counted without building them."""
+        design = self.resolved_design
+        if isinstance(design, LatinHypercube):
+            return design.samples
+        if isinstance(design, Scenarios):
+            return len(design.scenarios)
+        count = 1
+        for factor in self.factors.values():
+            count *= len(factor) if isinstance(factor, list) else (factor.levels or 2)
+            if count > MAX_SCENARIOS:
+                break
+        return count
 
     @property
     def resolved_design(self) -> FullFactorial | LatinHypercube | Scenarios:
@@ -281,6 +302,9 @@ class ExperimentSpec(_Strict):
             return self.design
         return FullFactorial()
 
+
+# a design beyond this is a typo (levels: 1000 on three factors), not a study: refused at load
+MAX_SCENARIOS = 100_000
 
 _TAGS = {"levels", "range", "fixed", "sequential", "full_factorial", "latin_hypercube", "scenarios"}
 
