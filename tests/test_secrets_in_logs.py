@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.connectors.conftest import Service, find_binary, free_port, wait_until
+from tests.connectors.conftest import Service, free_port, influxd_service, wait_until
 from tests.connectors.mqtt_peers import ShippedBroker, start_shipped_broker
 from tests.hardware.conftest import FAST_LINE
 
@@ -76,28 +76,8 @@ def run(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _influxd(folder: Path, password: str) -> Service:
-    binary = find_binary("influxd", "/usr/bin/influxd")
-    folder.mkdir()
-    port = free_port()
-    (folder / "influxdb.conf").write_text(
-        f"""reporting-disabled = true
-bind-address = "127.0.0.1:{free_port()}"
-[meta]
-  dir = "{folder}/meta"
-[data]
-  dir = "{folder}/data"
-  wal-dir = "{folder}/wal"
-[http]
-  bind-address = "127.0.0.1:{port}"
-  auth-enabled = true
-  log-enabled = true
-[monitor]
-  store-enabled = false
-"""
-    )
-    service = Service("influxd", [binary, "run", "-config", str(folder / "influxdb.conf")], port, folder)
+    service = influxd_service(folder, auth=True, log=True)
     service.start()
-    service.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     wait_until(lambda: _ping(service.url), timeout=20)  # type: ignore[attr-defined]
     # the first user may be created without credentials; the statement goes in the body, not the URL
     _query(service.url, f"CREATE USER {INFLUX_USER} WITH PASSWORD '{password}' WITH ALL PRIVILEGES", None)  # type: ignore[attr-defined]

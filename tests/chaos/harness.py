@@ -51,6 +51,7 @@ from tests.connectors.conftest import (
     find_binary,
     free_port,
     influx_rows,
+    influxd_service,
     influxql,
     wait_until,
 )
@@ -166,30 +167,7 @@ class Stack:
 
     @staticmethod
     def _influxdb(folder: Path) -> Service:
-        binary = find_binary("influxd", "/usr/bin/influxd")
-        folder.mkdir(parents=True, exist_ok=True)
-        port, rpc = free_port(), free_port()
-        (folder / "influxdb.conf").write_text(
-            f"""reporting-disabled = true
-bind-address = "127.0.0.1:{rpc}"
-[meta]
-  dir = "{folder}/meta"
-  logging-enabled = false
-[data]
-  dir = "{folder}/data"
-  wal-dir = "{folder}/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:{port}"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-[continuous_queries]
-  enabled = false
-"""
-        )
-        return Service("influxd", [binary, "run", "-config", str(folder / "influxdb.conf")], port, folder)
-
+        return influxd_service(folder)
 
 def _ping(url: str) -> bool:
     try:

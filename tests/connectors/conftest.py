@@ -125,24 +125,25 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     service.stop()
 
 
-@pytest.fixture(scope="session")
-def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def influxd_service(folder: Path, *, auth: bool = False, log: bool = False) -> Service:
+    """Debian's InfluxDB 1.x on a free loopback port with its config and data in `folder` (not started)."""
     binary = find_binary("influxd", "/usr/bin/influxd")
-    folder = tmp_path_factory.mktemp("influxdb")
+    folder.mkdir(parents=True, exist_ok=True)
     port, rpc = free_port(), free_port()
     (folder / "influxdb.conf").write_text(
         f"""reporting-disabled = true
 bind-address = "127.0.0.1:{rpc}"
 [meta]
   dir = "{folder}/meta"
-  logging-enabled = false
+  logging-enabled = {str(log).lower()}
 [data]
   dir = "{folder}/data"
   wal-dir = "{folder}/wal"
-  query-log-enabled = false
+  query-log-enabled = {str(log).lower()}
 [http]
   bind-address = "127.0.0.1:{port}"
-  log-enabled = false
+  auth-enabled = {str(auth).lower()}
+  log-enabled = {str(log).lower()}
 [monitor]
   store-enabled = false
 [continuous_queries]
@@ -150,8 +151,14 @@ bind-address = "127.0.0.1:{rpc}"
 """
     )
     service = Service("influxd", [binary, "run", "-config", str(folder / "influxdb.conf")], port, folder)
-    service.start()
     service.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    return service
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = influxd_service(tmp_path_factory.mktemp("influxdb"))
+    service.start()
     _wait_http(f"{service.url}/ping")  # type: ignore[attr-defined]
     yield service
     service.stop()
