@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.chaos.harness import SCENARIOS, Outcome, Stack, run_scenario
+from tests.chaos.harness import SCENARIOS, Outcome, Stack, goal_met, run_scenario
 
 WHAT = {
     "broker-kill": "kill -9 Mosquitto, restart on its port and persistence",
@@ -32,12 +32,6 @@ WHAT = {
 }
 
 
-def goal_met(outcome: Outcome) -> bool:
-    if outcome.duplicated:
-        return False
-    if outcome.scenario == "spool-full":
-        return outcome.dropped_reported > 0 and outcome.lost == outcome.dropped_reported
-    return outcome.lost == 0
 
 
 def markdown(outcomes: list[Outcome], header: str) -> str:
@@ -45,14 +39,15 @@ def markdown(outcomes: list[Outcome], header: str) -> str:
         header,
         "",
         "| scenario | fault | fault s | points expected | lost | duplicated | dropped (reported) "
-        "| OPC UA gap | recovery s | goal |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| OPC UA gap | unsent at kill | recovery s | goal |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for item in outcomes:
         recovery = "-" if item.recovery_s is None else f"{item.recovery_s:.2f}"
         lines.append(
             f"| {item.scenario} | {WHAT[item.scenario]} | {item.fault_s:.1f} | {item.expected} | {item.lost} "
-            f"| {item.duplicated} | {item.dropped_reported} | {item.opcua_gap} | {recovery} "
+            f"| {item.duplicated} | {item.dropped_reported} | {item.opcua_gap} | {item.unsent_at_kill} "
+            f"| {recovery} "
             f"| {'met' if goal_met(item) else 'MISSED'} |"
         )
     return "\n".join(lines) + "\n"
@@ -80,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  lost {outcome.lost}, duplicated {outcome.duplicated}, "
                 f"dropped {outcome.dropped_reported}, gap {outcome.opcua_gap}, "
+                f"unsent {outcome.unsent_at_kill}, "
                 f"recovery {outcome.recovery_s} s ({outcome.wall_s} s)",
                 flush=True,
             )

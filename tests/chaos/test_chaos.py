@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from tests.chaos.harness import SCENARIOS, run_scenario
+from tests.chaos.harness import SCENARIOS, goal_met, run_scenario
 
 FULL = os.environ.get("CHAOS_FULL") == "1"
 
@@ -33,4 +33,5 @@ def test_fault_loses_nothing_and_stores_nothing_twice(chaos_stack, scenario, tmp
     assert outcome.duplicated == 0, report
     # what the PLCs showed while no session existed comes back from their history (backfill)
     assert outcome.opcua_gap == 0, report
+    assert goal_met(outcome), report
     assert outcome.stored > 0 and outcome.recovery_s is not None, report
