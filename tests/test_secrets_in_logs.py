@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.connectors.conftest import Service, free_port, influxd_service, wait_until
+from tests.connectors.conftest import Service, free_port, influx_ping, influxd_service, wait_until
 from tests.connectors.mqtt_peers import ShippedBroker, start_shipped_broker
 from tests.hardware.conftest import FAST_LINE
 
@@ -78,18 +78,10 @@ def run(tmp_path: Path) -> Iterator[dict[str, Any]]:
 def _influxd(folder: Path, password: str) -> Service:
     service = influxd_service(folder, auth=True, log=True)
     service.start()
-    wait_until(lambda: _ping(service.url), timeout=20)  # type: ignore[attr-defined]
+    wait_until(lambda: influx_ping(service.url), timeout=20)  # type: ignore[attr-defined]
     # the first user may be created without credentials; the statement goes in the body, not the URL
     _query(service.url, f"CREATE USER {INFLUX_USER} WITH PASSWORD '{password}' WITH ALL PRIVILEGES", None)  # type: ignore[attr-defined]
     return service
-
-
-def _ping(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/ping", timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _query(url: str, statement: str, password: str | None, database: str = "") -> dict[str, Any]:

@@ -30,8 +30,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
-import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -50,6 +48,7 @@ from tests.connectors.conftest import (
     Service,
     find_binary,
     free_port,
+    influx_ping,
     influx_rows,
     influxd_service,
     influxql,
@@ -141,7 +140,7 @@ class Stack:
 
     def start_influxdb(self) -> None:
         self.influxdb.start()
-        wait_until(lambda: _ping(self.influx_url), timeout=30, interval=0.05)
+        wait_until(lambda: influx_ping(self.influx_url), timeout=30, interval=0.05)
 
     @staticmethod
     def _mosquitto(folder: Path) -> Service:
@@ -168,14 +167,6 @@ class Stack:
     @staticmethod
     def _influxdb(folder: Path) -> Service:
         return influxd_service(folder)
-
-def _ping(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/ping", timeout=1):
-            return True
-    except OSError:
-        return False
-
 
 # -- one run -------------------------------------------------------------------------------------
 

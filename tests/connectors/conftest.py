@@ -155,6 +155,15 @@ bind-address = "127.0.0.1:{rpc}"
     return service
 
 
+def influx_ping(url: str) -> bool:
+    """Whether the InfluxDB at `url` answers /ping."""
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="session")
 def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     service = influxd_service(tmp_path_factory.mktemp("influxdb"))
