@@ -160,16 +160,31 @@ async def stream_line(
         if phase is not None:
             phase(served)
 
+    pipeline = None
+
+    async def finished() -> None:
+        """The line has stopped: let the connector take the last values, then stop it, before the
+        PLCs and the broker go away (so that it does not see them vanish)."""
+        nonlocal pipeline
+        await asyncio.sleep(1.0)  # the last publications reach the connector
+        stop_connector.set()
+        if connector_task is not None:
+            pipeline = await connector_task
+
     started = datetime.now(UTC)
     try:
         truth = await serve(
-            line, hardware, seed=seed, duration=hours * 3600 / speed, on_ready=ready, handle_signals=False
+            line,
+            hardware,
+            seed=seed,
+            duration=hours * 3600 / speed,
+            on_ready=ready,
+            on_finished=finished,
+            handle_signals=False,
         )
     finally:
-        await asyncio.sleep(1.0)  # the last publications reach the connector
         stop_connector.set()
-        pipeline = None
-        if connector_task is not None:
+        if connector_task is not None and pipeline is None:
             pipeline = await connector_task
         if broker is not None:
             await broker.stop()

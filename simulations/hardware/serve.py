@@ -16,7 +16,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,9 +73,14 @@ async def serve(
     duration: float | None = None,
     truth: Path | None = None,
     on_ready: Callable[[ServedLine], None] | None = None,
+    on_finished: Callable[[], Awaitable[None]] | None = None,
     handle_signals: bool = True,
 ) -> dict[str, Any]:
-    """Serve `line` for `duration` wall seconds (None: until stopped) and return its truth."""
+    """Serve `line` for `duration` wall seconds (None: until stopped) and return its truth.
+
+    `on_finished` is awaited once the line has stopped and its truth is written, while the PLCs
+    still answer: a client in the same process can take its last values and let go first.
+    """
     runtime = LineRuntime(line, config, seed=line.seed if seed is None else seed)
     clock = ScaledClock(runtime.env, config.speed, tick=config.tick, lag_warning=config.lag_warning)
     plcs = VirtualPlcs(runtime, config.opcua, clock) if config.opcua.enabled else None
@@ -130,10 +135,14 @@ async def serve(
             if truth is not None:
                 write_truth(truth, record)
                 logger.info("truth written to %s", truth)
-            if plcs is not None:
-                if plcs.servers and config.opcua.linger > 0:
-                    await asyncio.sleep(config.opcua.linger)
-                await plcs.stop()
+            try:
+                if on_finished is not None:
+                    await on_finished()
+            finally:
+                if plcs is not None:
+                    if plcs.servers and config.opcua.linger > 0:
+                        await asyncio.sleep(config.opcua.linger)
+                    await plcs.stop()
             for signum in handled:
                 loop.remove_signal_handler(signum)
             if frozen:
