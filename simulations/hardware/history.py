@@ -34,6 +34,10 @@ class _History:
     variant: ua.VariantType
 
 
+def _time(entry: tuple[float, Any]) -> float:
+    return entry[0]
+
+
 class TimelineHistory(HistoryStorageInterface):
     """asyncua history storage over the runtime's timelines (read only: the runtime records)."""
 
@@ -73,8 +77,7 @@ class TimelineHistory(HistoryStorageInterface):
         if history is None:
             return [], None
         timeline = history.timeline
-        entries = timeline.entries[: timeline.committed]
-        times = [t for t, _ in entries]
+        entries, published = timeline.entries, timeline.committed
         lo_given = start is not None and start != _WIN_EPOCH
         hi_given = end is not None and end != _WIN_EPOCH
         lo, hi, backwards = -math.inf, math.inf, False
@@ -89,7 +92,8 @@ class TimelineHistory(HistoryStorageInterface):
         # a microsecond of wall time either side: datetimes carry microseconds, the timeline floats
         slack = 1e-6 * self.clock.speed
         lo, hi = lo - slack, hi + slack
-        selected = entries[bisect.bisect_left(times, lo) : bisect.bisect_right(times, hi)]
+        first = bisect.bisect_left(entries, lo, hi=published, key=_time)
+        selected = entries[first : bisect.bisect_right(entries, hi, lo=first, hi=published, key=_time)]
         if backwards:
             selected = selected[::-1]
         if nb_values and len(selected) > nb_values:

@@ -67,8 +67,6 @@ STATION_VARIABLES: tuple[tuple[str, ua.VariantType, Any], ...] = (
     ("Occupancy", ua.VariantType.UInt32, 0),
     ("IdealCycleTime", ua.VariantType.Double, 0.0),
 )
-_TYPES = {name: variant for name, variant, _ in STATION_VARIABLES}
-_TYPES["PartsReleased"] = ua.VariantType.UInt32
 # the variables shown from a station's state timeline, and how each shows the state code
 STATE_VIEWS: tuple[tuple[str, Any], ...] = (
     ("State", int),
@@ -117,6 +115,7 @@ class PasswordUsers:
 class _StationNodes:
     server: Server
     nodes: dict[str, ua.NodeId]
+    types: dict[str, ua.VariantType]  # of the variables the runtime keeps (not the signals)
 
 
 class VirtualPlcs:
@@ -202,7 +201,8 @@ class VirtualPlcs:
             obj = await line.add_object(ua.NodeId(prefix, ns), ua.QualifiedName(station.name, ns))
             nodes: dict[str, ua.NodeId] = {}
             initial_values = self._initial_values(station)
-            for variable, variant, _ in self._variables(station):
+            types = {variable: variant for variable, variant, _ in self._variables(station)}
+            for variable, variant in types.items():
                 node = await obj.add_variable(
                     ua.NodeId(f"{prefix}.{variable}", ns),
                     ua.QualifiedName(variable, ns),
@@ -234,16 +234,17 @@ class VirtualPlcs:
                     [],
                     [],
                 )
-            self._stations[station.index] = _StationNodes(server, nodes)
-            await self._historize(server, station, nodes)
+            self._stations[station.index] = _StationNodes(server, nodes, types)
+            await self._historize(server, station, self._stations[station.index])
         return server
 
-    async def _historize(self, server: Server, station: StationRuntime, nodes: dict[str, ua.NodeId]) -> None:
+    async def _historize(self, server: Server, station: StationRuntime, target: _StationNodes) -> None:
         """Answer HistoryRead for the station's kept values, and say so in the nodes' attributes."""
-        for variable, convert in STATE_VIEWS:
-            self.history.register(nodes[variable], station.states, _TYPES[variable], convert)
+        nodes, types = target.nodes, target.types
+        for variable, view in STATE_VIEWS:
+            self.history.register(nodes[variable], station.states, types[variable], view)
         for variable, timeline in station.values.items():
-            self.history.register(nodes[variable], timeline, _TYPES.get(variable, ua.VariantType.Int32))
+            self.history.register(nodes[variable], timeline, types[variable])
         access = ua.DataValue(
             ua.Variant(ua.AccessLevel.CurrentRead.mask | ua.AccessLevel.HistoryRead.mask, ua.VariantType.Byte)
         )
@@ -277,12 +278,7 @@ class VirtualPlcs:
         state = station.state
         values = {name: default for name, _, default in self._variables(station)}
         values.update(zip(station.machine_variables, station.machine_states, strict=False))
-        values.update(
-            State=state,
-            StateName=state_name(state),
-            MachineryItemState=MACHINERY_ITEM_STATE[state],
-            PackMLState=PACKML_STATE[state],
-        )
+        values.update((variable, view(state)) for variable, view in STATE_VIEWS)
         return values
 
     def _method(self, station: str, command: str) -> Any:
@@ -313,19 +309,14 @@ class VirtualPlcs:
         for station in runtime.stations:
             target = self._stations[station.index]
             write = target.server.write_attribute_value
-            nodes = target.nodes
+            nodes, types = target.nodes, target.types
             for t, state in station.states.take():
                 ts = utc(t)
-                for variable, value in (
-                    ("State", state),
-                    ("StateName", state_name(state)),
-                    ("MachineryItemState", MACHINERY_ITEM_STATE[state]),
-                    ("PackMLState", PACKML_STATE[state]),
-                ):
-                    await write(nodes[variable], _value(value, _TYPES[variable], ts, now))
+                for variable, view in STATE_VIEWS:
+                    await write(nodes[variable], _value(view(state), types[variable], ts, now))
                     writes += 1
             for variable, timeline in station.values.items():
-                variant = _TYPES.get(variable, ua.VariantType.Int32)  # MachineNState are Int32
+                variant = types[variable]
                 for t, value in timeline.take():
                     await write(nodes[variable], _value(value, variant, utc(t), now))
                     writes += 1
