@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from asyncua import Client, Node, ua
@@ -35,7 +36,7 @@ class Target:
     tags: dict[str, str]
     field: str
 
-    @property
+    @cached_property  # read for every value taken: joined once
     def key(self) -> str:
         """Stable across server restarts (NodeIds and namespace indexes may change): the path."""
         return "/".join(self.path)
