@@ -39,7 +39,9 @@ from pydantic import TypeAdapter, ValidationError
 from connectors.common.points import Point, encode
 from connectors.common.secrets import EnvError, hide_in_logs, substitute
 from connectors.sinks.config import EmbeddedSink, InfluxDB1Sink, InfluxDB2Sink, SinkConfig
+from twin.kpi_names import STATION_KPIS
 from twin.line import LineError, format_error
+from twin.station import STATE_NAMES
 
 if TYPE_CHECKING:
     from twin.experiments import ExperimentResult
@@ -56,22 +58,9 @@ LINE_FLOATS = (
     "warmup_s",
 )
 LINE_INTS = ("parts_out", "scrapped", "seed")
-STATION_FLOATS = (
-    "working",
-    "blocked",
-    "starved",
-    "down",
-    "setup",
-    "utilization",
-    "availability",
-    "performance",
-    "quality",
-    "oee",
-    "bottleneck_sole",
-    "bottleneck_shifting",
-)
 STATION_INTS = ("parts_out", "scrapped", "failures")
-STATES = ("working", "blocked", "starved", "down", "setup")
+STATION_FLOATS = tuple(kpi for kpi in STATION_KPIS if kpi not in STATION_INTS)
+STATES = STATE_NAMES[:5]  # stopped counts as down
 
 
 def now_ns() -> int:

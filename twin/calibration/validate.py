@@ -25,8 +25,9 @@ from twin.calibration.records import StationRecord, line_wip
 from twin.engine import simulate
 from twin.experiments.stats import estimate, t_quantile
 from twin.line import Line
+from twin.station import STATE_NAMES
 
-STATES = ("working", "blocked", "starved", "down", "setup")
+STATES = STATE_NAMES[:5]  # stopped counts as down
 
 
 def half_width(values: list[float]) -> float:

@@ -42,34 +42,8 @@ from pydantic import (
 from twin.distributions import PositiveDuration
 from twin.durations import parse_duration
 from twin.experiments.paths import PathError, split_path
+from twin.kpi_names import DEFAULT_KPIS, LINE_KPIS, STATION_KPIS
 from twin.line import LineError, format_error, read_yaml
-
-LINE_KPIS = (
-    "throughput_per_hour",
-    "parts_out",
-    "scrapped",
-    "wip_mean",
-    "lead_time_mean_s",
-    "lead_time_p95_s",
-)
-STATION_KPIS = (
-    "working",
-    "blocked",
-    "starved",
-    "down",
-    "setup",
-    "utilization",
-    "oee",
-    "availability",
-    "performance",
-    "quality",
-    "parts_out",
-    "scrapped",
-    "failures",
-    "bottleneck_sole",
-    "bottleneck_shifting",
-)
-DEFAULT_KPIS = ("throughput_per_hour", "wip_mean", "lead_time_mean_s")
 
 
 class _Strict(BaseModel):
