@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -220,7 +222,7 @@ class Run:
         self.database = f"chaos_{name.replace('-', '_')}_{tag}"
         self.prefix = f"chaos{tag}"
         self.client_id = f"chaos-{name}-{tag}"
-        self.opcua_port = free_port()
+        self.opcua_port = listening_port()
         self.plc: Service | None = None
         self.plc_truth = folder / "plc-truth.jsonl"
         if standalone_plc:
@@ -294,7 +296,7 @@ class Run:
         return path
 
     def _standalone_plc(self, start_count: int = 0) -> Service:
-        port = self.plc.port if self.plc is not None else free_port()
+        port = self.plc.port if self.plc is not None else listening_port()
         env = {**os.environ, "TRUTH_FILE": str(self.plc_truth), "START_COUNT": str(start_count)}
         command = [sys.executable, str(PLC_SCRIPT), str(port), "0.1"]
         service = Service(f"plc-{port}", command, port, self.folder, env)
@@ -543,6 +545,21 @@ class Run:
             wall_s=0.0,
             details=details,
         )
+
+
+def listening_port() -> int:
+    """A free port below the ephemeral range, for a server the connector dials before it listens
+    (or while it restarts): a client retrying an ephemeral port nobody listens on can be given
+    that same port as its own and connect to itself (TCP simultaneous open), taking it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.Random().sample(range(10_000, low), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 GAP_SCENARIOS = frozenset({"connector-kill", "opcua-restart"})
