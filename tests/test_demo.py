@@ -4,7 +4,6 @@ calibrate/validate commands on the historian the demo recorded."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
+from .ci import in_ci
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -40,7 +41,7 @@ def fabbrica(*args: str, timeout: float = 600, cwd: Path | None = None) -> subpr
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail("chromium is not installed (scripts/install-system-packages.sh installs it)")
         pytest.skip("chromium is not installed")
     return path

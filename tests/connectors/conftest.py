@@ -3,7 +3,7 @@
 Mosquitto, InfluxDB 1.x (`influxd` from Debian's `influxdb` package) and VictoriaMetrics
 (`victoria-metrics`, an independent server with InfluxDB's v2 write API) each run with a
 config and data folder of their own in a temporary directory. A missing binary skips the
-tests that need it, except under CI=true, where it fails them.
+tests that need it, except under CI=true, where it fails them (tests/ci.py).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from ..ci import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 FABBRICA = [sys.executable, "-c", "from fabbrica.cli import main; main()"]
@@ -54,10 +56,7 @@ def find_binary(name: str, *extra: str) -> str:
         found = shutil.which(candidate) or (candidate if os.path.exists(candidate) else None)
         if found:
             return found
-    message = f"{name} not installed (bash scripts/install-system-packages.sh)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(f"{name} (bash scripts/install-system-packages.sh installs it)")
 
 
 class Service:

@@ -15,6 +15,7 @@ import yaml
 
 from connectors.config import read_config
 
+from ..ci import in_ci
 from ..connectors.conftest import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -41,7 +42,7 @@ def _docker_compose() -> str:
     if found:
         return found
     message = "docker-compose not installed (bash scripts/install-system-packages.sh)"
-    if os.environ.get("CI") == "true":
+    if in_ci():
         pytest.fail(message)
     pytest.skip(message)
 

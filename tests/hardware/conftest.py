@@ -28,11 +28,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from simulations.hardware.pki import CertificatePair, create_certificate
 
+from ..ci import missing
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
 NODE_CACHE = ROOT / ".cache" / "node-opcua"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # a small line that produces quickly: parts every few simulated seconds, failures, scrap, two products
 FAST_LINE: dict[str, Any] = {
@@ -58,13 +59,6 @@ FAST_LINE: dict[str, Any] = {
         },
     ],
 }
-
-
-def missing(what: str) -> None:
-    """Skip, or fail under CI=true, because `what` is not there."""
-    if IN_CI:
-        pytest.fail(f"{what} is required under CI=true", pytrace=False)
-    pytest.skip(f"{what} not available")
 
 
 def free_port() -> int:
