@@ -86,6 +86,12 @@ class LoadedConfig(BaseModel):
 def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
     """Read, substitute and validate a config file; ConfigError (one line) on any problem."""
     file = Path(path)
+    data = read_mapping(file, "sink, spool, opcua, mqtt")
+    return config_from_dict(data, str(file), environ if environ is not None else os.environ, file.parent)
+
+
+def read_mapping(file: Path, keys: str) -> dict[str, Any]:
+    """The YAML mapping in `file` (ConfigError, one line, if it cannot be read or is not one)."""
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -102,8 +108,8 @@ def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> L
     except (ValueError, RecursionError) as exc:  # a date such as 2024-13-01; nesting too deep
         raise ConfigError(f"{file}: invalid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a mapping (sink, spool, opcua, mqtt) at the top level")
-    return config_from_dict(data, str(file), environ if environ is not None else os.environ, file.parent)
+        raise ConfigError(f"{file}: expected a mapping ({keys}) at the top level")
+    return data
 
 
 def config_from_dict(

@@ -27,10 +27,12 @@ from typing import Any
 
 import yaml
 
-from connectors.config import config_from_dict, read_config
+from connectors.config import config_from_dict
 from connectors.runner import run as run_connector
+from connectors.sinks.config import EmbeddedSink
 from fabbrica.calibration_commands import write_calibration
-from fabbrica.sources import load_records
+from fabbrica.results_sink import AnySink
+from fabbrica.sources import check_sink, load_records, sink_in_file, sink_reader
 from simulations.hardware.config import HardwareConfig
 from simulations.hardware.serve import ServedLine, serve
 from twin.calibration.estimate import StationCalibration
@@ -94,11 +96,16 @@ class EmbeddedBroker:
             await self._broker.shutdown()
 
 
-def connector_config(out: Path, opcua: str, mqtt: str, sink_config: Path | None, protocol: str = "5") -> Any:
-    """The connector settings of the demo: both sources into the embedded historian (or `sink_config`)."""
+def connector_config(out: Path, opcua: str, mqtt: str, sink: AnySink | None, protocol: str = "5") -> Any:
+    """The connector settings of the demo: both sources into the embedded historian (or `sink`).
+
+    `sink` goes in as the model read from `--sink-config`, not as a dump of it: a dump would
+    mask its password or token (`**********`), and the connectors would log in with that.
+    """
+    historian = {"type": "embedded", "path": str(out / "historian.duckdb"), "flush_interval": "200ms"}
     data: dict[str, Any] = {
         "name": "demo",
-        "sink": {"type": "embedded", "path": str(out / "historian.duckdb"), "flush_interval": "200ms"},
+        "sink": historian if sink is None else sink,
         "spool": {"path": str(out / "spool")},
         "opcua": [
             {
@@ -119,8 +126,6 @@ def connector_config(out: Path, opcua: str, mqtt: str, sink_config: Path | None,
             }
         ],
     }
-    if sink_config is not None:
-        data["sink"] = read_config(sink_config).config.sink.model_dump(mode="json")
     return config_from_dict(data, "demo", {}, out)
 
 
@@ -131,7 +136,7 @@ async def stream_line(
     speed: float,
     hours: float,
     mqtt_url: str | None,
-    sink_config: Path | None,
+    sink: AnySink | None,
     seed: int,
     phase: Any = None,
 ) -> tuple[dict[str, Any], datetime, datetime, dict[str, Any]]:
@@ -150,7 +155,7 @@ async def stream_line(
         }
     )
     # the embedded broker (amqtt) speaks MQTT 3.1.1
-    loaded = connector_config(out, opcua, mqtt_url, sink_config, protocol="3.1.1" if broker else "5")
+    loaded = connector_config(out, opcua, mqtt_url, sink, protocol="3.1.1" if broker else "5")
     stop_connector = asyncio.Event()
     connector_task: asyncio.Task[Any] | None = None
 
@@ -237,12 +242,14 @@ def run_demo(
             (out / stale).unlink()
     prior_data = read_yaml(line_path)
     line = line_from_dict(prior_data, str(line_path))
+    sink = None
+    if sink_config is not None:  # read and tried before the line runs, so that a bad one fails at once
+        sink = sink_in_file(sink_config, "--sink-config")
+        check_sink(sink, f"--sink-config: {sink_config}")
     prior_kpis = simulate(line, seed=seed).kpis
     tell("line", f"{hours:g} h of line time at speed {speed:g} ({hours * 3600 / speed:.0f} s)")
     truth, started, ended, health = asyncio.run(
-        stream_line(
-            line, out, speed=speed, hours=hours, mqtt_url=mqtt_url, sink_config=sink_config, seed=seed
-        )
+        stream_line(line, out, speed=speed, hours=hours, mqtt_url=mqtt_url, sink=sink, seed=seed)
     )
     (out / "truth.json").write_text(json.dumps(truth, indent=1, default=str))
     # the line's own clock, mapped to wall time, bounds the recorded window
@@ -250,9 +257,8 @@ def run_demo(
     ended = started + timedelta(seconds=truth["simulated_s"] / speed)
     tell("calibrate", "fitting cycle times, breakdowns, set-ups and scrap")
     source = out / "historian.duckdb" if sink_config is None else sink_config
-    from fabbrica.sources import open_source
-
-    read = open_source(str(source))
+    recorded = EmbeddedSink(type="embedded", path=str(source)) if sink is None else sink
+    read = sink_reader(recorded, f"--sink-config: {source}" if sink else str(source))
     records, window, _, first, last = load_records(read, line, started, ended, speed)
     calibrated_path = out / "calibrated.yaml"
     calibration, _ = write_calibration(

@@ -33,7 +33,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from connectors.common.points import Point, encode
@@ -276,22 +275,30 @@ def write_points(sink_config: AnySink, points: list[Point], base: Path | None = 
 _ADAPTER: TypeAdapter[AnySink] = TypeAdapter(SinkConfig)
 
 
-def sink_from_file(path: Path, environ: Mapping[str, str] | None = None) -> tuple[AnySink, Path]:
-    """The `sink:` section of a connector config (with `${ENV}` substitution), and its folder."""
+def sink_from_file(
+    path: Path, environ: Mapping[str, str] | None = None, option: str = "--sink-config"
+) -> tuple[AnySink, Path]:
+    """The `sink:` section of a file (a whole connector config, or one holding only `sink:`),
+    with `${ENV}` substitution, and the file's folder; LineError (one line) on any problem.
+
+    The secrets stay secrets: the model keeps them as SecretStr, and their values are hidden
+    in every log from here on.
+    """
+    from connectors.config import ConfigError, read_mapping
+
     where = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LineError(f"--sink-config: {where}: file not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise LineError(f"--sink-config: {where}: cannot read: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("sink"), dict):
-        raise LineError(f"--sink-config: {where}: no `sink:` section")
+        data = read_mapping(path, "sink")
+    except ConfigError as exc:
+        raise LineError(f"{option}: {exc}") from None
+    if not isinstance(data.get("sink"), dict):
+        raise LineError(f"{option}: {where}: sink: required section missing (a mapping with `type:`)")
     secrets: set[str] = set()
     try:
         section = substitute(data["sink"], os.environ if environ is None else environ, secrets, "sink")
     except EnvError as exc:
-        raise LineError(f"{where}: {exc.path}: {exc.message}") from None
+        field = repr(exc.path) if "\n" in exc.path else exc.path  # the message stays one line
+        raise LineError(f"{where}: {field}: {exc.message}") from None
     hide_in_logs(secrets)
     try:
         config = _ADAPTER.validate_python(section)

@@ -3,8 +3,10 @@
 SOURCE, as given to `fabbrica twin calibrate/validate --source`:
 - `historian.duckdb`: the embedded historian file;
 - `http://HOST:PORT/DATABASE`: InfluxDB 1.x (user and password from INFLUX_USERNAME/INFLUX_PASSWORD);
-- `connector.yaml`: the `sink:` section of a connector configuration (influxdb1, influxdb2 or
-  embedded), with its `${ENV}` substitution, so the twin reads where the connector writes.
+- `connector.yaml`: the `sink:` section of a connector configuration, or of a file that holds
+  only a `sink:` (influxdb1, influxdb2 or embedded), with its `${ENV}` substitution, so the twin
+  reads where the connector writes. User and password (1.x) or token (2.x/3.x) travel in the
+  Authorization header, never in the URL.
 
 The simulated line stamps its values on a wall clock running `speed` times slower than its
 simulated clock; the records are put back on the line's own time base (seconds) with the
@@ -20,7 +22,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -29,6 +31,9 @@ import pandas as pd
 from twin.calibration.records import StationRecord
 from twin.line import Line, LineError
 from twin.station import STATE_NAMES
+
+if TYPE_CHECKING:
+    from fabbrica.results_sink import AnySink
 
 Query = Callable[[str, int, int], pd.DataFrame]
 
@@ -44,6 +49,10 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+class SourceError(LineError):
+    """The recorded data cannot be read: the source is unreachable, refused us or failed the query."""
+
+
 def open_source(source: str) -> Query:
     """A function (measurement, start_ns, end_ns) -> DataFrame for SOURCE."""
     if source.startswith(("http://", "https://")):
@@ -53,16 +62,16 @@ def open_source(source: str) -> Query:
             raise LineError(
                 f"--source: {source}: give the database as the URL's path, e.g. http://host:8086/plant"
             )
+        from connectors.sinks.influxdb1 import authorization
+
         base = f"{parsed.scheme}://{parsed.netloc}"
-        auth = {}
-        if os.environ.get("INFLUX_USERNAME"):
-            auth = {"u": os.environ["INFLUX_USERNAME"], "p": os.environ.get("INFLUX_PASSWORD", "")}
-        return _influxql_reader(base, database, auth)
+        auth = authorization(os.environ.get("INFLUX_USERNAME"), os.environ.get("INFLUX_PASSWORD"))
+        return _influxql_reader(base, database, auth, f"--source: {source}")
     path = Path(source)
     if not path.exists():
         raise LineError(f"--source: {source}: no such file")
     if path.suffix in (".yaml", ".yml"):
-        return _from_connector_config(path)
+        return _from_sink_file(path)
     return _historian_reader(path)
 
 
@@ -79,32 +88,64 @@ def _historian_reader(path: Path) -> Query:
     return read
 
 
-def _influxql_reader(url: str, database: str, auth: dict[str, str]) -> Query:
-    from connectors.sinks.influxdb1 import query
+def _influxql_reader(url: str, database: str, auth: str | None, label: str) -> Query:
+    """Reads through InfluxQL; `auth` is the Authorization header, `label` starts each error."""
+    from connectors.sinks.influxdb1 import QueryError, query
 
     def read(measurement: str, start: int, end: int) -> pd.DataFrame:
-        return asyncio.run(query(url, database, measurement, start, end, **auth))
+        try:
+            return asyncio.run(query(url, database, measurement, start, end, authorization=auth))
+        except QueryError as exc:
+            raise SourceError(f"{label}: cannot read {measurement!r}: {exc}") from None
 
     return read
 
 
-def _from_connector_config(path: Path) -> Query:
-    from connectors.config import ConfigError, read_config
+def _from_sink_file(path: Path) -> Query:
+    """Where the `sink:` section of `path` (a connector config, or a file with only `sink:`) writes."""
+    return sink_reader(sink_in_file(path, "--source"), f"--source: {path}")
 
-    try:
-        loaded = read_config(path)
-    except ConfigError as exc:
-        raise LineError(str(exc)) from None
-    sink = loaded.config.sink
+
+def sink_in_file(path: Path, option: str) -> AnySink:
+    """The `sink:` of a connector config or of a file with only `sink:`, as a model (secrets kept
+    as secrets), an embedded historian's relative path made absolute against the file's folder."""
+    from fabbrica.results_sink import sink_from_file
+
+    sink, base = sink_from_file(path, option=option)
+    if sink.type == "embedded" and not Path(sink.path).is_absolute():
+        sink = sink.model_copy(update={"path": str(base / sink.path)})
+    return sink
+
+
+def sink_reader(sink: AnySink, label: str) -> Query:
+    """Reads what the connectors wrote to `sink`; `label` starts every error message."""
+    from connectors.sinks.influxdb1 import authorization
+
     if sink.type == "embedded":
         target = Path(sink.path)
-        return _historian_reader(target if target.is_absolute() else loaded.base / target)
+        if not target.exists():
+            raise LineError(f"{label}: sink.path: no such file: {target}")
+        return _historian_reader(target)
     if sink.type == "influxdb1":
-        auth = {"u": sink.username, "p": sink.password.get_secret_value()} if sink.username else {}
-        return _influxql_reader(str(sink.url), sink.database, auth)  # type: ignore[arg-type]
-    # InfluxDB 2.x/3.x answer InfluxQL on their v1-compatible /query with the token as password
+        password = sink.password.get_secret_value() if sink.password else None
+        return _influxql_reader(str(sink.url), sink.database, authorization(sink.username, password), label)
+    # InfluxDB 2.x/3.x answer InfluxQL on their v1-compatible /query, with the token in the header
     token = sink.token.get_secret_value()
-    return _influxql_reader(str(sink.url), sink.bucket, {"u": "fabbrica", "p": token} if token else {})
+    return _influxql_reader(str(sink.url), sink.bucket, authorization(None, token=token), label)
+
+
+def check_sink(sink: AnySink, label: str) -> None:
+    """Before a long run: SourceError at once if an InfluxDB 1.x sink is unreachable or refuses
+    its user and password (the connectors would only spool, and the calibration fail at the end)."""
+    if sink.type != "influxdb1":
+        return
+    from connectors.sinks.influxdb1 import QueryError, authorization, influxql
+
+    password = sink.password.get_secret_value() if sink.password else None
+    try:
+        asyncio.run(influxql(str(sink.url), "", "SHOW DATABASES", authorization(sink.username, password)))
+    except QueryError as exc:
+        raise SourceError(f"{label}: {exc}") from None
 
 
 def _ns(value: datetime) -> int:

@@ -8,6 +8,7 @@ rejected and not retried. Any other failure leaves the batch in the spool for a 
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -97,26 +98,65 @@ class InfluxDB1:
             self._session = None
 
 
-async def influxql(url: str, database: str, query: str, **auth: Any) -> list[dict[str, Any]]:
-    """Run an InfluxQL query (epoch=ns) and return its series as plain dicts."""
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
-        session.get(
-            f"{url.rstrip('/')}/query", params={"db": database, "q": query, "epoch": "ns", **auth}
-        ) as answer,
-    ):
-        answer.raise_for_status()
-        payload = await answer.json()
+class QueryError(RuntimeError):
+    """An InfluxQL query that did not run: the server is unreachable, refused it or failed it."""
+
+
+def authorization(username: str | None, password: str | None = None, token: str | None = None) -> str | None:
+    """The `Authorization` header for a query: Basic for a 1.x user, `Token` for 2.x/3.x, else None.
+
+    Credentials go in a header, never in the URL, where servers and proxies log them.
+    """
+    if token:
+        return f"Token {token}"
+    if username:
+        return aiohttp.BasicAuth(username, password or "").encode()
+    return None
+
+
+async def influxql(
+    url: str, database: str, query: str, authorization: str | None = None
+) -> list[dict[str, Any]]:
+    """Run an InfluxQL query (epoch=ns) and return its series as plain dicts; QueryError if it fails."""
+    headers = {"Authorization": authorization} if authorization else {}
+    where = f"{url.rstrip('/')}/query"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+            session.get(where, params={"db": database, "q": query, "epoch": "ns"}, headers=headers) as answer,
+        ):
+            if answer.status >= 300:
+                detail = _error_text(await answer.text())
+                raise QueryError(f"{where}: HTTP {answer.status}" + (f": {detail}" if detail else ""))
+            payload = await answer.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise QueryError(f"{where}: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
     series: list[dict[str, Any]] = []
-    for result in payload.get("results", []):
+    for result in payload.get("results", []) if isinstance(payload, dict) else []:
         if "error" in result:
-            raise ValueError(result["error"])
+            raise QueryError(f"{where}: {result['error']}")
         series.extend(result.get("series", []))
     return series
 
 
+def _error_text(body: str) -> str:
+    """The `error` of InfluxDB's JSON answer, or the answer itself, on one short line."""
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        decoded = None
+    text = str(decoded["error"]) if isinstance(decoded, dict) and "error" in decoded else body
+    return " ".join(text.split())[:200]
+
+
 async def query(
-    url: str, database: str, measurement: str, start: int, end: int, tags: dict[str, str] | None = None
+    url: str,
+    database: str,
+    measurement: str,
+    start: int,
+    end: int,
+    tags: dict[str, str] | None = None,
+    authorization: str | None = None,
 ) -> pd.DataFrame:
     """Points of `measurement` with start <= time < end (epoch ns), one row per timestamp and series:
     columns `time` (UTC), the tags, then the fields; the same shape as the embedded historian's."""
@@ -128,7 +168,8 @@ async def query(
         quoted_value = value.replace("'", "\\'")
         where.append(f"\"{quoted_key}\" = '{quoted_value}'")
     name = measurement.replace('"', '\\"')
-    series = await influxql(url, database, f'SELECT * FROM "{name}" WHERE {" AND ".join(where)} GROUP BY *')
+    statement = f'SELECT * FROM "{name}" WHERE {" AND ".join(where)} GROUP BY *'
+    series = await influxql(url, database, statement, authorization)
     frames = []
     for item in series:
         frame = pd.DataFrame(item.get("values", []), columns=item["columns"])
