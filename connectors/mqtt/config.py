@@ -32,6 +32,11 @@ class Topic(_Strict):
     `value_key` the field `value`; without a `value_key` member every other scalar member is a
     field. On topics whose last level is `events_level`, payloads are events: they go to
     `events_measurement`, the last level is no tag, and every scalar member is a field.
+
+    `$share/GROUP/factory/+/+/+` joins the shared subscription GROUP: the broker gives each
+    message to one member of the group only. Received messages carry the real topic
+    (`factory/L1/Press/energy`), matched against the plain filter (`match_filter`), so
+    `topic_tags` count levels of the real topic.
     """
 
     filter: str = Field(min_length=1)
@@ -50,6 +55,12 @@ class Topic(_Strict):
     @field_validator("filter")
     @classmethod
     def _filter(cls, value: str) -> str:
+        if value.startswith("$share/"):
+            parts = value.split("/", 2)
+            if len(parts) < 3 or not parts[1] or not parts[2] or "+" in parts[1] or "#" in parts[1]:
+                raise ValueError(
+                    f"a shared subscription is $share/GROUP/FILTER (GROUP without + or #), got {value!r}"
+                )
         levels = _strip_share(value).split("/")
         for index, level in enumerate(levels):
             if "#" in level and (level != "#" or index != len(levels) - 1):
