@@ -7,10 +7,9 @@ and `fabbrica experiment run` with `--influx-url/--influx-database`; then
 `fabbrica twin validate` reads the recorded line back from InfluxDB and writes its
 validation there too.
 
-The per-station state-time counters (TimeWorking ... TimeSetup), IdealCycleTime and
-Occupancy are being added to the simulated PLCs; until the line publishes them, they are
-computed here from the run's truth file and written as `machine` points at the instants of
-the PLC's own values.
+The dashboards read only what the line sent: the per-station state-time counters
+(TimeWorking ... TimeSetup), IdealCycleTime and Occupancy come from the PLCs through the
+connector, and the fixture fails when one of them did not arrive.
 """
 
 from __future__ import annotations
@@ -18,15 +17,13 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from connectors.common.points import Point, encode
 from twin.line import load_line
 
 from ..connectors.conftest import (  # noqa: F401  (fixtures shared with the connector tests)
@@ -60,7 +57,7 @@ EXPERIMENT = {
     "seed": 11,
     "kpis": ["throughput_per_hour", "lead_time_mean_s", "wip_mean", "stations.assembly.availability"],
 }
-SYNTHETIC = (
+PLC_FIELDS = (  # read by the dashboards' OEE, state and WIP panels
     "TimeWorking",
     "TimeBlocked",
     "TimeStarved",
@@ -83,92 +80,13 @@ class Dataset:
     scenarios: list[str]
     kpis: list[str]
     truth: dict[str, Any]
-    synthetic: list[str] = field(default_factory=list)
     folder: Path = Path()
-
-
-def _ns(iso: str) -> int:
-    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return int(moment.timestamp()) * 10**9 + moment.microsecond * 1000
 
 
 def _run(command: list[str], cwd: Path, timeout: float = 120) -> str:
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{' '.join(command[2:])}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     return done.stderr
-
-
-def state_counters(truth: dict[str, Any]) -> list[Point]:
-    """TimeWorking..TimeSetup, IdealCycleTime and Occupancy per station, from the truth file.
-
-    At every instant a station's State or counters changed: the machine-seconds it spent in
-    each state so far (the station's state times its number of machines), and the parts in
-    front of and on it (what the previous station passed on minus what this one finished or
-    scrapped; the first station of a saturated line holds a part unless it is starved).
-    """
-    line = load_line(LINE_FILE)
-    names = [station.name for station in line.stations]
-    capacity = {station.name: station.capacity for station in line.stations}
-    ideal = {
-        station.name: float(station.ideal_cycle_time or station.mean_cycle_time(line.product_mix))
-        for station in line.stations
-    }
-    start_s = _ns(truth["start"]) / 1e9
-    speed = float(truth["speed"])
-    points: list[Point] = []
-    for index, name in enumerate(names):
-        record = truth["stations"][name]
-        states = [(item["t"], item["state"]) for item in record["states"]]
-        produced = [(item["t"], item["value"]) for item in record["values"].get("PartsProduced", [])]
-        scrapped = [(item["t"], item["value"]) for item in record["values"].get("PartsScrapped", [])]
-        upstream = (
-            [
-                (item["t"], item["value"])
-                for item in truth["stations"][names[index - 1]]["values"]["PartsProduced"]
-            ]
-            if index
-            else []
-        )
-        instants = sorted(
-            {0.0, *(t for t, _ in states + produced + scrapped + upstream), truth["simulated_s"]}
-        )
-        spent = [0.0] * 6
-        state, state_at, cursor = states[0][1], 0.0, 0
-        for t in instants:
-            while cursor < len(states) and states[cursor][0] <= t:
-                spent[state] += states[cursor][0] - state_at
-                state, state_at = states[cursor][1], states[cursor][0]
-                cursor += 1
-            so_far = [spent[code] + (t - state_at if code == state else 0.0) for code in range(6)]
-            done = _at(produced, t) + _at(scrapped, t)
-            occupancy = _at(upstream, t) - done if index else int(state != 2)
-            fields: dict[str, Any] = {
-                f"Time{label}": so_far[code] * capacity[name]
-                for code, label in enumerate(("Working", "Blocked", "Starved", "Down", "Setup"))
-            }
-            fields.update(IdealCycleTime=ideal[name], Occupancy=max(0, occupancy))
-            stamp = round((start_s + t / speed) * 1e6) * 1000
-            points.append(Point("machine", {"line": line.name, "station": name}, fields, stamp))
-    return points
-
-
-def _at(timeline: list[tuple[float, int]], t: float) -> int:
-    value = 0
-    for when, count in timeline:
-        if when > t:
-            break
-        value = int(count)
-    return value
-
-
-def _write(url: str, database: str, points: list[Point]) -> None:
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"{url}/write?db={database}&precision=ns", data=encode(points), method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        assert answer.status == 204
 
 
 def _field_keys(url: str, database: str) -> set[str]:
@@ -235,12 +153,8 @@ def dataset(influxdb, mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Da
         code = connector.stop()
     assert code == 0, connector.output()[-3000:]
     truth = json.loads(truth_file.read_text())
-    missing = [name for name in SYNTHETIC if name not in _field_keys(url, DATABASE)]
-    if missing:
-        points = state_counters(truth)
-        for point in points:
-            point.fields = {key: value for key, value in point.fields.items() if key in missing}
-        _write(url, DATABASE, points)
+    missing = [name for name in PLC_FIELDS if name not in _field_keys(url, DATABASE)]
+    assert not missing, f"the PLCs' {missing} did not reach InfluxDB"
     _run(
         [*FABBRICA, "twin", "validate", str(LINE_FILE), "--source", f"{url}/{DATABASE}",
          "--replications", "3", *influx],
@@ -258,6 +172,5 @@ def dataset(influxdb, mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Da
         scenarios=[scenario["id"] for scenario in EXPERIMENT["design"]["scenarios"]],  # type: ignore[index]
         kpis=list(EXPERIMENT["kpis"]),  # type: ignore[arg-type]
         truth=truth,
-        synthetic=missing,
         folder=folder,
     )
