@@ -76,10 +76,16 @@ def open_source(source: str) -> Query:
 
 
 def _historian_reader(path: Path) -> Query:
+    import duckdb
+
     from connectors.sinks.embedded import Historian
 
     def read(measurement: str, start: int, end: int) -> pd.DataFrame:
-        historian = Historian(path, read_only=True)
+        try:
+            historian = Historian(path, read_only=True)
+        except duckdb.Error as exc:  # not a DuckDB file, or one a running connector holds
+            reason = " ".join(str(exc).split())
+            raise SourceError(f"--source: {path}: cannot open the historian: {reason}") from None
         try:
             return historian.query(measurement, start, end)
         finally:

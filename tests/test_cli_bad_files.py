@@ -1,0 +1,211 @@
+"""Every `fabbrica` command that reads a file answers a bad one with one line and exit code 2.
+
+A bad file is missing, a folder, not UTF-8, not YAML, not a mapping, holds a key nobody
+knows, names an unset `${VAR}`, or is a file of another kind (a sink-only file where a whole
+connector config is needed, a text file where the historian should be). The answer is
+`error: FILE: field: message` on stderr, and never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import DEMONSTRATOR
+
+Make = Callable[[Path], Path]
+UNSET = "FABBRICA_TEST_SURELY_UNSET"
+
+
+def _write(name: str, content: str | bytes) -> Make:
+    def make(folder: Path) -> Path:
+        path = folder / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return path
+
+    return make
+
+
+def _folder(folder: Path) -> Path:
+    path = folder / "a-folder.yaml"
+    path.mkdir()
+    return path
+
+
+# kinds of bad file every reader must refuse in one line
+COMMON: dict[str, Make] = {
+    "missing": lambda folder: folder / "missing.yaml",
+    "folder": _folder,
+    "not-utf8": _write("latin1.yaml", b"name: caf\xe9\n"),
+    "not-yaml": _write("broken.yaml", "name: [unclosed\n  - x: {\n"),
+    "not-a-mapping": _write("list.yaml", "- a\n- b\n"),
+    "unknown-key": _write("unknown.yaml", "surely_not_a_field: 1\n"),
+}
+SINK_BAD: dict[str, Make] = {
+    **COMMON,
+    "no-sink": _write("no-sink.yaml", "name: x\nmqtt: []\n"),
+    "sink-unknown-key": _write(
+        "sink-key.yaml", "sink: {type: influxdb1, url: http://x:8086, database: p, nope: 1}\n"
+    ),
+    "sink-bad-type": _write("sink-type.yaml", "sink: {type: influxdb9, url: http://x:8086}\n"),
+    "unset-env": _write(
+        "sink-env.yaml", f"sink: {{type: influxdb2, url: http://x:8086, bucket: b, token: '${{{UNSET}}}'}}\n"
+    ),
+}
+CONNECT_BAD: dict[str, Make] = {
+    **COMMON,
+    "sink-only": _write("sink-only.yaml", "sink: {type: embedded, path: h.duckdb}\n"),
+    "unset-env": _write(
+        "connect-env.yaml",
+        yaml.safe_dump(
+            {
+                "mqtt": [
+                    {"url": "mqtt://127.0.0.1:1", "username": "u", "password": f"${{{UNSET}}}", "topics": []}
+                ]
+            }
+        ),
+    ),
+}
+HARDWARE_BAD: dict[str, Make] = {
+    **COMMON,
+    "unset-env": _write("hardware-env.yaml", f"mqtt: {{url: 'mqtt://u:${{{UNSET}}}@127.0.0.1:1'}}\n"),
+}
+SOURCE_BAD: dict[str, Make] = {
+    **SINK_BAD,
+    "text-historian": _write("historian.duckdb", "this is no database\n"),
+    "historian-missing": _write("sink-gone.yaml", "sink: {type: embedded, path: gone.duckdb}\n"),
+}
+JSON_BAD: dict[str, Make] = {
+    "missing": lambda folder: folder / "experiment.json",
+    "not-json": _write("experiment.json", "{not json"),
+    "not-experiment": _write("other.json", '{"a": 1}'),
+}
+
+
+def _experiment(folder: Path) -> Path:
+    path = folder / "study.yaml"
+    spec = {
+        "name": "ok",
+        "line": str(DEMONSTRATOR),
+        "design": {"scenarios": [{"id": "as-built"}]},
+        "replications": 2,
+        "horizon": "1h",
+        "kpis": ["throughput_per_hour"],
+    }
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _sink(folder: Path) -> Path:
+    path = folder / "good-sink.yaml"
+    path.write_text("sink: {type: embedded, path: results.duckdb}\n")
+    return path
+
+
+LINE = str(DEMONSTRATOR)
+# the files' own readers see every kind of bad file; a command that only passes a file on to a
+# reader already seen here gets the kinds that reach it first
+SHORT = {kind: COMMON[kind] for kind in ("missing", "not-yaml", "unknown-key")}
+SINK_SHORT = {
+    kind: SINK_BAD[kind] for kind in ("missing", "not-yaml", "no-sink", "sink-unknown-key", "unset-env")
+}
+# (name, arguments with {F} where the bad file goes, the bad files to try)
+COMMANDS: list[tuple[str, list[str], dict[str, Make]]] = [
+    ("twin run LINE", ["twin", "run", "{F}"], COMMON),
+    ("twin run --sink-config", ["twin", "run", LINE, "--sink-config", "{F}"], SINK_BAD),
+    (
+        "twin calibrate --line",
+        ["twin", "calibrate", "--line", "{F}", "--source", "{SINK}", "--out", "{O}"],
+        SHORT,
+    ),
+    (
+        "twin calibrate --source",
+        ["twin", "calibrate", "--line", LINE, "--source", "{F}", "--out", "{O}"],
+        SOURCE_BAD,
+    ),
+    ("twin validate LINE", ["twin", "validate", "{F}", "--source", "{SINK}"], SHORT),
+    (
+        "twin validate --source",
+        ["twin", "validate", LINE, "--source", "{F}"],
+        SINK_SHORT | {k: SOURCE_BAD[k] for k in ("text-historian", "historian-missing")},
+    ),
+    (
+        "twin validate --sink-config",
+        ["twin", "validate", LINE, "--source", "{SINK}", "--sink-config", "{F}"],
+        SINK_SHORT,
+    ),
+    ("experiment run", ["experiment", "run", "{F}", "--out", "{O}"], SHORT),
+    (
+        "experiment run --sink-config",
+        ["experiment", "run", "{EXP}", "--out", "{O}", "--sink-config", "{F}"],
+        SINK_SHORT,
+    ),
+    ("experiment validate", ["experiment", "validate", "{F}"], COMMON),
+    ("connect", ["connect", "{F}", "--check"], CONNECT_BAD),
+    (
+        "line serve LINE",
+        ["line", "serve", "{F}", "--opcua", "none", "--mqtt", "none", "--duration", "1s"],
+        SHORT,
+    ),
+    (
+        "line serve --hardware",
+        ["line", "serve", LINE, "--hardware", "{F}", "--opcua", "none", "--mqtt", "none", "--duration", "1s"],
+        HARDWARE_BAD,
+    ),
+    ("demo --line", ["demo", "--line", "{F}", "--out", "{O}", "--hours", "0.1", "--speed", "1200"], SHORT),
+    (
+        "demo --sink-config",
+        ["demo", "--sink-config", "{F}", "--out", "{O}", "--hours", "0.1", "--speed", "1200"],
+        SINK_SHORT,
+    ),
+    ("grafana annotate", ["grafana", "annotate", "{F}", "--url", "http://127.0.0.1:9"], JSON_BAD),
+]
+CASES = {f"{name}-{kind}": (args, make) for name, args, bad in COMMANDS for kind, make in bad.items()}
+
+
+@pytest.fixture(scope="module")
+def answers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    """Every case run once, a few at a time (most of each run is Python importing the command)."""
+    environ = {key: value for key, value in os.environ.items() if key != UNSET}
+
+    def run(case: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+        args, make = CASES[case]
+        folder = tmp_path_factory.mktemp("bad")
+        bad = make(folder)
+        values = {"{F}": str(bad), "{O}": str(folder / "out")}
+        if "{SINK}" in args:
+            values["{SINK}"] = str(_sink(folder))
+        if "{EXP}" in args:
+            values["{EXP}"] = str(_experiment(folder))
+        command = [sys.executable, "-m", "fabbrica", *(values.get(arg, arg) for arg in args)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=folder, env=environ)
+        return bad, done
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(CASES, pool.map(run, CASES), strict=True))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # the first case waits for all of them
+@pytest.mark.parametrize("case", CASES)
+def test_a_bad_file_is_one_line_and_exit_2(
+    case: str, answers: dict[str, tuple[Path, subprocess.CompletedProcess[str]]]
+) -> None:
+    bad, done = answers[case]
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and bad.name in lines[0], lines[0]
