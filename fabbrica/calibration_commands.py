@@ -21,7 +21,10 @@ from twin.line import line_from_dict, load_line, read_yaml
 if TYPE_CHECKING:  # scipy and pandas load only when a command needs them: `fabbrica connect` stays light
     from twin.calibration.estimate import StationCalibration
 
-SOURCE_HELP = "historian.duckdb, http://HOST:PORT/DATABASE (InfluxDB 1.x) or a connector config YAML"
+SOURCE_HELP = (
+    "historian.duckdb, http://HOST:PORT/DATABASE (InfluxDB 1.x) or a YAML file with a `sink:` section "
+    "(a connector config)"
+)
 
 
 def _stderr() -> Console:

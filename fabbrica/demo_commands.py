@@ -32,7 +32,9 @@ def demo(
     seed: int = typer.Option(1, min=0, help="Seed of the simulated line."),
     mqtt: str | None = typer.Option(None, help="Use this MQTT broker instead of the embedded one."),
     sink_config: Path | None = typer.Option(
-        None, help="Connector config whose `sink:` the connectors write to (e.g. InfluxDB for Grafana)."
+        None,
+        help="A file with a `sink:` section (or a whole connector config) to write to, e.g. the "
+        "InfluxDB behind Grafana; secrets as ${ENV}.",
     ),
 ) -> None:
     """The whole loop: simulated line, connectors, historian, calibration, validation, what-if."""
