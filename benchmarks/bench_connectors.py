@@ -9,9 +9,14 @@ buffer a sensor's samples send them), so the drain rates are then in points (rea
 Starts its own Mosquitto and InfluxDB 1.x (Debian packages) on free loopback ports and measures:
 1. MQTT drain rate: N JSON sensor messages queued at the broker for an offline persistent session,
    then drained by a bare paho subscriber (QoS 1, auto-ack, counting only) and by
-   `fabbrica connect` into InfluxDB 1.x (parse, spool, write); rate = N / drain time.
-2. OPC UA: values per second taken in by a bare asyncua subscription handler (counting only) and
-   written by the connector, from the same server producing a fixed change rate.
+   `fabbrica connect` into InfluxDB 1.x (parse, spool, write). Both clocks start at the same
+   event, the first message received, and stop at the last message received (bare) or at the
+   sink's answer to the write that stored the last point (connector); rate = N / that time.
+   A run that did not get every message is an error (exit status 1), not a rate.
+2. OPC UA: the server logs the time of every change it makes, so each client is measured
+   against what the server actually produced in the same window (values whose source time
+   falls in it): values per second and the share of the produced values, taken in by a bare
+   asyncua subscription handler (counting only) and stored by the connector.
 3. p99 latency from publish to durable write (the sink's answer), at a steady rate, against the
    flush interval; and the connector's memory (RSS) at that rate and during a database outage.
 Prints the median of the repeats for each figure.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import os
 import shutil
@@ -46,6 +52,62 @@ from paho.mqtt.properties import Properties
 
 ROOT = Path(__file__).resolve().parents[1]
 FABBRICA = [sys.executable, "-c", "from fabbrica.cli import main; main()"]
+
+
+class BenchError(RuntimeError):
+    """A measurement that cannot give a rate (for example a client that missed messages)."""
+
+
+# `fabbrica connect` with two probes, written to the file in $FABBRICA_BENCH_PROBE:
+# "first NS" when the MQTT source receives its first message (paho's receive time), and
+# "stored NS COUNT" after each answered InfluxDB 1.x write carrying COUNT sensor points.
+PROBED_CONNECT = """
+import os, sys, time
+from connectors.mqtt.source import MqttSourceRunner
+from connectors.sinks.influxdb1 import InfluxDB1
+out = open(os.environ["FABBRICA_BENCH_PROBE"], "w")
+handle, write = MqttSourceRunner._handle, InfluxDB1.write
+def first(self, client, batch):
+    if batch and not getattr(self, "_probed", False):
+        self._probed = True
+        out.write(f"first {min(item[4] for item in batch)}\\n")
+        out.flush()
+    return handle(self, client, batch)
+async def timed(self, data, *args, **kwargs):
+    rejected = await write(self, data, *args, **kwargs)
+    sensors = data.count(b"\\nsensor") + data.startswith(b"sensor")
+    if sensors:
+        out.write(f"stored {time.time_ns()} {sensors}\\n")
+        out.flush()
+    return rejected
+MqttSourceRunner._handle, InfluxDB1.write = first, timed
+sys.argv = ["fabbrica", "-v", "connect", sys.argv[1]]
+from fabbrica.cli import main
+main()
+"""
+
+
+def start_probed(path: Path, probe: Path) -> subprocess.Popen[str]:
+    """`fabbrica connect path` with the probes (see PROBED_CONNECT) writing to `probe`."""
+    env = {**os.environ, "FABBRICA_BENCH_PROBE": str(probe)}
+    return subprocess.Popen(
+        [sys.executable, "-c", PROBED_CONNECT, str(path)],
+        cwd=path.parent, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def read_probe(probe: Path) -> tuple[int, int, int]:
+    """(first message received, last write answered, sensor points written) from a probe file."""
+    first, last, stored = 0, 0, 0
+    for line in probe.read_text().splitlines():
+        kind, *values = line.split()
+        if kind == "first":
+            first = int(values[0])
+        elif kind == "stored":
+            last, stored = int(values[0]), stored + int(values[1])
+    if not first:
+        raise BenchError(f"{probe}: the connector received no message")
+    return first, last, stored
 
 
 def free_port() -> int:
@@ -176,61 +238,78 @@ def publish(
     client.disconnect()
 
 
-def bare_paho_drain(port: int, count: int, readings: int = 1) -> float:
-    """Messages per second a bare paho subscriber receives (counting only)."""
-    register("bench-bare", port, "factory/+/+/+")
+def bare_paho_drain(port: int, count: int, repeat: int, readings: int = 1) -> float:
+    """Messages per second a bare paho subscriber receives (counting only), from the first
+    message received to the last; BenchError if it did not receive all `count`."""
+    client_id = f"bench-bare{repeat}"
+    register(client_id, port, "factory/+/+/+")
     publish(port, count, readings=readings)
     received = 0
     done = threading.Event()
-    first: list[float] = []
+    first: list[int] = []
+    last: list[int] = []
 
     def on_message(client: Any, userdata: Any, message: Any) -> None:
         nonlocal received
         if not first:
-            first.append(time.perf_counter())
+            first.append(time.time_ns())
         received += 1
-        if received >= count:
+        if received == count:
+            last.append(time.time_ns())
             done.set()
 
-    started = time.perf_counter()
-    client = session("bench-bare", port)
+    client = session(client_id, port)
     client.on_message = on_message
     client.loop_start()
-    done.wait(300)
-    elapsed = time.perf_counter() - started
+    timeout = max(120.0, count / 500)
+    done.wait(timeout)
     client.disconnect()
     client.loop_stop()
-    return count / elapsed
+    if not last:
+        raise BenchError(
+            f"bare paho subscriber received {received} of {count} messages within {timeout:.0f} s"
+        )
+    return count / ((last[0] - first[0]) / 1e9)
 
 
-def connector_config(folder: Path, servers: Servers, database: str, **sink: Any) -> Path:
+def connector_config(
+    folder: Path,
+    servers: Servers,
+    database: str,
+    *,
+    member: str = "",
+    topic_filter: str = "factory/+/+/+",
+    **sink: Any,
+) -> Path:
+    """A connector config for one MQTT subscription into InfluxDB 1.x; client id bench-DATABASE[MEMBER]."""
     config = {
-        "name": "bench",
+        "name": f"bench{member}",
         "sink": {"type": "influxdb1", "url": servers.influx_url, "database": database, **sink},
-        "spool": {"path": str(folder / f"spool-{database}"), "max_bytes": "2GB"},
+        "spool": {"path": str(folder / f"spool-{database}{member}"), "max_bytes": "2GB"},
         "health": {"interval": "5s"},
         "mqtt": [
             {
                 "url": f"mqtt://127.0.0.1:{servers.mqtt_port}",
-                "client_id": f"bench-{database}",
-                "topics": [{"filter": "factory/+/+/+", "format": "json"}],
+                "client_id": f"bench-{database}{member}",
+                "topics": [{"filter": topic_filter, "format": "json"}],
             }
         ],
     }
-    path = folder / f"{database}.yaml"
+    path = folder / f"{database}{member}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def wait_connected(process: subprocess.Popen[str]) -> float:
-    """Wait for the connector's "connected as" log line; keep draining its stderr afterwards."""
+def wait_connected(process: subprocess.Popen[str], marker: str = "connected as") -> float:
+    """Wait for the connector's log line with `marker` (MQTT: "connected as", OPC UA:
+    "connected, N variables", once subscribed); keep draining its stderr afterwards."""
     connected = threading.Event()
     started: list[float] = []
 
     def watch() -> None:
         assert process.stderr is not None
         for line in process.stderr:
-            if "connected as" in line and not started:
+            if marker in line and not started:
                 started.append(time.perf_counter())
                 connected.set()
 
@@ -240,26 +319,47 @@ def wait_connected(process: subprocess.Popen[str]) -> float:
     return started[0]
 
 
-def connector_drain(folder: Path, servers: Servers, count: int, repeat: int, readings: int = 1) -> float:
-    """Points per second the connector takes from the broker into InfluxDB 1.x."""
-    database = f"drain{repeat}"
-    path = connector_config(folder, servers, database, batch_size=10000, flush_interval="0.5s")
-    register(f"bench-{database}", servers.mqtt_port, "factory/+/+/+")
+def create_database(servers: Servers, database: str) -> None:
     urllib.request.urlopen(
         urllib.request.Request(f"{servers.influx_url}/query", data=f"q=CREATE DATABASE {database}".encode()),
         timeout=10,
     ).close()
+
+
+def drain(servers: Servers, database: str, paths: list[Path], points: int) -> tuple[float, list[int]]:
+    """Start one probed connector per config at once, wait until `points` sensor points are in
+    `database`; points per second from the first message any of them received to the last
+    write answered, and the points each one wrote. BenchError if they do not all arrive."""
+    probes = [path.with_suffix(".probe") for path in paths]
+    processes = [start_probed(path, probe) for path, probe in zip(paths, probes, strict=True)]
+    try:
+        for process in processes:
+            wait_connected(process)
+        deadline = time.monotonic() + max(120.0, points / 1000)
+        while (stored := influx_count(servers.influx_url, database)) < points:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{database}: {stored} of {points} points stored within the time allowed")
+            time.sleep(0.05)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(60)
+    figures = [read_probe(probe) for probe in probes]
+    first = min(first for first, _, _ in figures)
+    last = max(last for _, last, _ in figures)
+    return points / ((last - first) / 1e9), [stored for _, _, stored in figures]
+
+
+def connector_drain(folder: Path, servers: Servers, count: int, repeat: int, readings: int = 1) -> float:
+    """Points per second the connector takes from the broker into InfluxDB 1.x (see `drain`)."""
+    database = f"drain{repeat}"
+    path = connector_config(folder, servers, database, batch_size=10000, flush_interval="0.5s")
+    register(f"bench-{database}", servers.mqtt_port, "factory/+/+/+")
+    create_database(servers, database)
     publish(servers.mqtt_port, count, readings=readings)
-    process = subprocess.Popen(
-        [*FABBRICA, "-v", "connect", str(path)], cwd=folder, stderr=subprocess.PIPE, text=True
-    )
-    started = [wait_connected(process)]  # the drain starts: process start-up left out
-    while influx_count(servers.influx_url, database) < count * readings:
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - started[0]
-    process.terminate()
-    process.wait(60)
-    return count * readings / elapsed
+    rate, _ = drain(servers, database, [path], count * readings)
+    return rate
 
 
 def latency_and_memory(
@@ -329,11 +429,15 @@ def latency_and_memory(
     }
 
 
+# The OPC UA server: `count` variables all changed every `period` seconds, one source time per
+# step; each step's source time (epoch ns, microsecond precision as OPC UA keeps it) is appended
+# to the file `steps`, so what the server produced in a window is known, not assumed.
 OPCUA_SERVER = """
 import asyncio, sys
 from datetime import UTC, datetime
 from asyncua import Server, ua
-async def main(port, count, period):
+async def main(port, count, period, steps):
+    log = open(steps, "a", buffering=1)
     server = Server()
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/")
@@ -354,21 +458,36 @@ async def main(port, count, period):
             for node in nodes:
                 data = ua.DataValue(value, SourceTimestamp=now, ServerTimestamp=now)
                 await server.write_attribute_value(node.nodeid, data)
+            log.write(f"{int(now.timestamp()) * 10**9 + now.microsecond * 1000}\\n")
             await asyncio.sleep(period)
-asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])))
+asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]))
 """
 
 
-async def bare_opcua(url: str, seconds: float) -> float:
-    from asyncua import Client, ua
+def produced(steps: Path, variables: int, start_ns: int, end_ns: int) -> int:
+    """Value changes the OPC UA server made with a source time in [start_ns, end_ns)."""
+    times = [int(line) for line in steps.read_text().split()]
+    return variables * sum(1 for stamp in times if start_ns <= stamp < end_ns)
+
+
+def _epoch_ns(stamp: Any) -> int:
+    """An OPC UA source time (a datetime, naive meaning UTC) as epoch ns."""
+    seconds = stamp.replace(tzinfo=None) - datetime.datetime(1970, 1, 1)
+    return (seconds.days * 86400 + seconds.seconds) * 10**9 + seconds.microseconds * 1000
+
+
+async def bare_opcua(url: str, seconds: float) -> tuple[int, int, int]:
+    """(values received, window start ns, window end ns): notifications whose source time is in
+    the window, counted by a bare asyncua subscription handler."""
+    from asyncua import Client
 
     counted = 0
-    window: list[float] = []
+    window = [0, 0]
 
     class Handler:
         def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
             nonlocal counted
-            if window:
+            if window[0] <= _epoch_ns(data.monitored_item.Value.SourceTimestamp) < window[1]:
                 counted += 1
 
     async with Client(url) as client:
@@ -378,15 +497,15 @@ async def bare_opcua(url: str, seconds: float) -> float:
         subscription = await client.create_subscription(50, Handler())
         await subscription.subscribe_data_change(nodes, queuesize=1000, sampling_interval=0)
         await asyncio.sleep(2)
-        window.append(time.time())
-        await asyncio.sleep(seconds)
-        result = counted / seconds
-        window.clear()
-        del ua
-    return result
+        window[:] = [time.time_ns(), time.time_ns() + int(seconds * 1e9)]
+        await asyncio.sleep(seconds + 3)  # the window, then time for its last values to arrive
+    return counted, window[0], window[1]
 
 
-def connector_opcua(folder: Path, servers: Servers, url: str, seconds: float, repeat: int) -> float:
+def connector_opcua(
+    folder: Path, servers: Servers, url: str, seconds: float, repeat: int
+) -> tuple[int, int, int]:
+    """(values stored with a source time in the window, window start ns, window end ns)."""
     database = f"opcua{repeat}"
     config = {
         "name": "bench-opcua",
@@ -403,8 +522,11 @@ def connector_opcua(folder: Path, servers: Servers, url: str, seconds: float, re
     }
     path = folder / f"{database}.yaml"
     path.write_text(yaml.safe_dump(config))
-    process = subprocess.Popen([*FABBRICA, "connect", str(path)], cwd=folder)
-    time.sleep(5)
+    process = subprocess.Popen(
+        [*FABBRICA, "-v", "connect", str(path)], cwd=folder, stderr=subprocess.PIPE, text=True
+    )
+    wait_connected(process, "variables")  # subscribed: start-up and browsing left out
+    time.sleep(2)  # as the bare client, which waits 2 s after subscribing
     start_ns = time.time_ns()
     time.sleep(seconds)
     end_ns = time.time_ns()
@@ -416,9 +538,38 @@ def connector_opcua(folder: Path, servers: Servers, url: str, seconds: float, re
     )
     with urllib.request.urlopen(f"{servers.influx_url}/query?{params}", timeout=30) as answer:
         series = json.load(answer)["results"][0].get("series", [])
-    if not series:
-        return 0.0
-    return sum(value for value in series[0]["values"][0][1:] if value) / seconds
+    stored = sum(value for value in series[0]["values"][0][1:] if value) if series else 0
+    return stored, start_ns, end_ns
+
+
+def opcua_runs(
+    folder: Path, servers: Servers, args: argparse.Namespace, results: dict[str, list[float]]
+) -> None:
+    """Bare asyncua handler and connector in turn against one server, each measured against the
+    value changes the server made in its own window."""
+    port, steps = free_port(), folder / "opcua-steps.txt"
+    command = [sys.executable, "-c", OPCUA_SERVER, str(port), str(args.opcua_variables), "0.05", str(steps)]
+    server = subprocess.Popen(command)
+    try:
+        wait_port(port)
+        time.sleep(2)
+        url = f"opc.tcp://127.0.0.1:{port}/"
+        for repeat in range(args.repeats):
+            for who in ("bare_asyncua", "connector_opcua"):
+                if who == "bare_asyncua":
+                    got, start_ns, end_ns = asyncio.run(bare_opcua(url, args.seconds))
+                else:
+                    got, start_ns, end_ns = connector_opcua(folder, servers, url, args.seconds, repeat)
+                made = produced(steps, args.opcua_variables, start_ns, end_ns)
+                if not made:
+                    raise BenchError(f"the OPC UA server produced no value in the {who} window")
+                results.setdefault(f"opcua_server_values_per_s_{who}_window", []).append(made / args.seconds)
+                results.setdefault(f"{who}_values_per_s", []).append(got / args.seconds)
+                results.setdefault(f"{who}_share_of_produced", []).append(got / made)
+            print({key: round(values[-1], 3) for key, values in results.items()}, flush=True)
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def main() -> None:
@@ -426,10 +577,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--opcua-variables", type=int, default=500)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=8.0, help="OPC UA measuring window")
     parser.add_argument("--latency-rate", type=float, default=2000.0, help="messages/s for the latency run")
-    parser.add_argument("--latency-only", action="store_true")
-    parser.add_argument("--drain-only", action="store_true", help="only the MQTT drain rates")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--drain-only", action="store_true", help="only the MQTT drain rates")
+    only.add_argument("--opcua-only", action="store_true", help="only the OPC UA rates")
+    only.add_argument("--latency-only", action="store_true", help="only latency and memory")
     parser.add_argument(
         "--readings-per-message", type=int, default=1, help="readings per MQTT message (a JSON list)"
     )
@@ -437,58 +590,42 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-connectors-"))
     servers = Servers(folder)
     results: dict[str, list[float]] = {}
+    medians: dict[str, float] = {}
+    k = args.readings_per_message
     try:
-        for repeat in range(0 if args.latency_only else args.repeats):
-            k = args.readings_per_message
-            results.setdefault("bare_paho_msgs_per_s", []).append(
-                bare_paho_drain(servers.mqtt_port, args.messages, k)
-            )
-            results.setdefault("connector_influxdb1_points_per_s", []).append(
-                connector_drain(folder, servers, args.messages, repeat, k)
-            )
-            print({key: round(values[-1]) for key, values in results.items()}, flush=True)
-        if args.drain_only:
-            bare = statistics.median(results["bare_paho_msgs_per_s"]) * args.readings_per_message
-            points = statistics.median(results["connector_influxdb1_points_per_s"])
-            print(f"{'readings_per_message':36s} {args.readings_per_message:12d}")
-            print(f"{'bare_paho_readings_per_s':36s} {bare:12.1f}")
-            print(f"{'connector_influxdb1_points_per_s':36s} {points:12.1f}")
-            print(f"{'mqtt_ratio':36s} {points / bare:12.3f}")
-            return
-        if args.latency_only:
-            latency = latency_and_memory(folder, servers, rate=args.latency_rate, seconds=10, flush=1.0)
-            for key, value in latency.items():
-                print(f"{key:36s} {value:12.3f}")
-            return
-        opcua_port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-c", OPCUA_SERVER, str(opcua_port), str(args.opcua_variables), "0.05"]
-        )
-        wait_port(opcua_port)
-        time.sleep(2)
-        url = f"opc.tcp://127.0.0.1:{opcua_port}/"
-        for repeat in range(args.repeats):
-            results.setdefault("bare_asyncua_values_per_s", []).append(
-                asyncio.run(bare_opcua(url, args.seconds))
-            )
-            results.setdefault("connector_opcua_values_per_s", []).append(
-                connector_opcua(folder, servers, url, args.seconds, repeat)
-            )
-            print({key: round(values[-1]) for key, values in results.items()}, flush=True)
-        server.terminate()
-        server.wait()
-        latency = latency_and_memory(folder, servers, rate=args.latency_rate, seconds=10, flush=1.0)
+        if not (args.latency_only or args.opcua_only):
+            for repeat in range(args.repeats):
+                results.setdefault("bare_paho_readings_per_s", []).append(
+                    bare_paho_drain(servers.mqtt_port, args.messages, repeat, k) * k
+                )
+                results.setdefault("connector_influxdb1_points_per_s", []).append(
+                    connector_drain(folder, servers, args.messages, repeat, k)
+                )
+                print({key: round(values[-1]) for key, values in results.items()}, flush=True)
+        if not (args.latency_only or args.drain_only):
+            opcua_runs(folder, servers, args, results)
+        medians = {key: statistics.median(values) for key, values in results.items()}
+        if not (args.drain_only or args.opcua_only):
+            medians["latency_rate_msgs_per_s"] = args.latency_rate
+            medians.update(latency_and_memory(folder, servers, rate=args.latency_rate, seconds=10, flush=1.0))
     finally:
         servers.close()
         shutil.rmtree(folder, ignore_errors=True)
-    medians = {key: statistics.median(values) for key, values in results.items()}
-    medians["mqtt_ratio"] = medians["connector_influxdb1_points_per_s"] / medians["bare_paho_msgs_per_s"]
-    medians["opcua_ratio"] = medians["connector_opcua_values_per_s"] / medians["bare_asyncua_values_per_s"]
-    medians["latency_rate_msgs_per_s"] = args.latency_rate
-    medians.update(latency)
+    if "bare_paho_readings_per_s" in medians:
+        medians["readings_per_message"] = k
+        medians["mqtt_ratio"] = (
+            medians["connector_influxdb1_points_per_s"] / medians["bare_paho_readings_per_s"]
+        )
+    if "bare_asyncua_share_of_produced" in medians:
+        shares = medians["connector_opcua_share_of_produced"] / medians["bare_asyncua_share_of_produced"]
+        medians["opcua_ratio"] = shares
+    print(f"medians of {args.repeats} repeats")
     for key, value in medians.items():
-        print(f"{key:36s} {value:12.3f}")
+        print(f"{key:44s} {value:12.3f}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BenchError as exc:
+        sys.exit(f"bench_connectors: error: {exc}")
