@@ -242,6 +242,9 @@ class MqttConfig(_Strict):
 
     At start the line waits up to `connect_timeout` for the broker, then runs anyway;
     at exit the client waits up to `drain_timeout` for the broker's acknowledgements.
+    With `truth_readings` every sensor sample handed to the client (its `ts` and value) is kept
+    for the truth file, so that a check can compare stored readings with them (memory grows
+    with the run: for tests and short runs).
     """
 
     enabled: bool = True
@@ -255,6 +258,7 @@ class MqttConfig(_Strict):
     events_qos: int = Field(default=1, ge=0, le=2)
     connect_timeout: Duration = 1.0
     drain_timeout: Duration = 5.0
+    truth_readings: bool = False
     sensors: list[SignalSpec] = Field(default_factory=lambda: list(DEFAULT_SENSORS))
 
     @field_validator("url")

@@ -11,7 +11,8 @@ One paho-mqtt client carries all of it. Its network thread reconnects by itself 
 a broker restart (with a short back-off); QoS 1 and 2 messages published meanwhile
 wait in its queue and go out after the reconnect, QoS 0 messages are dropped and
 counted. Every topic counts the messages the broker acknowledged (`published`) and
-those lost (`dropped`), for the truth file.
+those lost (`dropped`), for the truth file; with `truth_readings` it also keeps every
+sample's `ts` and value (`readings`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ class SensorPublisher:
         self.qos = {spec.name: spec.qos for spec in config.sensors}
         self.topics: dict[tuple[int, str], str] = {}
         self.stats: dict[str, TopicStats] = {}
+        # sensor name -> [(ts, value)] per station index, when the truth keeps the readings
+        self.readings: dict[int, dict[str, list[tuple[str, float]]]] | None = (
+            {station.index: {name: [] for name in self.units} for station in runtime.stations}
+            if config.truth_readings
+            else None
+        )
         for station in runtime.stations:
             base = f"{prefix}/{line}/{topic_level(station.name, 'station name')}"
             for name in [*self.units, "events"]:
@@ -140,6 +147,11 @@ class SensorPublisher:
         self._closing = True
         self.client.disconnect()
         await asyncio.to_thread(self.client.loop_stop)
+        # paho closes its sockets (the pair that wakes its network thread, a connection a retry
+        # was opening) only when the client is collected, which for this publisher, in a cycle
+        # with its callbacks, can be after the sockets' own finalizers: an "unclosed socket"
+        # ResourceWarning. reinitialise() is paho's public call that closes them now.
+        pass
 
     # -- paho callbacks (network thread: must never raise) ------------------------------------
     def _on_connect(
@@ -192,13 +204,15 @@ class SensorPublisher:
         epoch = self.clock.epoch
         samples = runtime.sensor_samples
         if samples:
-            topics, units, qos = self.topics, self.units, self.qos
+            topics, units, qos, readings = self.topics, self.units, self.qos, self.readings
             for sample in samples:
                 ts = iso_utc(epoch(sample.t))
                 index = sample.station.index
                 for name, value in zip(sample.names, sample.values.tolist(), strict=True):
                     payload = json.dumps({"ts": ts, "value": value, "unit": units[name]})
                     self._send(topics[index, name], payload, qos[name])
+                    if readings is not None:
+                        readings[index][name].append((ts, value))
             samples.clear()
         events = runtime.part_events
         if events:

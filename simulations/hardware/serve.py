@@ -52,6 +52,7 @@ class ServedLine:
             self.clock,
             opcua=None if self.plcs is None else self._opcua(),
             mqtt=None if self.sensors is None else self.sensors.summary(),
+            readings=None if self.sensors is None else self.sensors.readings,
         )
 
     def _opcua(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Tests and fault-injection checks compare what reached the database with it. Per
 station it holds the final counters, every value the PLC's `State`, `PartsProduced`,
 `PartsScrapped` and `LastCycleTime` variables took (with the source timestamp the
 PLC gave it), every finished part (as published on the events topic), every operator
-command, and per MQTT topic the messages the broker acknowledged. The format is
+command, and per MQTT topic the messages the broker acknowledged (with the hardware's
+`mqtt.truth_readings`, also every sensor sample handed to the broker). The format is
 documented in docs/simulated-hardware.md; `FORMAT` names its version.
 """
 
@@ -29,8 +30,9 @@ def truth_record(
     *,
     opcua: dict[str, Any] | None = None,
     mqtt: dict[str, Any] | None = None,
+    readings: dict[int, dict[str, list[tuple[str, float]]]] | None = None,
 ) -> dict[str, Any]:
-    """The truth of the run so far, as plain data."""
+    """The truth of the run so far, as plain data; `readings`: the sensor samples per station index."""
     epoch = clock.epoch
     now = runtime.env.now
     stations: dict[str, Any] = {}
@@ -58,6 +60,11 @@ def truth_record(
                 topic.removeprefix(prefix): counts
                 for topic, counts in mqtt["topics"].items()
                 if topic.startswith(prefix)
+            }
+        if readings is not None:
+            stations[station.name]["readings"] = {
+                sensor: [{"ts": ts, "value": value} for ts, value in samples]
+                for sensor, samples in readings[station.index].items()
             }
     return {
         "format": FORMAT,
