@@ -5,8 +5,8 @@
 
 Writes `results.json` (every figure and detail) and `results.md` (the table of
 docs/RELIABILITY.md) into `--out`; the servers, logs and truth files of each run stay in
-`--out/runs/`. Exits 1 if a scenario misses its goal (0 lost and 0 duplicated; with a full
-spool, lost equal to the reported dropped count).
+`--out/runs/`. Exits 1 if a scenario misses its goal (0 lost, 0 duplicated, no stored value
+other than the truth's; with a full spool, lost equal to the reported dropped count).
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ gracefully, and the database is compared with the truth file:
 - duplicated: database points with no truth point of their own (a value stored twice under two
   timestamps, a message counted twice); a point written twice at the same series and
   timestamp overwrites itself and is no duplicate;
+- wrong values: stored points whose value is not the truth's at their timestamp (PLC variables,
+  part events field by field, sensor readings against every sample the line handed to the
+  broker, which the line keeps with `mqtt.truth_readings`), or a reading at an instant the line
+  never published; compared exactly (`same_value`), and any one fails the scenario;
 - dropped (reported): what the connector says it dropped (spool full), from its last
   `connector_health` point;
 - opcua gap: PLC values that changed while no OPC UA session existed (connector dead, PLC
@@ -36,7 +40,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +83,7 @@ PLC_VARIABLES = (
 HARDWARE = {
     "opcua": {"security": {"policies": ["None"]}, "linger": "1s"},
     "mqtt": {
+        "truth_readings": True,  # every sample in the truth file: stored readings are checked against it
         "sensors": [
             {"name": "energy", "unit": "kWh", "idle": 0.3, "tau": 1, "integrate": True, "rate": 10,
              "levels": {"working": 7.5, "setup": 2.4, "blocked": 1.3, "starved": 1.3, "down": 0.5}},
@@ -190,6 +195,8 @@ class Outcome:
     details: dict[str, Any] = field(default_factory=dict)
     # values a killed PLC wrote in its last publishing interval and never sent: they died with it
     unsent_at_kill: int = 0
+    # stored values that differ from the truth at their timestamp (examples in details)
+    wrong_values: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -429,33 +436,13 @@ class Run:
         url, db = self.stack.influx_url, self.database
         gap_window = self.name in GAP_SCENARIOS
         details: dict[str, Any] = {"fault": [round(self.fault_start, 3), round(self.fault_end, 3)]}
-        expected = stored = lost = duplicated = gap = unsent = 0
-
-        # OPC UA values of the served line's PLC
-        want: dict[tuple[str, str], dict[int, Any]] = defaultdict(dict)
-        for station, record in truth["stations"].items():
-            for entry in record["states"]:
-                want[station, "State"][iso_ns(entry["ts"])] = entry["state"]
-            for variable, entries in record["values"].items():
-                want[station, variable].update((iso_ns(entry["ts"]), entry["value"]) for entry in entries)
-        variables = {variable for _, variable in want}
-        start_ns = iso_ns(truth["start"])
-        have: dict[tuple[str, str], dict[int, Any]] = defaultdict(dict)
-        initial = 0
-        for row in influx_rows(url, db, "machine", f"\"line\" = '{LINE}'"):
-            for variable in variables:
-                value = row.get(variable)
-                if value is None:
-                    continue
-                series = want[row["station"], variable]
-                if row["time"] == start_ns and value == 0 and row["time"] not in series:
-                    initial += 1  # the PLC's initial zero at the start; the truth lists changes only
-                    continue
-                have[row["station"], variable][row["time"]] = value
+        stored = Stored(
+            machine=influx_rows(url, db, "machine", f"\"line\" = '{LINE}'"),
+            parts=influx_rows(url, db, "part", f"\"line\" = '{LINE}'"),
+            sensors=influx_rows(url, db, "sensor", f"\"line\" = '{LINE}'"),
+        )
         gap_from = self.fault_start - PUBLISH_MARGIN_S if gap_window else None
-        opcua = _series_bill(want, have, gap_from, start_ns)
-        opcua["initial_zeros"] = initial
-        details["opcua"] = opcua
+        details.update(line_bill(truth, stored, gap_from))
 
         # the standalone PLC (OPC UA restart scenario)
         if self.plc_truth.exists():
@@ -477,49 +464,6 @@ class Run:
             }
             details["restarted_plc"] = _series_bill(plc_want, plc_have, self.fault_start - PUBLISH_MARGIN_S)
 
-        # part events (MQTT, QoS 1)
-        part_want = {
-            (station, iso_ns(part["ts"]))
-            for station, record in truth["stations"].items()
-            for part in record["parts"]
-        }
-        part_rows = influx_rows(url, db, "part", f"\"line\" = '{LINE}'")
-        part_have = {(row["station"], row["time"]) for row in part_rows}
-        details["parts"] = {
-            "expected": len(part_want),
-            "stored": len(part_have),
-            "lost": len(part_want - part_have),
-            "duplicated": len(part_have - part_want),
-        }
-
-        # sensor messages (MQTT, QoS 1): the broker-acknowledged count per topic
-        sensor_have = Counter(
-            (row["station"], row["sensor"]) for row in influx_rows(url, db, "sensor", f"\"line\" = '{LINE}'")
-        )
-        sensor_want = Counter()
-        publisher_dropped = 0
-        for station, record in truth["stations"].items():
-            for topic, counts in record.get("messages", {}).items():
-                if topic != "events":
-                    sensor_want[station, topic] = counts["published"]
-                publisher_dropped += counts["dropped"]
-        details["sensors"] = {
-            "expected": sum(sensor_want.values()),
-            "stored": sum(sensor_have.values()),
-            "lost": sum((sensor_want - sensor_have).values()),
-            "duplicated": sum((sensor_have - sensor_want).values()),
-            "publisher_dropped": publisher_dropped,
-        }
-        for part in [details["opcua"], details.get("restarted_plc"), details["parts"], details["sensors"]]:
-            if part is None:
-                continue
-            expected += part["expected"]
-            stored += part["stored"]
-            lost += part["lost"]
-            duplicated += part["duplicated"]
-            gap += part.get("gap", 0)
-            unsent += part.get("unsent", 0)
-
         health = influx_rows(url, db, "connector_health")
         last = max(health, key=lambda row: row["time"]) if health else {}
         output = self.connector.output()
@@ -533,13 +477,8 @@ class Run:
             scenario=self.name,
             mode=self.mode,
             fault_s=round(self.fault_end - self.fault_start, 1),
-            expected=expected,
-            stored=stored,
-            lost=lost,
-            duplicated=duplicated,
+            **tally(details),
             dropped_reported=int(last.get("dropped") or 0),
-            opcua_gap=gap,
-            unsent_at_kill=unsent,
             recovery_s=monitor.recovery_s(),
             reconnects=int(max((row.get("reconnects") or 0) for row in health) if health else 0),
             wall_s=0.0,
@@ -569,8 +508,9 @@ UNSENT_AT_KILL_MAX = 18
 
 
 def goal_met(outcome: Outcome) -> bool:
-    """Nothing lost, nothing twice, no OPC UA gap; with a full spool, lost exactly what was reported."""
-    if outcome.duplicated or outcome.opcua_gap:
+    """Nothing lost, nothing twice, nothing altered, no OPC UA gap; with a full spool, lost exactly
+    what was reported."""
+    if outcome.duplicated or outcome.opcua_gap or outcome.wrong_values:
         return False
     if outcome.scenario == "spool-full":
         return outcome.dropped_reported > 0 and outcome.lost == outcome.dropped_reported
@@ -600,6 +540,7 @@ def _series_bill(
     """
     expected = stored = lost = duplicated = gap = wrong = startup = unsent = 0
     examples: list[str] = []
+    wrong_examples: list[str] = []
     fault_ns = int(gap_from_ns * 1e9) if gap_from_ns else None
     margin_ns = int(PUBLISH_MARGIN_S * 1e9)
     for key in set(want) | set(have):
@@ -624,7 +565,11 @@ def _series_bill(
         lost += len(missing)
         extra = set(db) - set(truth)
         duplicated += len(extra)
-        wrong += sum(1 for stamp in set(db) & set(truth) if not _same(db[stamp], truth[stamp]))
+        for stamp in sorted(set(db) & set(truth)):
+            if not same_value(db[stamp], truth[stamp]):
+                wrong += 1
+                if len(wrong_examples) < 6:
+                    wrong_examples.append(_wrong("/".join(key), stamp, db[stamp], truth[stamp]))
         if (missing or extra) and len(examples) < 6:
             origin = fault_ns or min(truth, default=0)
             offsets = [round((stamp - origin) / 1e9, 2) for stamp in missing[:4]]
@@ -640,13 +585,161 @@ def _series_bill(
         "startup": startup,
         "wrong_value": wrong,
         "examples": examples,
+        "wrong_examples": wrong_examples,
     }
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
-    return a == b
+def tally(details: dict[str, Any]) -> dict[str, int]:
+    """The Outcome's totals over the bills in `details` (the line's, and a standalone PLC's)."""
+    bills = [details[key] for key in ("opcua", "restarted_plc", "parts", "sensors") if key in details]
+    return {
+        "expected": sum(bill["expected"] for bill in bills),
+        "stored": sum(bill["stored"] for bill in bills),
+        "lost": sum(bill["lost"] for bill in bills),
+        "duplicated": sum(bill["duplicated"] for bill in bills),
+        "opcua_gap": sum(bill.get("gap", 0) for bill in bills),
+        "unsent_at_kill": sum(bill.get("unsent", 0) for bill in bills),
+        "wrong_values": sum(bill["wrong_value"] for bill in bills),
+    }
+
+
+@dataclass
+class Stored:
+    """The served line's rows in the database, as `influx_rows` gives them (`time` in epoch ns,
+    tags and fields by name): `machine` (OPC UA values), `parts` (part events), `sensors`."""
+
+    machine: list[dict[str, Any]]
+    parts: list[dict[str, Any]]
+    sensors: list[dict[str, Any]]
+
+
+PART_FIELDS = ("product", "cycle_time_s", "scrapped", "parts_produced", "parts_scrapped")
+
+
+def line_bill(truth: dict[str, Any], stored: Stored, gap_from: float | None = None) -> dict[str, Any]:
+    """The served line's truth file against what the database holds of it: `opcua` (every PLC
+    variable's values), `parts` (every part event, field by field) and `sensors` (message counts per
+    topic, and every stored reading against the sample the line published at that instant, when
+    the truth file has the readings). Each part has `expected`, `stored`, `lost`, `duplicated`,
+    `wrong_value` and `checked` (values compared), and names the first wrong values in
+    `wrong_examples` (series, instant, stored and true value). `gap_from`: see `_series_bill`.
+    """
+    # OPC UA values of the served line's PLC
+    want: dict[tuple[str, str], dict[int, Any]] = defaultdict(dict)
+    for station, record in truth["stations"].items():
+        for entry in record["states"]:
+            want[station, "State"][iso_ns(entry["ts"])] = entry["state"]
+        for variable, entries in record["values"].items():
+            want[station, variable].update((iso_ns(entry["ts"]), entry["value"]) for entry in entries)
+    variables = {variable for _, variable in want}
+    start_ns = iso_ns(truth["start"])
+    have: dict[tuple[str, str], dict[int, Any]] = defaultdict(dict)
+    initial = 0
+    for row in stored.machine:
+        for variable in variables:
+            value = row.get(variable)
+            if value is None:
+                continue
+            series = want[row["station"], variable]
+            if row["time"] == start_ns and value == 0 and row["time"] not in series:
+                initial += 1  # the PLC's initial zero at the start; the truth lists changes only
+                continue
+            have[row["station"], variable][row["time"]] = value
+    opcua = _series_bill(want, have, gap_from, start_ns)
+    opcua["initial_zeros"] = initial
+    opcua["checked"] = sum(len(set(have[key]) & set(want[key])) for key in have)
+
+    # part events (MQTT, QoS 1)
+    part_want = {
+        (station, iso_ns(part["ts"])): part
+        for station, record in truth["stations"].items()
+        for part in record["parts"]
+    }
+    part_have = {(row["station"], row["time"]): row for row in stored.parts}
+    wrong, examples = 0, []
+    for key in sorted(set(part_want) & set(part_have)):
+        for name in PART_FIELDS:
+            if not same_value(part_have[key].get(name), part_want[key][name]):
+                wrong += 1
+                if len(examples) < 6:
+                    examples.append(_wrong(f"{key[0]}/part.{name}", key[1], part_have[key].get(name),
+                                           part_want[key][name]))  # fmt: skip
+    parts = {
+        "expected": len(part_want),
+        "stored": len(part_have),
+        "lost": len(set(part_want) - set(part_have)),
+        "duplicated": len(set(part_have) - set(part_want)),
+        "wrong_value": wrong,
+        "checked": len(set(part_want) & set(part_have)) * len(PART_FIELDS),
+        "wrong_examples": examples,
+    }
+
+    # sensor messages (MQTT, QoS 1): the broker-acknowledged count per topic, and each reading
+    sensor_have = Counter((row["station"], row["sensor"]) for row in stored.sensors)
+    sensor_want: Counter[tuple[str, str]] = Counter()
+    publisher_dropped = 0
+    readings: dict[tuple[str, str], dict[int, Any]] = {}
+    for station, record in truth["stations"].items():
+        for topic, counts in record.get("messages", {}).items():
+            if topic != "events":
+                sensor_want[station, topic] = counts["published"]
+            publisher_dropped += counts["dropped"]
+        for sensor, samples in record.get("readings", {}).items():
+            readings[station, sensor] = {iso_ns(sample["ts"]): sample["value"] for sample in samples}
+    wrong, checked, examples = 0, 0, []
+    if readings:
+        for row in sorted(stored.sensors, key=lambda row: row["time"]):
+            series = readings.get((row["station"], row["sensor"]), {})
+            true_value = series.get(row["time"], _NEVER)
+            checked += 1
+            if true_value is _NEVER or not same_value(row["value"], true_value):
+                wrong += 1
+                if len(examples) < 6:
+                    examples.append(_wrong(f"{row['station']}/{row['sensor']}", row["time"], row["value"],
+                                           true_value))  # fmt: skip
+    sensors = {
+        "expected": sum(sensor_want.values()),
+        "stored": sum(sensor_have.values()),
+        "lost": sum((sensor_want - sensor_have).values()),
+        "duplicated": sum((sensor_have - sensor_want).values()),
+        "publisher_dropped": publisher_dropped,
+        "wrong_value": wrong,
+        "checked": checked,
+        "wrong_examples": examples,
+    }
+    return {"opcua": opcua, "parts": parts, "sensors": sensors}
+
+
+class _Never:
+    def __repr__(self) -> str:
+        return "nothing published then"
+
+
+_NEVER: Any = _Never()
+
+
+def same_value(stored: Any, truth: Any) -> bool:
+    """Exact equality of a stored value and the truth's.
+
+    The data path is exact: a float goes into line protocol as Python's shortest round-trip form
+    (`repr`), InfluxDB parses it to the same float64 and its JSON gives the shortest round-trip
+    form back, so a stored float equals the truth's bit for bit; there is no tolerance to hide a
+    corrupted value behind. The only change of form is a whole float that comes back as an integer
+    (5.0 as 5), which compares equal as a number; a bool only equals a bool.
+    """
+    if isinstance(stored, bool) or isinstance(truth, bool):
+        return type(stored) is type(truth) and stored == truth
+    return bool(stored == truth)
+
+
+def _wrong(series: str, stamp: int, stored: Any, truth: Any) -> str:
+    return f"{series} at {ns_iso(stamp)}: stored {stored!r}, truth {truth!r}"
+
+
+def ns_iso(stamp: int) -> str:
+    """Epoch nanoseconds as the truth file writes instants (UTC, microseconds)."""
+    seconds, rest = divmod(stamp, 10**9)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{rest // 1000:06d}Z"
 
 
 def iso_ns(text: str) -> int:

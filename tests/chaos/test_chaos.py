@@ -1,8 +1,10 @@
 """Fault injection while the simulated line streams through the connector into InfluxDB 1.x.
 
 Each scenario breaks one thing mid-run, heals it, and compares the database with the line's
-truth file (tests/chaos/harness.py): nothing lost, nothing twice; with a full spool, exactly
-what the connector reports as dropped is missing. Short faults here (about 90 s for all six);
+truth file (tests/chaos/harness.py): nothing lost, nothing twice, every stored value (PLC
+variables, part events, sensor readings) exactly the truth's at its instant; with a full spool,
+exactly what the connector reports as dropped is missing. That a wrong value fails a scenario is
+shown without servers in tests/chaos/test_value_check.py. Short faults here (about 90 s for all six);
 `CHAOS_FULL=1` runs the full durations (a 60 s database outage), and
 `python -m tests.chaos.campaign --out chaos-results/` writes the figures of docs/RELIABILITY.md.
 """
@@ -31,6 +33,9 @@ def test_fault_loses_nothing_and_stores_nothing_twice(chaos_stack, scenario, tmp
         assert outcome.lost == 0, report
         assert outcome.dropped_reported == 0, report
     assert outcome.duplicated == 0, report
+    # stored values equal the truth's: the PLC's, the part events' and each sensor reading's
+    assert outcome.wrong_values == 0, report
+    assert all(outcome.details[part]["checked"] > 0 for part in ("opcua", "parts", "sensors")), report
     # what the PLCs showed while no session existed comes back from their history (backfill)
     assert outcome.opcua_gap == 0, report
     assert goal_met(outcome), report
