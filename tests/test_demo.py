@@ -132,16 +132,36 @@ def test_report_renders_in_chromium(demo: Path, tmp_path: Path) -> None:
 
 
 def test_validate_json_contract_and_a_wrong_twin(demo: Path, tmp_path: Path) -> None:
+    """The calibrated twin is `valid`, the same twin with the test station 20 % slower `invalid`.
+
+    A check passes when |twin mean - observed| <= max(tolerance * observed, the twin's 95 %
+    prediction half-width) (twin/calibration/validate.py). For a twin equal to the line the
+    prediction arm alone caps a check's false alarm at 5 %, so the rule only guarantees a
+    false-invalid chance <= 1 - 0.95**7 = 30 % over the 7 checks here (throughput, WIP, five
+    working shares); the 5 % tolerance arm lowers it. Measured on 400 seeded 10-hour windows
+    recorded as here (benchmarks/validation_false_alarm.py, docs/calibration.md): the calibrated
+    twin was called invalid in 38 of 400 (9.5 %, 95 % interval 7-13 %), 37 of them by the WIP
+    check (the PLCs refresh Occupancy every 600 simulated s at speed 1200); each throughput and
+    working-share check failed at most once in 400 (0.01-0.9 % by the normal approximation).
+    Far too high for a random run; but this run is seeded (line seed 3, twin seeds 1-10), only
+    the wall-clock end of the window varies (a few simulated seconds in 10 hours: two runs of
+    this commit differed by at most 0.4 % in any observed value), and this commit's deviations
+    are at most 1.2 % (WIP) against the 5 % allowed, so the verdict is fixed for the commit.
+    """
     source = str(demo / "historian.duckdb")
     done = fabbrica("twin", "validate", str(demo / "calibrated.yaml"), "--source", source, "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert set(result["throughput"]) >= {"observed", "twin_mean", "twin_ci95", "rel_error"}
-    assert result["verdict"] in ("valid", "invalid") and isinstance(result["tolerance"], float)
+    assert isinstance(result["tolerance"], float) and result["tolerance"] == 0.05
     assert set(result["stations"]["mill"]) >= {"observed", "twin"}
     # the PLCs' occupancies give the line's WIP; each assembly machine's state makes it checkable
     assert set(result["wip"]) >= {"observed", "twin_mean", "twin_ci95", "rel_error"}
     assert result["wip"]["observed"] > 1 and {"wip", "assembly.working"} <= set(result["checks"])
+    stations = {"mill", "lathe", "wash", "assembly", "test"}
+    assert set(result["checks"]) == {"throughput", "wip", *(f"{name}.working" for name in stations)}
+    failed = {name: check for name, check in result["checks"].items() if not check["ok"]}
+    assert result["verdict"] == "valid" and not failed, failed
     slow = yaml.safe_load((demo / "calibrated.yaml").read_text())
     test_station = next(s for s in slow["stations"] if s["name"] == "test")
     test_station["cycle_time"]["mean"] *= 1.2
@@ -149,7 +169,12 @@ def test_validate_json_contract_and_a_wrong_twin(demo: Path, tmp_path: Path) -> 
     wrong.write_text(yaml.safe_dump(slow))
     done = fabbrica("twin", "validate", str(wrong), "--source", source, "--json")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout)["verdict"] == "invalid"
+    slow_result = json.loads(done.stdout)
+    assert slow_result["verdict"] == "invalid"
+    # the slower station works about 20 % more (+21.0 %, sd 2.1 %, over the 400 seeds): 7.6 sd
+    # beyond the 5 % allowed, a false `valid` chance of about 1e-14; this run's is +19.6 %
+    check = slow_result["checks"]["test.working"]
+    assert not check["ok"] and check["rel_error"] >= 3 * slow_result["tolerance"], check
 
 
 def test_calibrate_command(demo: Path, tmp_path: Path) -> None:
