@@ -1,16 +1,32 @@
-"""Shared fixtures: paths of the shipped examples and a helper to write line files."""
+"""Shared fixtures: paths of the shipped examples and a helper to write line files.
+
+Also the hypothesis profile of every property in tests/: the default suite ("fixed") draws the
+same examples on every machine and keeps no database, so it passes or fails alike everywhere;
+`FUZZ_EXAMPLES=...` (or HYPOTHESIS_PROFILE=explore) draws new ones ("explore"), and a case it
+finds is pinned with `@example` (tests/fuzzing.py). It is loaded here, before any test module
+is imported, because a `settings(...)` takes the profile loaded when it is created.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMONSTRATOR = ROOT / "simulations" / "lines" / "demonstrator.yaml"
+
+settings.register_profile("fixed", settings.get_profile("default"), derandomize=True, database=None)
+settings.register_profile("explore", settings.get_profile("default"), derandomize=False, print_blob=True)
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or (
+    "explore" if "FUZZ_EXAMPLES" in os.environ else "fixed"
+)
+settings.load_profile(HYPOTHESIS_PROFILE)
 
 
 @pytest.fixture

@@ -4,6 +4,13 @@ The default suite runs a few hundred examples per parser; `FUZZ_EXAMPLES=10000` 
 (`FUZZ_EXAMPLES=10000 .venv/bin/pytest tests/test_fuzz_parsers.py
 tests/test_fuzz_connectors_and_experiments.py -p no:cacheprovider`); a long run lifts the
 per-test timeout.
+
+The default suite draws the same examples on every machine: tests/conftest.py loads the
+hypothesis profile "fixed" (`derandomize=True`, no database) before any test module is imported,
+and every `settings(...)` here and in the tests inherits it. With FUZZ_EXAMPLES set (or
+HYPOTHESIS_PROFILE=explore) the profile is "explore": new random examples each run. A case an
+exploring run (or a failure anywhere) finds is pinned on its test with `@example(...)` and a
+comment saying what broke, so the fixed draw covers it from then on.
 """
 
 from __future__ import annotations
