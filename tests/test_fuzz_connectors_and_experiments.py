@@ -31,7 +31,16 @@ from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 from typer.testing import CliRunner
 
-from connectors.common.points import EARLIEST_NS, FUTURE_NS, Point, encode, parse_line, to_line
+from connectors.common.points import (
+    EARLIEST_NS,
+    FUTURE_NS,
+    Point,
+    encode,
+    flat_string,
+    flat_tag,
+    parse_line,
+    to_line,
+)
 from connectors.config import ConfigError, config_from_dict, read_config
 from connectors.mqtt.config import MqttSource, Topic
 from connectors.mqtt.formats import json_points, number_points
@@ -91,9 +100,10 @@ def assert_well_formed(points: list[Point]) -> None:
         encode([point])  # UTF-8, as the spool writes it
         back = parse_line(line)
         assert back.measurement == point.measurement
-        assert back.tags == {k: v.replace("\n", " ") for k, v in point.tags.items() if v}
+        # line breaks in a tag become spaces; in a string field only \n does (test_units pins both)
+        assert back.tags == {k: flat_tag(v) for k, v in point.tags.items() if v}
         assert back.fields == {
-            k: v.replace("\n", " ") if isinstance(v, str) else v for k, v in point.fields.items()
+            k: flat_string(v) if isinstance(v, str) else v for k, v in point.fields.items()
         }
         assert back.time_ns == point.time_ns
 
@@ -242,6 +252,7 @@ number_payloads = st.one_of(
 @FUZZ
 @given(st.sampled_from(JSON_TOPICS), topic_names, number_payloads)
 @example(JSON_TOPICS[0], TOPIC_NAMES[2], b"1")  # topic level ending in a backslash
+@example(JSON_TOPICS[0], "factory/\r", b"1")  # \r in a tag value reads back as a space (seen in CI)
 def test_number_payloads_give_a_point_or_a_counted_rejection(topic: Topic, name: str, payload: bytes) -> None:
     try:
         points = number_points(topic, name, payload, NOW_NS)

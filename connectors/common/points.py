@@ -132,7 +132,30 @@ def field_value(value: object) -> FieldValue:
     raise BadPoint(f"not a scalar value: {type(value).__name__}")
 
 
-_UNUSABLE = ("\n", "\r")
+# Neither may stand unquoted in line protocol: \n ends a line, and readers that accept \r\n line
+# ends (or split with str.splitlines) take \r for one too.
+LINE_BREAKS = ("\n", "\r")
+
+
+def flat_tag(value: str) -> str:
+    r"""A tag value as line protocol carries it: each line break (\n or \r) becomes a space.
+
+    Tags come from topics and payloads, where a stray line break is noise, not meaning: the
+    point is kept rather than refused. Every sink reads this same text, the embedded historian
+    included, so the tag reads back the same everywhere: `flat_tag("factory/\r") == "factory/ "`.
+    """
+    for char in LINE_BREAKS:
+        value = value.replace(char, " ")
+    return value
+
+
+def flat_string(value: str) -> str:
+    r"""A string field value as line protocol carries it: \n becomes a space, \r stays.
+
+    Inside the quotes only \n would end the line (the embedded historian splits on \n alone, as
+    InfluxDB does), so a \r there belongs to the value.
+    """
+    return value.replace("\n", " ")
 
 
 def _escape_key(text: str) -> str:
@@ -158,7 +181,7 @@ def _escape_measurement(text: str) -> str:
 
 
 def _usable(text: str) -> None:
-    if not text or text.endswith("\\") or any(char in text for char in _UNUSABLE):
+    if not text or text.endswith("\\") or any(char in text for char in LINE_BREAKS):
         raise BadPoint(f"not usable as a name in line protocol: {text[:40]!r}")
 
 
@@ -171,7 +194,7 @@ def _format_field(value: FieldValue) -> str:
         return f"{value}i"
     if isinstance(value, float):
         return repr(value)
-    text = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    text = flat_string(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 
 
@@ -186,8 +209,7 @@ def _head(measurement: str, tags: dict[str, str]) -> str:
         head = _escape_measurement(measurement)
         for name, value in key[1]:
             if value:
-                flat = value.replace("\n", " ").replace("\r", " ")
-                head += f",{_escape_key(name)}={_escape_key(flat)}"
+                head += f",{_escape_key(name)}={_escape_key(flat_tag(value))}"
         if len(_HEADS) > 100_000:
             _HEADS.clear()
         _HEADS[key] = head

@@ -195,3 +195,23 @@ def test_a_string_value_with_carriage_returns_is_one_point_in_the_historian(tmp_
     line = to_line(Point("m", {"station": "s"}, {"note": "a\rb\u2028c"}, 1_000))
     assert historian.insert_lines((line + "\n").encode()) == 0
     assert historian.query("m")["note"].tolist() == ["a\rb\u2028c"]
+
+
+def test_line_breaks_in_a_tag_become_spaces_and_a_string_keeps_its_carriage_returns(tmp_path: Path) -> None:
+    r"""`\r` in a tag (a topic level `factory/\r`, say): line protocol cannot carry it, the point
+    keeps the tag with a space; in a quoted string field only `\n` is replaced."""
+    from connectors.common.points import Point, flat_string, flat_tag, parse_line, to_line
+    from connectors.sinks.embedded import Historian
+
+    assert flat_tag("factory/\r") == "factory/ "
+    assert flat_tag("a\r\nb") == "a  b"
+    assert flat_string("a\r\nb") == "a\r b"
+    line = to_line(Point("sensor", {"line": "\r", "station": "a\nb"}, {"note": "x\r\ny"}, 1_000))
+    assert line == 'sensor,line=\\ ,station=a\\ b note="x\r y" 1000'
+    back = parse_line(line)
+    assert back.tags == {"line": " ", "station": "a b"} and back.fields == {"note": "x\r y"}
+    historian = Historian(tmp_path / "h.duckdb")
+    assert historian.insert_lines((line + "\n").encode()) == 0
+    stored = historian.query("sensor")
+    assert stored[["line", "station", "note"]].values.tolist() == [[" ", "a b", "x\r y"]]
+    historian.close()
