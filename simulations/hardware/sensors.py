@@ -151,7 +151,7 @@ class SensorPublisher:
         # was opening) only when the client is collected, which for this publisher, in a cycle
         # with its callbacks, can be after the sockets' own finalizers: an "unclosed socket"
         # ResourceWarning. reinitialise() is paho's public call that closes them now.
-        pass
+        self.client.reinitialise()
 
     # -- paho callbacks (network thread: must never raise) ------------------------------------
     def _on_connect(
