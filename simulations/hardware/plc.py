@@ -7,6 +7,9 @@ station (see docs/simulated-hardware.md for the state mapping):
 - `State` (Int32, the twin's state code), `StateName` (String),
   `MachineryItemState` (UInt32, OPC 40001-1 StateNumber) and `PackMLState` (Int32);
 - `PartsProduced`, `PartsScrapped` (UInt32, monotonic) and `LastCycleTime` (Double, s);
+- `TimeWorking` ... `TimeSetup` (Double, machine-seconds per state), `Occupancy` (UInt32, parts
+  held) and `OccupancySeconds` (Double, monotonic: part-seconds held since the start, exact at
+  each refresh), `IdealCycleTime` (Double, s);
 - on the first station of a line whose orders are released (not saturated), `PartsReleased`
   (UInt32, monotonic): the orders that entered the line;
 - for a station with several machines, `Machine1State`, `Machine2State`, ... (Int32, each
@@ -65,6 +68,7 @@ STATION_VARIABLES: tuple[tuple[str, ua.VariantType, Any], ...] = (
     ("TimeDown", ua.VariantType.Double, 0.0),
     ("TimeSetup", ua.VariantType.Double, 0.0),
     ("Occupancy", ua.VariantType.UInt32, 0),
+    ("OccupancySeconds", ua.VariantType.Double, 0.0),
     ("IdealCycleTime", ua.VariantType.Double, 0.0),
 )
 # the variables shown from a station's state timeline, and how each shows the state code

@@ -39,6 +39,7 @@ VALUE_VARIABLES = (
     "TimeDown",
     "TimeSetup",
     "Occupancy",
+    "OccupancySeconds",
     "IdealCycleTime",
 )
 # cumulative machine-seconds per state (summed over the station's machines), as a PLC's operating-
@@ -121,6 +122,7 @@ class StationRuntime:
         self.banks: list[SignalBank] = []
         self.time_in = [0.0] * 6  # machine-seconds per state code, summed over the machines
         self.machine_since = [0.0] * len(machines)
+        self.occupancy_seconds = 0.0  # part-seconds held, exact up to the runtime's `occupancy_since`
 
     def totals(self, now: float) -> list[float]:
         """Machine-seconds per state code up to `now`."""
@@ -128,6 +130,11 @@ class StationRuntime:
         for state, since in zip(self.machine_states, self.machine_since, strict=True):
             totals[state] += now - since
         return totals
+
+
+def occupancy(machines: list[Machine], buffer: simpy.Store | None) -> int:
+    """Parts a station holds now: on its machines and in the buffer in front of it."""
+    return sum(1 for m in machines if _holds_a_part(m)) + (len(buffer.items) if buffer is not None else 0)
 
 
 def _holds_a_part(machine: Machine) -> bool:
@@ -160,6 +167,11 @@ class LineRuntime:
         self.keep_signals = config.opcua.enabled and bool(config.opcua.signals)
         self.keep_sensors = config.mqtt.enabled and bool(config.mqtt.sensors)
         self.keep_events = config.mqtt.enabled and events
+        self.occupancy_since = 0.0
+        # a conwip release puts its parts into the line while the model is built: count them at 0
+        self.parts_released = 0
+        self.released = Timeline()
+        self.released.record(0.0, 0)
         self.model = LineModel(line, seed, env=self.env, observer=self)
         self.stations = [
             StationRuntime(index, station.name, machines)
@@ -169,10 +181,8 @@ class LineRuntime:
         mix = line.product_mix
         for station, spec in zip(self.stations, line.stations, strict=True):
             station.values["IdealCycleTime"].record(0.0, spec.ideal_cycle_time or spec.mean_cycle_time(mix))
-        self.parts_released = 0
         if line.release != "saturated":  # orders are counted where they enter: at the first station
-            self.stations[0].values[RELEASE_COUNTER] = Timeline()
-            self.stations[0].values[RELEASE_COUNTER].record(0.0, 0)
+            self.stations[0].values[RELEASE_COUNTER] = self.released
         # the counters are refreshed every 10 simulated seconds, and at most twice a wall second
         self.env.process(self._counters(max(10.0, self.speed / 2)))
         if self.keep_signals:
@@ -180,8 +190,30 @@ class LineRuntime:
         if self.keep_sensors:
             self._start_sampling("sensors", config.mqtt.sensors, self.sensor_samples)
 
+    # -- the occupancy integral ----------------------------------------------------------
+    def _integrate_occupancy(self, now: float) -> None:
+        """Add each station's occupancy since `occupancy_since` to its `occupancy_seconds`.
+
+        Called first by every observer call and counter refresh. A station's occupancy changes
+        only at an instant at which the engine has already told the observer something: a part
+        finishes before it is handed on, a release is counted before the part enters, a machine
+        shows it holds a part by entering a state, and a blocked machine is freed by a hand-over
+        downstream that began the same way. So the occupancy found at the first call of an
+        instant is the one held since the previous instant, and the integral is exact at every
+        call; tests/hardware/test_model.py checks it against one computed after every engine event.
+        """
+        since = self.occupancy_since
+        if now <= since:
+            return
+        buffers = self.model.buffers
+        for station in self.stations:
+            station.occupancy_seconds += occupancy(station.machines, buffers[station.index]) * (now - since)
+        self.occupancy_since = now
+
     # -- the engine's Observer protocol ----------------------------------------------------
     def machine_state(self, machine: Machine, state: int, now: float) -> None:
+        if now > self.occupancy_since:
+            self._integrate_occupancy(now)
         station = self.stations[machine.station_index]
         index = machine.machine_index
         station.time_in[station.machine_states[index]] += now - station.machine_since[index]
@@ -198,12 +230,15 @@ class LineRuntime:
         station.states.record(now, new)
 
     def part_released(self, now: float) -> None:
+        self._integrate_occupancy(now)
         self.parts_released += 1
-        self.stations[0].values[RELEASE_COUNTER].record(now, self.parts_released)
+        self.released.record(now, self.parts_released)
 
     def part_finished(
         self, machine: Machine, part: Part, cycle_time: float, scrapped: bool, now: float
     ) -> None:
+        if now > self.occupancy_since:
+            self._integrate_occupancy(now)
         station = self.stations[machine.station_index]
         if scrapped:
             station.parts_scrapped += 1
@@ -226,20 +261,19 @@ class LineRuntime:
             self.part_events.append((station, event))
 
     def _counters(self, period: float) -> Generator[simpy.Event, Any, None]:
-        """Refresh each station's time-in-state counters and its occupancy every `period`."""
+        """Refresh each station's time-in-state counters, its occupancy and its occupancy integral
+        every `period`."""
         env = self.env
         buffers = self.model.buffers
         while True:
             now = env._now
+            self._integrate_occupancy(now)
             for station in self.stations:
                 totals = station.totals(now)
                 for variable, codes in TIME_COUNTERS:
                     station.values[variable].record(now, sum(totals[code] for code in codes))
-                buffer = buffers[station.index]
-                holding = sum(1 for m in station.machines if _holds_a_part(m))
-                station.values["Occupancy"].record(
-                    now, holding + (len(buffer.items) if buffer is not None else 0)
-                )
+                station.values["Occupancy"].record(now, occupancy(station.machines, buffers[station.index]))
+                station.values["OccupancySeconds"].record(now, station.occupancy_seconds)
             yield env.timeout(period)
 
     # -- operator commands (the PLC methods) ---------------------------------------------

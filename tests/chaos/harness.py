@@ -77,6 +77,7 @@ PLC_VARIABLES = (
     "LastCycleTime",
     "Time*",
     "Occupancy",
+    "OccupancySeconds",
     "IdealCycleTime",
 )
 # the sample hardware's sensors at 10 samples per wall second (2 for ambient), the PLC without security

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from fabbrica.cli import app
 from simulations.hardware.clock import ScaledClock
 from simulations.hardware.config import HardwareConfig, SignalSpec, load_hardware
-from simulations.hardware.runtime import LineRuntime, Timeline
+from simulations.hardware.runtime import LineRuntime, Timeline, occupancy
 from simulations.hardware.signals import SignalBank, station_generator
 from simulations.hardware.states import (
     EXECUTING,
@@ -303,6 +303,60 @@ def test_the_occupancies_add_up_to_the_parts_in_the_line_at_every_refresh(releas
     totals = [sum(value_at(s.values["Occupancy"], t) for s in runtime.stations) for t, _ in snapshots]
     assert totals == [wip for _, wip in snapshots]
     assert max(totals) >= 5
+
+
+@pytest.mark.parametrize(
+    "release",
+    ["saturated", {"interarrival": {"dist": "exponential", "mean": 22}}, {"conwip": 6}],
+)
+def test_the_occupancy_integral_is_exact_at_every_refresh(release: object) -> None:
+    """OccupancySeconds at each refresh equals the integral of the station's occupancy, computed
+    here after every single engine event, and their sum the engine's own integral of its WIP."""
+    data = {**FAST_LINE, "release": release}
+    data["stations"] = [{**s, "buffer": 3} if i == 0 else s for i, s in enumerate(FAST_LINE["stations"])]
+    calendar = {"mtbf": 300, "mttr": 30, "basis": "calendar"}
+    data["stations"].append({"name": "wash", "cycle_time": 12, "buffer": 0, "failures": calendar})
+    line = line_from_dict(data)
+    config = HardwareConfig.model_validate({"speed": 1, "mqtt": {"enabled": False}})
+    runtime = LineRuntime(line, config, seed=4)
+    env, model = runtime.env, runtime.model
+
+    def held() -> list[int]:
+        return [occupancy(s.machines, model.buffers[s.index]) for s in runtime.stations]
+
+    area = [0.0] * len(runtime.stations)
+    last_t, last = 0.0, held()
+    expected: dict[float, list[float]] = {}
+    engine: dict[float, float] = {}
+    commands = {2000.0: ("weld", "Stop"), 2600.0: ("weld", "Start"), 5000.0: ("pack", "Stop")}
+    commands |= {5900.0: ("pack", "Start"), 7000.0: ("cut", "Stop"), 7600.0: ("cut", "Start")}
+    while env.peek() <= 3 * 3600:
+        if commands and env.peek() > min(commands):  # an operator's call between two engine steps
+            runtime.command(*commands.pop(min(commands)))
+            last = held()
+        env.step()
+        now = env.now
+        if now > last_t:
+            area = [a + n * (now - last_t) for a, n in zip(area, last, strict=True)]
+            last_t = now
+        last = held()
+        if now % 10 == 0:  # a refresh instant: the integral up to it is complete
+            expected[now] = list(area)
+            engine[now] = model.wip_area + model.wip * (now - model.wip_since)
+
+    def value_at(timeline: Timeline, t: float) -> float:
+        return [v for time, v in timeline.entries if time <= t][-1]
+
+    assert len(expected) > 1000 and not commands
+    for t, integrals in expected.items():
+        published = [value_at(s.values["OccupancySeconds"], t) for s in runtime.stations]
+        assert published == pytest.approx(integrals, rel=1e-12, abs=1e-9), t
+        assert sum(published) == pytest.approx(engine[t], rel=1e-12), t
+    # every station held parts, and the published counter only grew
+    assert all(published)
+    for station in runtime.stations:
+        values = [v for _, v in station.values["OccupancySeconds"].entries]
+        assert values == sorted(values)
 
 
 def test_hardware_passwords_come_from_the_environment(
