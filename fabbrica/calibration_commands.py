@@ -202,7 +202,7 @@ def _print_validation(result: dict[str, Any]) -> None:
     if "wip" in result:
         wip = result["wip"]
         console.print(
-            f"WIP: observed {wip['observed']:.2f} parts, twin {wip['twin_mean']:.2f} "
+            f"WIP (from {wip['basis']}): observed {wip['observed']:.2f} parts, twin {wip['twin_mean']:.2f} "
             f"± {wip['twin_ci95']:.2f}, relative error {wip['rel_error']:.1%}"
         )
     table = Table(title="state shares: observed / twin")

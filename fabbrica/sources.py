@@ -198,6 +198,11 @@ def load_records(
             rows = machine[(machine.get("station") == station.name) & machine["Occupancy"].notna()]
             record.occupancy_times = ((rows["time"] - origin).dt.total_seconds()).tolist()
             record.occupancy = rows["Occupancy"].astype(float).tolist()
+        if "OccupancySeconds" in machine:
+            rows = machine[(machine.get("station") == station.name) & machine["OccupancySeconds"].notna()]
+            rows = rows.sort_values("time")
+            record.occupancy_seconds_times = ((rows["time"] - origin).dt.total_seconds()).tolist()
+            record.occupancy_seconds = rows["OccupancySeconds"].astype(float).tolist()
         if station is line.stations[0] and "PartsReleased" in machine:
             record.release_times = _counted_events(machine, station.name, "PartsReleased", origin)
         if not parts.empty and "station" in parts:
@@ -217,6 +222,7 @@ def load_records(
             history.state_times = [t * speed for t in history.state_times]
         record.release_times = [t * speed for t in record.release_times]
         record.occupancy_times = [t * speed for t in record.occupancy_times]
+        record.occupancy_seconds_times = [t * speed for t in record.occupancy_seconds_times]
     return records, wall_window * speed, speed, first, last
 
 

@@ -32,6 +32,9 @@ class StationRecord:
     # parts held by the station's machines and buffer (the PLC's Occupancy), a step function
     occupancy_times: list[float] = field(default_factory=list)
     occupancy: list[float] = field(default_factory=list)
+    # part-seconds held since the PLC started (its OccupancySeconds), a monotonic counter
+    occupancy_seconds_times: list[float] = field(default_factory=list)
+    occupancy_seconds: list[float] = field(default_factory=list)
 
     def state_histories(self) -> list[StationRecord]:
         """The records whose states are one machine's each: the machines', or the station's own."""
@@ -92,6 +95,37 @@ def line_wip(records: list[StationRecord], window_s: float) -> float | None:
         if times[0] > 0:  # before the first value in the window: the first value seen
             area += float(values[0]) * float(times[0])
     return area / window_s
+
+
+def counted_wip(records: list[StationRecord], window_s: float) -> float | None:
+    """Time-average of the parts in the line from the stations' occupancy counters: their summed
+    growth from the first instant inside [0, window_s] by which every station had sent one to the
+    last instant one was sent, over that span (None unless every station sent its counter).
+
+    A PLC sends a station's counter at each refresh at which it grew, exact at that instant;
+    one that did not grow is not sent again. So at an instant at which one station's counter
+    came, every station's latest value is its counter then, and the growth between two such
+    instants is exact, however rarely the PLCs refresh. A drop (a PLC restart) counts from 0.
+    """
+    spans = []
+    for record in records:
+        times = np.asarray(record.occupancy_seconds_times, dtype=float)
+        inside = (times >= 0.0) & (times <= window_s)
+        if not inside.any():
+            return None
+        spans.append((times[inside], np.asarray(record.occupancy_seconds, dtype=float)[inside]))
+    if not spans:
+        return None
+    start = max(float(times[0]) for times, _ in spans)
+    end = max(float(times[-1]) for times, _ in spans)
+    if end <= start:
+        return None
+    area = 0.0
+    for times, values in spans:
+        counted = values[int(np.searchsorted(times, start, side="right")) - 1 :]  # from its value at start
+        steps = np.diff(counted)
+        area += float(np.where(steps < 0, counted[1:], steps).sum())
+    return area / (end - start)
 
 
 class Recorder:
