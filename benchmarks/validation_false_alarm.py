@@ -2,12 +2,14 @@
 
     .venv/bin/python benchmarks/validation_false_alarm.py [--line simulations/lines/demonstrator.yaml]
         [--hours 10] [--seeds 60] [--replications 10] [--tolerance 0.05] [--slower test] [--workers 2]
-        [--occupancy-period 600]
+        [--wip counter|sampled] [--speed 1200]
 
 For each seed the line runs `--hours` from empty (as `fabbrica demo` records it, and as
-tests/test_demo.py validates it: the whole recorded window) with an engine observer that records
-what its PLCs show: each machine's state, the parts, and every station's `Occupancy` sampled as
-the PLCs refresh it (every 600 simulated seconds at the demo's speed 1200). The twin is calibrated
+tests/test_demo.py validates it: the whole recorded window) in the simulated PLCs' runtime at
+`--speed` (the demo's 1200: the PLCs refresh their counters every 600 simulated seconds), and
+the records are what its PLCs publish: each station's state (each machine's, for a station with
+several), the parts, and every station's `OccupancySeconds` counter (`--wip counter`) or only
+its `Occupancy` values (`--wip sampled`, as before the counter existed). The twin is calibrated
 from that window and validated against it; so is a wrong twin, the calibrated one with the
 `--slower` station's mean cycle time made 20 % longer. Per check it prints the signed relative
 deviation d = twin mean / observed - 1 (mean and standard deviation over the seeds), the largest
@@ -18,86 +20,79 @@ correct twin fails it; then the verdicts.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Generator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import simpy
-
-from simulations.hardware.runtime import _holds_a_part
-from simulations.hardware.states import station_state
+from simulations.hardware.config import HardwareConfig
+from simulations.hardware.runtime import RELEASE_COUNTER, LineRuntime
 from twin.calibration.estimate import calibrate_line
-from twin.calibration.records import Recorder
+from twin.calibration.records import StationRecord
 from twin.calibration.validate import validate
-from twin.engine import LineModel
 from twin.line import line_from_dict, read_yaml
-from twin.station import STATE_NAMES, Machine
+from twin.station import STATE_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_OCCUPANCY_PERIOD = 600.0  # simulated seconds between the PLCs' counter refreshes at speed 1200
+DEMO_SPEED = 1200.0  # `fabbrica demo`'s: the PLCs refresh their counters every 600 simulated seconds
 
 
-class PlcRecorder(Recorder):
-    """A Recorder that also keeps the state a station with several machines shows (`State`)."""
-
-    def __init__(self, names: list[str], capacities: list[int]) -> None:
-        super().__init__(names, start=0.0, capacities=capacities)
-        self._machine_states: dict[str, list[int | None]] = {
-            name: [None] * capacity for name, capacity in zip(names, capacities, strict=True) if capacity > 1
-        }
-
-    def machine_state(self, machine: Machine, state: int, now: float) -> None:
-        super().machine_state(machine, state, now)
-        name = self._names[machine.station_index]
-        if name not in self._machine_states:
-            return
-        states = self._machine_states[name]
-        states[machine.machine_index] = state
-        known = [s for s in states if s is not None]
-        if len(known) < len(states):
-            return
-        shown = STATE_NAMES[station_state(known)]
-        record = self.records[name]
-        if not record.states or record.states[-1] != shown:
-            record.state_times.append(now)
-            record.states.append(shown)
-
-
-def _sample_occupancy(
-    model: LineModel, recorder: Recorder, names: list[str], period: float
-) -> Generator[simpy.Event, Any, None]:
-    while True:
-        now = model.env.now
-        for index, name in enumerate(names):
-            buffer = model.buffers[index]
-            held = sum(1 for machine in model.machines[index] if _holds_a_part(machine))
-            record = recorder.records[name]
-            record.occupancy_times.append(now)
-            record.occupancy.append(held + (len(buffer.items) if buffer is not None else 0))
-        yield model.env.timeout(period)
+def plc_records(runtime: LineRuntime, counters: bool) -> dict[str, StationRecord]:
+    """What the runtime's PLCs published, as a historian gives it back (times in line seconds)."""
+    records = {}
+    for station in runtime.stations:
+        record = StationRecord(station.name)
+        record.state_times = [t for t, _ in station.states.entries]
+        record.states = [STATE_NAMES[code] for _, code in station.states.entries]
+        for k, variable in enumerate(station.machine_variables):
+            machine = StationRecord(f"{station.name}[{k}]")
+            machine.state_times = [t for t, _ in station.values[variable].entries]
+            machine.states = [STATE_NAMES[code] for _, code in station.values[variable].entries]
+            record.machines.append(machine)
+        for event in station.parts:
+            record.part_times.append(event["t"])
+            record.cycle_times.append(event["cycle_time_s"])
+            record.scrapped.append(event["scrapped"])
+            record.products.append(event["product"])
+        record.occupancy_times = [t for t, _ in station.values["Occupancy"].entries]
+        record.occupancy = [float(v) for _, v in station.values["Occupancy"].entries]
+        if counters:
+            record.occupancy_seconds_times = [t for t, _ in station.values["OccupancySeconds"].entries]
+            record.occupancy_seconds = [v for _, v in station.values["OccupancySeconds"].entries]
+        if RELEASE_COUNTER in station.values:
+            counts = station.values[RELEASE_COUNTER].entries
+            record.release_times = [
+                t for (t, n), (_, m) in zip(counts[1:], counts, strict=False) for _ in range(n - m)
+            ]
+        records[station.name] = record
+    return records
 
 
-def one_seed(args: tuple[Path, float, int, int, float, str, float]) -> dict[str, Any]:
+def one_seed(args: tuple[Path, float, int, int, float, str, str, float]) -> dict[str, Any]:
     """The validation records of the calibrated twin and of the wrong one for one recorded window."""
-    line_path, hours, seed, replications, tolerance, slower, period = args
+    line_path, hours, seed, replications, tolerance, slower, wip, speed = args
     prior = read_yaml(line_path)
     line = line_from_dict(prior, str(line_path))
-    names = [station.name for station in line.stations]
-    recorder = PlcRecorder(names, [station.capacity for station in line.stations])
-    model = LineModel(line, seed, observer=recorder)
-    model.env.process(_sample_occupancy(model, recorder, names, period))
+    config = HardwareConfig.model_validate(
+        {"speed": speed, "opcua": {"enabled": False}, "mqtt": {"enabled": False}}
+    )
+    runtime = LineRuntime(line, config, seed=seed)
     window = hours * 3600
-    model.env.run(until=window)
-    calibrated, _ = calibrate_line(prior, recorder.records, window)
-    right = validate(line_from_dict(calibrated, "calibrated"), recorder.records, window,
+    env = runtime.env
+    while env.peek() <= window:  # everything due at the window's end too: its refresh is published
+        env.step()
+    records = plc_records(runtime, counters=wip == "counter")
+    if wip == "sampled":  # the sampled WIP is what is measured here: no warning per seed
+        logging.getLogger("twin.calibration.validate").setLevel(logging.ERROR)
+    calibrated, _ = calibrate_line(prior, records, window)
+    right = validate(line_from_dict(calibrated, "calibrated"), records, window,
                      replications=replications, tolerance=tolerance)  # fmt: skip
     station = next(s for s in calibrated["stations"] if s["name"] == slower)
     station["cycle_time"]["mean"] *= 1.2
-    wrong = validate(line_from_dict(calibrated, "slow"), recorder.records, window,
+    wrong = validate(line_from_dict(calibrated, "slow"), records, window,
                      replications=replications, tolerance=tolerance)  # fmt: skip
     return {"seed": seed, "right": right, "wrong": wrong}
 
@@ -115,21 +110,32 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.05)
     parser.add_argument("--slower", default="test", help="the station made 20 %% slower in the wrong twin")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--occupancy-period", type=float, default=DEMO_OCCUPANCY_PERIOD,
-                        help="simulated seconds between two recorded occupancies")  # fmt: skip
+    parser.add_argument("--wip", choices=("counter", "sampled"), default="counter",
+                        help="WIP from the OccupancySeconds counters or the sampled Occupancy")  # fmt: skip
+    parser.add_argument("--speed", type=float, default=DEMO_SPEED,
+                        help="PLC speed: counters refreshed every max(10, speed/2) simulated s")  # fmt: skip
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error("--seeds: at least 2 (a spread needs two runs)")
     jobs = [
-        (args.line, args.hours, 1000 + k, args.replications, args.tolerance, args.slower,
-         args.occupancy_period)
+        (
+            args.line,
+            args.hours,
+            1000 + k,
+            args.replications,
+            args.tolerance,
+            args.slower,
+            args.wip,
+            args.speed,
+        )
         for k in range(args.seeds)
     ]
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(one_seed, jobs))
     print(f"{args.line.name}: {args.hours:g} h windows from empty, {args.seeds} seeds, "
-          f"{args.replications} replications, tolerance {args.tolerance:.0%}, occupancy every "
-          f"{args.occupancy_period:g} s")  # fmt: skip
+          f"{args.replications} replications, tolerance {args.tolerance:.0%}, WIP from "
+          f"{'OccupancySeconds' if args.wip == 'counter' else 'Occupancy'}, PLCs refreshed every "
+          f"{max(10.0, args.speed / 2):g} s")  # fmt: skip
     for which in ("right", "wrong"):
         deviations: dict[str, list[float]] = defaultdict(list)
         failed: dict[str, int] = defaultdict(int)
