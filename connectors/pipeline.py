@@ -28,23 +28,9 @@ from connectors.common.ratelog import RateLimitedLog
 from connectors.common.spool import Spool
 from connectors.config import ConnectorConfig
 from connectors.sinks.base import Sink
+from connectors.sinks.registry import open_writer
 
 log = logging.getLogger(__name__)
-
-
-def make_sink(config: ConnectorConfig, base: Path) -> Sink:
-    sink = config.sink
-    if sink.type == "influxdb1":
-        from connectors.sinks.influxdb1 import InfluxDB1
-
-        return InfluxDB1(sink)
-    if sink.type == "influxdb2":
-        from connectors.sinks.influxdb2 import InfluxDB2
-
-        return InfluxDB2(sink)
-    from connectors.sinks.embedded import Embedded
-
-    return Embedded(sink, base)
 
 
 class Pipeline:
@@ -56,7 +42,7 @@ class Pipeline:
             max_bytes=config.spool.max_bytes,
             fsync=config.spool.fsync,
         )
-        self.sink = sink or make_sink(config, base)
+        self.sink = sink or open_writer(config.sink, base)
         self.health = Health(spooled=self.spool.pending)
         self._lines: list[str] = []
         self._count = 0

@@ -15,7 +15,7 @@ from influxdb_client.rest import ApiException
 
 from connectors.common.ratelog import RateLimitedLog
 from connectors.sinks.base import SinkUnavailable
-from connectors.sinks.config import InfluxDB2Sink
+from connectors.sinks.influxdb2.config import InfluxDB2Sink
 
 log = logging.getLogger(__name__)
 

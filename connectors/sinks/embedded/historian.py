@@ -9,12 +9,12 @@ then one column per field.
     frame = historian.query("machine", start, end, {"station": "Press"})
 
 DuckDB lets one process write a file at a time: query it from the connector's process, or
-once the connector has stopped.
+once the connector has stopped. `writer.Embedded` is the historian as a sink, `reader.HistorianReader`
+its reader.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,6 @@ import duckdb
 import pandas as pd
 
 from connectors.common.points import datetime_ns, parse_line
-from connectors.sinks.config import EmbeddedSink
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
@@ -188,27 +187,3 @@ def _widen(narrow: pd.DataFrame) -> pd.DataFrame:
     for column in fields:
         result[column] = result[column].infer_objects()
     return result.reset_index(drop=True)
-
-
-class Embedded:
-    """The historian as a sink: writes happen in a worker thread, one batch at a time."""
-
-    def __init__(self, config: EmbeddedSink, base: Path | None = None) -> None:
-        path = Path(config.path)
-        self.path = path if path.is_absolute() or base is None else base / path
-        self.name = f"embedded {self.path}"
-        self.historian: Historian | None = None
-
-    async def open(self) -> None:
-        self.historian = await asyncio.to_thread(Historian, self.path)
-
-    async def write(self, data: bytes, count: int) -> int:
-        if self.historian is None:
-            await self.open()
-        assert self.historian is not None
-        return await asyncio.to_thread(self.historian.insert_lines, data)
-
-    async def close(self) -> None:
-        if self.historian is not None:
-            await asyncio.to_thread(self.historian.close)
-            self.historian = None
