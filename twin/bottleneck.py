@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-Periods = Sequence[tuple[float, float]]
+Periods = Sequence[tuple[float, float]] | np.ndarray  # (start, end) pairs, or a (n, 2) array
 
 
 def bottleneck_shares(machines: Sequence[Periods], start: float, end: float) -> tuple[np.ndarray, np.ndarray]:

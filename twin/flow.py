@@ -273,7 +273,7 @@ class _Kernel:
             wip_area=self.wip_area,
             lead_times=self.leads,
         )
-        record = kpi_module.line_kpis(accounts, horizon=horizon, warmup=warmup)  # type: ignore[arg-type]
+        record = kpi_module.line_kpis(accounts, horizon=horizon, warmup=warmup)
         record.update(
             horizon_s=float(horizon),
             warmup_s=float(warmup),
@@ -322,7 +322,7 @@ def _pack(streams: list[Any]) -> list[np.ndarray]:
 
 
 class _MachineAccount:
-    """What `twin.kpis.line_kpis` reads of a machine, from the kernel's accounts."""
+    """A machine's `twin.kpis.MachineAccounts`, from the kernel's accounts."""
 
     def __init__(self, time_in: np.ndarray, counts: np.ndarray, periods: np.ndarray) -> None:
         self.time_in = [*time_in.tolist(), 0.0]  # working, blocked, starved, down, setup, stopped
@@ -338,7 +338,7 @@ class _MachineAccount:
 
 @dataclass
 class _LineAccounts:
-    """What `twin.kpis.line_kpis` reads of a finished line model."""
+    """The run's `twin.kpis.LineAccounts`, from the kernel's accounts."""
 
     line: Line
     machines: list[list[_MachineAccount]]

@@ -13,22 +13,71 @@ Definitions (also in docs/kpis.md), over the observed period T = horizon - warm-
   and starved time are performance losses, not availability losses;
 - quality = good parts / parts processed at the station;
 - oee = availability x performance x quality.
+
+The record's keys, types and units are declared in `twin.kpi_catalogue`. What the KPI code
+reads of an engine's finished run is `LineAccounts` and `MachineAccounts`: the SimPy
+engine's `LineModel` and `Machine` have it, and so do the flow engine's accounts.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from twin.bottleneck import bottleneck_shares
+from twin.bottleneck import Periods, bottleneck_shares
 from twin.station import STATE_NAMES, STOPPED
 
 if TYPE_CHECKING:
-    from twin.engine import LineModel
+    from twin.line import Line
 
 
-def line_kpis(model: LineModel, *, horizon: float, warmup: float) -> dict[str, Any]:
+class MachineAccounts(Protocol):
+    """What the KPIs read of one machine after a run: time per state, counts, active periods."""
+
+    @property
+    def time_in(self) -> Sequence[float]: ...  # seconds per state code (twin.station.STATE_NAMES)
+
+    @property
+    def processed(self) -> int: ...
+
+    @property
+    def parts_out(self) -> int: ...
+
+    @property
+    def scrapped(self) -> int: ...
+
+    @property
+    def failures(self) -> int: ...
+
+    def active_periods(self, start: float) -> Periods: ...  # since `start`, in time order
+
+
+class LineAccounts(Protocol):
+    """What the KPIs read of a finished run: the line, its machines per station, line counters."""
+
+    @property
+    def line(self) -> Line: ...
+
+    @property
+    def machines(self) -> Sequence[Sequence[MachineAccounts]]: ...
+
+    @property
+    def exits(self) -> int: ...
+
+    @property
+    def scrapped(self) -> int: ...
+
+    @property
+    def wip_area(self) -> float: ...  # part-seconds in the line over the observed period
+
+    @property
+    def lead_times(self) -> ArrayLike: ...
+
+
+def line_kpis(model: LineAccounts, *, horizon: float, warmup: float) -> dict[str, Any]:
     """The flat KPI record of a finished run (the keys of `fabbrica twin run --json`)."""
     period = horizon - warmup
     lead_times = np.asarray(model.lead_times, dtype=float)
