@@ -21,21 +21,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from connectors.common.secrets import EnvError, substitute
-from connectors.common.units import Duration, Size
 from connectors.mqtt.config import MqttSource
 from connectors.opcua.config import OpcUaSource
 from connectors.sinks.config import SINK_TYPES, EmbeddedSink, SinkConfig
+from foundation import yamlfile
+from foundation.durations import Duration, Size
+from foundation.errors import InputError, validation_message
+from foundation.models import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SpoolConfig(_Strict):
+class SpoolConfig(Strict):
     """The on-disk store-and-forward journal (see connectors.common.spool)."""
 
     path: str = Field(default="spool", min_length=1)
@@ -45,12 +43,12 @@ class SpoolConfig(_Strict):
     commit_interval: Duration = Field(default=0.02, gt=0, le=5)
 
 
-class HealthConfig(_Strict):
+class HealthConfig(Strict):
     interval: Duration = Field(default=10.0, gt=0)
     measurement: str = Field(default="connector_health", min_length=1)
 
 
-class ConnectorConfig(_Strict):
+class ConnectorConfig(Strict):
     name: str = Field(default="fabbrica", min_length=1)
     sink: SinkConfig = Field(default_factory=lambda: EmbeddedSink(type="embedded"))
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
@@ -66,8 +64,11 @@ class ConnectorConfig(_Strict):
         return self
 
 
-class ConfigError(ValueError):
-    """An invalid connector config. `error` is the pydantic error when there is one."""
+class ConfigError(InputError):
+    """An invalid connector (or sink) config file, one line naming file and field.
+
+    `error` is the pydantic error when there is one, `path` the field of an unset variable.
+    """
 
     def __init__(self, message: str, error: ValidationError | None = None, path: str = "") -> None:
         super().__init__(message)
@@ -92,24 +93,7 @@ def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> L
 
 def read_mapping(file: Path, keys: str) -> dict[str, Any]:
     """The YAML mapping in `file` (ConfigError, one line, if it cannot be read or is not one)."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{file}: invalid YAML{where}: {problem}") from None
-    except (ValueError, RecursionError) as exc:  # a date such as 2024-13-01; nesting too deep
-        raise ConfigError(f"{file}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a mapping ({keys}) at the top level")
-    return data
+    return yamlfile.read_mapping(file, ConfigError, f"a mapping ({keys})")
 
 
 def config_from_dict(
@@ -124,8 +108,8 @@ def config_from_dict(
     try:
         config = ConnectorConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: invalid config", error=exc) from None
+        raise ConfigError(validation_message(source, exc, SKIPPED_LOCATIONS), error=exc) from None
     return LoadedConfig(config=config, base=(base or Path.cwd()).resolve(), secrets=frozenset(secrets))
 
 
-SKIPPED_LOCATIONS = frozenset(SINK_TYPES)
+SKIPPED_LOCATIONS = frozenset(SINK_TYPES)  # union tags, left out of a field path

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
 
 import click
 import typer
@@ -19,7 +18,7 @@ from typer.core import TyperGroup
 from connectors.common.secrets import hide_in_logs
 from connectors.config import SKIPPED_LOCATIONS, ConfigError, LoadedConfig, read_config
 from fabbrica.errors import fail
-from twin.line import format_error
+from foundation.errors import format_error, validation_message
 
 
 class _ConfigOrCommand(TyperGroup):
@@ -46,10 +45,7 @@ def config_message(source: str, error: ConfigError) -> str:
     """One line: `file: field.path: message`."""
     if error.error is None:
         return str(error)
-    first: dict[str, Any] = dict(error.error.errors(include_url=False)[0])
-    first["loc"] = tuple(part for part in first["loc"] if part not in SKIPPED_LOCATIONS)
-    path, message = format_error(first)
-    return f"{source}: {path}: {message}" if path else f"{source}: {message}"
+    return validation_message(source, error.error, SKIPPED_LOCATIONS)
 
 
 def load(config_file: Path) -> LoadedConfig:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from fabbrica.errors import bad_input_exits
-from twin.line import LineError
+from foundation.errors import InputError
 
 DEFAULT_LINE = Path(__file__).resolve().parent.parent / "simulations" / "lines" / "demonstrator.yaml"
 PHASES = {
@@ -67,7 +67,7 @@ def demo(
                 progress=progress,
             )
         except FileNotFoundError as exc:
-            raise LineError(f"{exc.filename}: file not found") from None
+            raise InputError(f"{exc.filename}: file not found") from None
     console.log(f"[green]done[/] {PHASES['report']}")
     validation = result.validation
     console.print(

@@ -11,9 +11,10 @@ from urllib.parse import urlsplit
 import typer
 
 from connectors.common.secrets import hide_in_logs
-from fabbrica.errors import bad_input_exits
+from fabbrica.errors import bad_input_exits, duration_option
+from foundation.errors import InputError
 from simulations.hardware.config import load_hardware
-from twin.line import LineError, duration_option, load_line
+from twin.line import load_line
 
 if TYPE_CHECKING:
     from simulations.hardware.serve import ServedLine
@@ -55,9 +56,9 @@ def serve_command(
     with bad_input_exits():
         wall = duration_option("--duration", duration)
         if wall is not None and wall <= 0:
-            raise LineError(f"--duration: must be > 0, got {duration!r}")
+            raise InputError(f"--duration: must be > 0, got {duration!r}")
         if speed is not None and speed <= 0:
-            raise LineError(f"--speed: must be > 0, got {speed:g}")
+            raise InputError(f"--speed: must be > 0, got {speed:g}")
         overrides: dict[str, Any] = {}
         if speed is not None:
             overrides["speed"] = speed

@@ -28,8 +28,9 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from foundation.errors import InputError
 from twin.calibration.records import StationRecord
-from twin.line import Line, LineError
+from twin.line import Line
 from twin.station import STATE_NAMES
 
 if TYPE_CHECKING:
@@ -45,11 +46,11 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise LineError(f"{option}: not an ISO-8601 time: {text!r} (e.g. 2026-11-25T08:00:00Z)") from None
+        raise InputError(f"{option}: not an ISO-8601 time: {text!r} (e.g. 2026-11-25T08:00:00Z)") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-class SourceError(LineError):
+class SourceError(InputError):
     """The recorded data cannot be read: the source is unreachable, refused us or failed the query."""
 
 
@@ -59,7 +60,7 @@ def open_source(source: str) -> Query:
         parsed = urlparse(source)
         database = parsed.path.strip("/")
         if not database:
-            raise LineError(
+            raise InputError(
                 f"--source: {source}: give the database as the URL's path, e.g. http://host:8086/plant"
             )
         from connectors.sinks.influxdb1 import authorization
@@ -69,7 +70,7 @@ def open_source(source: str) -> Query:
         return _influxql_reader(base, database, auth, f"--source: {source}")
     path = Path(source)
     if not path.exists():
-        raise LineError(f"--source: {source}: no such file")
+        raise InputError(f"--source: {source}: no such file")
     if path.suffix in (".yaml", ".yml"):
         return _from_sink_file(path)
     return _historian_reader(path)
@@ -130,7 +131,7 @@ def sink_reader(sink: AnySink, label: str) -> Query:
     if sink.type == "embedded":
         target = Path(sink.path)
         if not target.exists():
-            raise LineError(f"{label}: sink.path: no such file: {target}")
+            raise InputError(f"{label}: sink.path: no such file: {target}")
         return _historian_reader(target)
     if sink.type == "influxdb1":
         password = sink.password.get_secret_value() if sink.password else None
@@ -170,7 +171,7 @@ def load_records(
     machine = read("machine", lo, hi)
     parts = read("part", lo, hi)
     if machine.empty and parts.empty:
-        raise LineError("--source: no `machine` or `part` data in the window")
+        raise InputError("--source: no `machine` or `part` data in the window")
     line_rows = lambda frame: frame[frame["line"] == line.name] if "line" in frame else frame  # noqa: E731
     machine, parts = line_rows(machine), line_rows(parts)
     times = pd.concat([machine["time"], parts["time"]]) if not parts.empty else machine["time"]

@@ -48,9 +48,9 @@ from connectors.mqtt.source import MqttSourceRunner
 from connectors.mqtt.sparkplug import Payload
 from fabbrica.cli import app
 from fabbrica.connect_commands import config_message
+from foundation.errors import InputError
 from twin.experiments import Experiment
 from twin.experiments.spec import FullFactorial, LatinHypercube, Range, Scenarios, spec_from_dict
-from twin.line import LineError
 
 from .conftest import ROOT
 from .fuzzing import FUZZ, LONG_RUN, few, fuzz
@@ -713,24 +713,24 @@ def _scenario_count(spec: Any) -> int:
 
 
 def _load_experiment(path: Path, document: Any) -> None:
-    """Experiment.from_yaml (spec, line and every scenario's line), or a one-line LineError."""
+    """Experiment.from_yaml (spec, line and every scenario's line), or a one-line InputError."""
     if isinstance(document, dict):
         try:
             spec = spec_from_dict(document, str(path))
-        except LineError:
+        except InputError:
             pass
         else:
             # millions of scenarios are valid, just slow to build: check a few hundred at most
             assume(_scenario_count(spec) <= 200)
     try:
         Experiment.from_yaml(path)
-    except LineError as exc:
+    except InputError as exc:
         _experiment_error_line(str(path), exc)
     else:
         outcome("loaded")
 
 
-def _experiment_error_line(source: str, exc: LineError) -> None:
+def _experiment_error_line(source: str, exc: InputError) -> None:
     message = str(exc)
     assert message.startswith(f"{source}: ") and "\n" not in message, message
     outcome(f"refused: {_head(message.removeprefix(source + ': '))}")
@@ -760,7 +760,7 @@ BUFFERS = SAMPLE_EXPERIMENTS[[path.stem for path in EXPERIMENTS].index("buffer_a
 def test_experiment_specs_validate_or_name_the_field(document: dict[str, Any]) -> None:
     try:
         spec_from_dict(document, "fuzz.yaml")
-    except LineError as exc:
+    except InputError as exc:
         _experiment_error_line("fuzz.yaml", exc)
     else:
         outcome("valid")
@@ -789,7 +789,7 @@ def test_fabbrica_experiment_run_refuses_bad_files_in_one_line(folder: Path, tex
     path = _write(folder, text)
     try:
         Experiment.from_yaml(path)
-    except LineError:
+    except InputError:
         pass
     else:
         assume(False)  # a valid experiment would run

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from twin.durations import parse_duration
+from foundation.durations import parse_duration
 from twin.line import LineError, line_from_dict
 
 from .fuzzing import FUZZ, LONG_RUN

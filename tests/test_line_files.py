@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from connectors.config import ConfigError, config_from_dict
+from foundation.durations import parse_duration
 from tests.conftest import DEMONSTRATOR
 from twin.distributions import Constant, Empirical, Exponential, Gamma, Lognormal, Normal, Triangular, Uniform
-from twin.durations import parse_duration
 from twin.line import LineError, line_from_dict, load_line
 
 
@@ -29,6 +30,8 @@ def base_line(**station: Any) -> dict[str, Any]:
         ("8h", 28800.0),
         ("1.5d", 129600.0),
         ("250ms", 0.25),
+        ("1w", 604800.0),
+        ("-0", 0.0),
     ],
 )
 def test_durations(text: object, seconds: float) -> None:
@@ -39,6 +42,51 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_signed_durations_leave_the_bound_to_the_caller() -> None:
+    assert parse_duration("-90s", signed=True) == -90.0
+    with pytest.raises(ValueError, match=r"must be >= 0, got '-90s'"):
+        parse_duration("-90s")
+
+
+def _connector(interval: object) -> float:
+    mqtt = [{"url": "mqtt://h", "topics": [{"filter": "a/#"}]}]
+    document = {"health": {"interval": interval}, "mqtt": mqtt}
+    return config_from_dict(document, "connect.yaml", {}).config.health.interval
+
+
+def _line(horizon: object) -> float:
+    data = {"horizon": horizon, "stations": [{"name": "a", "cycle_time": 1}]}
+    return line_from_dict(data, "line.yaml").horizon
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("1w", 604800.0), ("100ms", 0.1), ("2min", 120.0), ("1.5d", 129600.0), (30, 30.0)]
+)
+def test_a_duration_means_the_same_in_a_line_file_and_a_connector_file(text: object, seconds: float) -> None:
+    assert _line(text) == _connector(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("soon", r"not a duration: 'soon' \(use seconds or e\.g\. 100ms, 90s, 5min, 8h\)"),
+        (
+            "5 minutes",
+            r"unknown time unit 'minutes' in '5 minutes' \(allowed: ms, s, sec, min, m, h, hr, d, w\)",
+        ),
+        ("-5s", r"must be > 0"),
+        ("inf", r"not a duration: 'inf'"),
+        (1e400, r"not a finite duration"),
+        (True, r"expected a duration, got True"),
+    ],
+)
+def test_a_bad_duration_is_refused_alike_in_both(text: object, message: str) -> None:
+    with pytest.raises(LineError, match=rf"^line\.yaml: horizon: {message}"):
+        _line(text)
+    with pytest.raises(ConfigError, match=rf"^connect\.yaml: health\.interval: {message}"):
+        _connector(text)
 
 
 def test_the_contract_example_loads(write_line: Any) -> None:

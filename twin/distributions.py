@@ -17,26 +17,17 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from twin.durations import parse_duration
-
-
-def _signed_duration(value: Any) -> float:
-    return parse_duration(value, signed=True)
-
-
-Duration = Annotated[float, BeforeValidator(_signed_duration), Field(ge=0)]
-PositiveDuration = Annotated[float, BeforeValidator(_signed_duration), Field(gt=0)]
+from foundation.durations import Duration, PositiveDuration
+from foundation.models import Strict
 
 Sampler = Callable[[], float]
 
 BLOCK = 256
 
 
-class _Dist(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _Dist(Strict):
     @property
     def mean(self) -> float:  # pragma: no cover - every subclass overrides
         raise NotImplementedError

@@ -14,9 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Discriminator,
     Field,
@@ -25,18 +23,20 @@ from pydantic import (
     model_validator,
 )
 
-from twin.distributions import DIST_NAMES, Distribution, Duration, PositiveDuration, _Dist
-from twin.durations import parse_duration
-
-STATES = ("working", "blocked", "starved", "down", "setup")
-
-
-class LineError(ValueError):
-    """A line (or other input) file is invalid: the message is one line naming file and field."""
+from foundation import errors
+from foundation.durations import Duration, PositiveDuration
+from foundation.errors import FieldError, InputError
+from foundation.models import Strict
+from foundation.yamlfile import read_mapping
+from twin.distributions import DIST_NAMES, Distribution, _Dist
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class LineError(InputError):
+    """A line file (or line data) is invalid: the message is one line naming file and field."""
+
+
+class _Strict(Strict):
+    model_config = ConfigDict(populate_by_name=True)
 
 
 def _cycle_time_tag(value: Any) -> str:
@@ -177,28 +177,28 @@ class Line(_Strict):
         seen: set[str] = set()
         release = self.release
         if isinstance(release, InterarrivalRelease) and release.interarrival.mean <= 0:
-            raise _FieldError("release.interarrival", "mean must be > 0 (orders cannot all arrive at once)")
+            raise FieldError("release.interarrival", "mean must be > 0 (orders cannot all arrive at once)")
         for index, station in enumerate(self.stations):
             if station.name in seen:
-                raise _FieldError(f"stations[{index}].name", f"duplicate station name {station.name!r}")
+                raise FieldError(f"stations[{index}].name", f"duplicate station name {station.name!r}")
             seen.add(station.name)
             if isinstance(station.cycle_time, dict):
                 keys = set(station.cycle_time)
                 missing = [name for name in names if name not in keys]
                 unknown = sorted(keys - set(names))
                 if unknown:
-                    raise _FieldError(
+                    raise FieldError(
                         f"stations[{index}].cycle_time.{unknown[0]}",
                         f"unknown product (products: {', '.join(names)})",
                     )
                 if missing:
-                    raise _FieldError(
+                    raise FieldError(
                         f"stations[{index}].cycle_time", f"no cycle time for product {missing[0]!r}"
                     )
             for product in names if isinstance(station.cycle_time, dict) else names[:1]:
                 if station.cycle_time_for(product).mean <= 0:
                     where = f".{product}" if isinstance(station.cycle_time, dict) else ""
-                    raise _FieldError(
+                    raise FieldError(
                         f"stations[{index}].cycle_time{where}",
                         "mean must be > 0 (a machine needs time to process a part)",
                     )
@@ -216,96 +216,39 @@ class Line(_Strict):
         raise KeyError(name)
 
 
-class _FieldError(ValueError):
-    """A cross-field error that knows its own path inside the line."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(message)
-        self.path = path
-        self.message = message
+_SKIPPED_LOC = frozenset(DIST_NAMES) | {"single", "per_product", "saturated", "interarrival", "conwip"}
 
 
-_SKIPPED_LOC = set(DIST_NAMES) | {"single", "per_product", "saturated", "interarrival", "conwip"}
+def _describe(error: Mapping[str, Any]) -> str | None:
+    """The twin's own wording: distributions chosen by `dist`, and the release's custom message."""
+    kind = error["type"]
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx") or {}
+        return f"unknown distribution {ctx.get('tag')!r} (allowed: {', '.join(DIST_NAMES)})"
+    if kind == "union_tag_not_found":
+        return f"a distribution needs 'dist' (one of: {', '.join(DIST_NAMES)})"
+    if kind == "release":
+        return str(error["msg"])
+    return None
 
 
 def format_location(loc: tuple[Any, ...]) -> str:
-    """('stations', 2, 'failures', 'mttr') -> 'stations[2].failures.mttr'."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part in _SKIPPED_LOC or str(part).startswith(("function-", "literal[")):
-            continue
-        else:
-            part = repr(part) if "\n" in str(part) else part  # the message stays one line
-            text += f".{part}" if text else str(part)
-    return text
+    """('stations', 2, 'failures', 'mttr') -> 'stations[2].failures.mttr' (distribution tags left out)."""
+    return errors.format_location(loc, _SKIPPED_LOC)
 
 
 def format_error(error: Mapping[str, Any]) -> tuple[str, str]:
-    """One pydantic error as (field path, message in plain words)."""
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    loc = tuple(error["loc"])
-    message = str(error["msg"])
-    if kind == "value_error" and isinstance(ctx.get("error"), _FieldError):
-        field_error = ctx["error"]
-        return _join(format_location(loc), field_error.path), field_error.message
-    if kind == "missing":
-        message = "required field missing"
-    elif kind == "extra_forbidden":
-        message = "unknown key"
-    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        sign = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
-        bound = next(iter(ctx.values()))
-        message = f"must be {sign[kind]} {bound}, got {error.get('input')!r}"
-    elif kind == "too_short":
-        message = f"must have at least {ctx.get('min_length')} item(s)"
-    elif kind == "union_tag_invalid":
-        message = f"unknown distribution {ctx.get('tag')!r} (allowed: {', '.join(DIST_NAMES)})"
-    elif kind == "union_tag_not_found":
-        message = f"a distribution needs 'dist' (one of: {', '.join(DIST_NAMES)})"
-    elif kind == "value_error":
-        message = message.removeprefix("Value error, ")
-    else:
-        message = message.replace("Input should be", "must be").replace("Input should have", "must have")
-        if kind not in ("release",) and isinstance(error.get("input"), str | int | float):
-            message += f", got {error['input']!r}"
-    return format_location(loc), message
-
-
-def _join(prefix: str, path: str) -> str:
-    if not prefix:
-        return path
-    return f"{prefix}.{path}" if not path.startswith("[") else prefix + path
+    """One pydantic error about a line (or a part of one) as (field path, message in plain words)."""
+    return errors.format_error(error, _SKIPPED_LOC, _describe)
 
 
 def validation_message(source: str, error: ValidationError) -> str:
-    path, message = format_error(error.errors(include_url=False)[0])
-    return f"{source}: {path}: {message}" if path else f"{source}: {message}"
+    return errors.validation_message(source, error, _SKIPPED_LOC, _describe)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, turning every read or syntax problem into a one-line LineError."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LineError(f"{file}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LineError(f"{file}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise LineError(f"{file}: invalid YAML{where}: {problem}") from None
-    except (ValueError, RecursionError) as exc:  # a date such as 2024-13-01; nesting too deep
-        raise LineError(f"{file}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise LineError(f"{file}: expected a mapping of line fields at the top level")
-    return data
+    """Read a line file's YAML mapping; every read or syntax problem is a one-line LineError."""
+    return read_mapping(path, LineError, "a mapping of line fields")
 
 
 def line_from_dict(data: Mapping[str, Any], source: str = "<line>") -> Line:
@@ -322,13 +265,3 @@ def load_line(path: str | Path, overrides: Mapping[str, Any] | None = None) -> L
     if overrides:
         data.update(overrides)
     return line_from_dict(data, str(path))
-
-
-def duration_option(name: str, value: str | None) -> float | None:
-    """Parse a command-line duration, naming the option on error."""
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise LineError(f"{name}: {exc}") from None

@@ -11,19 +11,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
-from connectors.common.units import Duration
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+from foundation.durations import Duration
+from foundation.models import Strict
 
 Name = Annotated[str, Field(min_length=1)]  # a tag name: line protocol has no empty one
 
 
-class Topic(_Strict):
+class Topic(Strict):
     """A topic filter and how its payloads become points.
 
     `topic_tags` names the topic levels, `_` skipping one: with the default
@@ -87,7 +83,7 @@ def _strip_share(value: str) -> str:
     return value
 
 
-class MqttSource(_Strict):
+class MqttSource(Strict):
     """One broker: URL (mqtt:// or mqtts://), identity, TLS, and the topics to take in."""
 
     name: str | None = None

@@ -11,20 +11,17 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connectors.common.units import Duration
+from foundation.durations import Duration
+from foundation.models import Strict
 
 SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
 SecurityMode = Literal["None", "Sign", "SignAndEncrypt"]
 NODE_ID = re.compile(r"^(nsu=[^;]+;|ns=\d+;)?[isgb]=.+$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Deadband(_Strict):
+class Deadband(Strict):
     """Report a change only when it exceeds `value`: absolute units, or percent of the EU range.
 
     Percent needs a server that supports it (asyncua's own server reports every change).
@@ -34,7 +31,7 @@ class Deadband(_Strict):
     value: float = Field(ge=0)
 
 
-class OpcUaSource(_Strict):
+class OpcUaSource(Strict):
     """One OPC UA server: which variables to watch, how, and how they become points.
 
     `nodes` holds browse-path patterns below the Objects folder (`Objects/*/*/*`; `*` matches

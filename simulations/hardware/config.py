@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from connectors.common.secrets import EnvError, hide_in_logs, substitute
-from twin.distributions import Duration
-from twin.line import LineError, read_yaml, validation_message
+from foundation.durations import Duration
+from foundation.errors import InputError, validation_message
+from foundation.models import Strict
+from foundation.yamlfile import read_mapping
 from twin.station import STATE_NAMES
 
 StateName = Literal["working", "blocked", "starved", "down", "setup", "stopped"]
@@ -45,11 +47,11 @@ ALL_POLICIES: tuple[SecurityPolicy, ...] = (
 DEFAULT_POLICIES: tuple[SecurityPolicy, ...] = ALL_POLICIES[:3]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class HardwareError(InputError):
+    """A hardware file (or a hardware option) is invalid: one line naming file and field."""
 
 
-class SignalSpec(_Strict):
+class SignalSpec(Strict):
     """One process signal or sensor of a station: its level in each machine state, noise and dynamics.
 
     The signal follows its state's level with a first-order lag of time constant `tau`
@@ -144,7 +146,7 @@ DEFAULT_SENSORS = (
 )
 
 
-class OpcUaSecurity(_Strict):
+class OpcUaSecurity(Strict):
     """Security of the virtual PLCs, as on real ones.
 
     `policies` lists the endpoints offered (any of `ALL_POLICIES`; by default None and
@@ -186,7 +188,7 @@ class OpcUaSecurity(_Strict):
         return not self.users if self.allow_anonymous is None else self.allow_anonymous
 
 
-class OpcUaConfig(_Strict):
+class OpcUaConfig(Strict):
     """The virtual PLCs: one OPC UA server, or one per station on consecutive ports.
 
     At exit the servers keep serving the final values for `linger` seconds, so that
@@ -228,7 +230,7 @@ class OpcUaConfig(_Strict):
         return urlsplit(self.endpoint).hostname or "127.0.0.1"
 
 
-class MqttTls(_Strict):
+class MqttTls(Strict):
     """TLS towards the broker: CA file, optional client certificate, hostname check."""
 
     ca_file: Path | None = None
@@ -237,7 +239,7 @@ class MqttTls(_Strict):
     insecure: bool = False
 
 
-class MqttConfig(_Strict):
+class MqttConfig(Strict):
     """The virtual sensors: one MQTT client publishing every station's sensors and part events.
 
     At start the line waits up to `connect_timeout` for the broker, then runs anyway;
@@ -297,7 +299,7 @@ class MqttConfig(_Strict):
         return self.username or parts.username, self.password or parts.password
 
 
-class HardwareConfig(_Strict):
+class HardwareConfig(Strict):
     """The whole simulated hardware of one line.
 
     `speed` is simulated seconds per wall second; `tick` the wall time between two
@@ -334,12 +336,14 @@ def default_pki_dir() -> Path:
 
 def load_hardware(path: str | Path | None, overrides: dict[str, object] | None = None) -> HardwareConfig:
     """Read and validate a hardware file (None: the defaults); `overrides` are dotted field paths."""
-    data: dict[str, object] = read_yaml(path) if path is not None else {}
+    data: dict[str, object] = (
+        read_mapping(path, HardwareError, "a mapping of hardware fields") if path is not None else {}
+    )
     secrets: set[str] = set()
     try:  # `${VAR}` for passwords, so that hardware files need hold none
         data = substitute(data, os.environ, secrets)
     except EnvError as exc:
-        raise LineError(f"{path}: {exc.path}: {exc.message}") from None
+        raise HardwareError(f"{path}: {exc.path}: {exc.message}") from None
     for dotted, value in (overrides or {}).items():
         target = data
         *parents, leaf = dotted.split(".")
@@ -353,6 +357,6 @@ def load_hardware(path: str | Path | None, overrides: dict[str, object] | None =
     try:
         config = HardwareConfig.model_validate(data)
     except ValidationError as exc:
-        raise LineError(validation_message(str(path) if path is not None else "options", exc)) from None
+        raise HardwareError(validation_message(str(path) if path is not None else "options", exc)) from None
     hide_in_logs(secrets | set(config.opcua.security.users.values()))
     return config

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from connectors.common.points import BadPoint, Point, encode, parse_line, timestamp_ns, to_line
 from connectors.common.secrets import EnvError, hide_in_logs, substitute
 from connectors.common.spool import Spool
-from connectors.common.units import parse_duration, parse_size
 from connectors.mqtt import sparkplug as spb
+from foundation.durations import parse_duration, parse_size
 
 text = st.text(
     st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\\"), min_size=1, max_size=12

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.experiments.conftest import WriteExperiment
-from twin.experiments import Experiment
+from twin.experiments import Experiment, ExperimentError
 from twin.experiments.spec import FullFactorial, LatinHypercube, Range, Scenarios, Sequential
 from twin.line import LineError
 
@@ -116,7 +116,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
 @pytest.mark.parametrize(("data", "message"), BAD)
 def test_bad_files_name_file_and_field(write_experiment: WriteExperiment, data: dict, message: str) -> None:
     path = write_experiment(data)
-    with pytest.raises(LineError) as caught:
+    with pytest.raises(ExperimentError) as caught:
         Experiment.from_yaml(path)
     text = str(caught.value)
     assert "\n" not in text
@@ -133,5 +133,5 @@ def test_bad_line_file_names_the_line_file(write_experiment: WriteExperiment) ->
 def test_not_a_mapping(tmp_path) -> None:
     path = tmp_path / "exp.yaml"
     path.write_text("- just\n- a list\n")
-    with pytest.raises(LineError, match=r"exp\.yaml: expected a mapping of experiment fields"):
+    with pytest.raises(ExperimentError, match=r"exp\.yaml: expected a mapping of experiment fields"):
         Experiment.from_yaml(path)

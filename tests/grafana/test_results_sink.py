@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 from connectors.common.points import to_line
 from fabbrica.cli import app
 from fabbrica.results_sink import sink_options, twin_run_points, validation_points
+from foundation.errors import InputError
 from twin.engine import simulate
-from twin.line import LineError, load_line
+from twin.line import load_line
 
 from ..connectors.conftest import ROOT, influx_rows
 
@@ -93,7 +94,7 @@ def test_bad_sink_options_name_the_option(options: dict, message: str) -> None:
         "influx_org": None,
         "influx_bucket": None,
     }
-    with pytest.raises(LineError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         sink_options(**{**arguments, **options})
 
 
@@ -111,10 +112,10 @@ def test_sink_config_reads_a_connector_config_with_env(
     sink, base = chosen
     assert sink.type == "influxdb2" and sink.token.get_secret_value() == "s3cret-token" and base == tmp_path
     monkeypatch.delenv("TEST_TOKEN")
-    with pytest.raises(LineError, match=r"sink\.token: environment variable TEST_TOKEN is not set"):
+    with pytest.raises(InputError, match=r"sink\.token: environment variable TEST_TOKEN is not set"):
         sink_options(config, None, None, None, None, None)
     config.write_text("sink: {type: influxdb1, url: http://h:8086}\n")
-    with pytest.raises(LineError, match=r"sink\.database"):
+    with pytest.raises(InputError, match=r"sink\.database"):
         sink_options(config, None, None, None, None, None)
 
 

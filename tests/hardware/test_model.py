@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from fabbrica.cli import app
 from simulations.hardware.clock import ScaledClock
-from simulations.hardware.config import HardwareConfig, SignalSpec, load_hardware
+from simulations.hardware.config import HardwareConfig, HardwareError, SignalSpec, load_hardware
 from simulations.hardware.runtime import LineRuntime, Timeline, occupancy
 from simulations.hardware.signals import SignalBank, station_generator
 from simulations.hardware.states import (
@@ -28,7 +28,7 @@ from simulations.hardware.states import (
     station_state,
 )
 from tests.hardware.conftest import FAST_LINE, ROOT, start_serving
-from twin.line import LineError, line_from_dict
+from twin.line import line_from_dict
 from twin.station import BLOCKED, DOWN, SETUP, STARVED, STOPPED, WORKING
 
 
@@ -73,7 +73,7 @@ def test_hardware_defaults_and_overrides() -> None:
 def test_a_bad_hardware_file_names_the_field(tmp_path: Path, data: str, message: str) -> None:
     path = tmp_path / "hw.yaml"
     path.write_text(data)
-    with pytest.raises(LineError, match=r"hw\.yaml: ") as error:
+    with pytest.raises(HardwareError, match=r"hw\.yaml: ") as error:
         load_hardware(path)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
@@ -367,7 +367,7 @@ def test_hardware_passwords_come_from_the_environment(
     monkeypatch.setenv("PLC_OPERATOR_PASSWORD", "s3cr3t-from-env")
     assert load_hardware(path).opcua.security.users == {"operator": "s3cr3t-from-env"}
     monkeypatch.delenv("PLC_OPERATOR_PASSWORD")
-    with pytest.raises(LineError) as error:
+    with pytest.raises(HardwareError) as error:
         load_hardware(path)
     assert str(error.value) == (
         f"{path}: opcua.security.users.operator: environment variable PLC_OPERATOR_PASSWORD is not set"

@@ -9,6 +9,14 @@
 from twin.experiments.design import Scenario, replication_seed
 from twin.experiments.experiment import Experiment
 from twin.experiments.results import ExperimentResult
-from twin.experiments.spec import ExperimentSpec, load_spec
+from twin.experiments.spec import ExperimentError, ExperimentSpec, load_spec
 
-__all__ = ["Experiment", "ExperimentResult", "ExperimentSpec", "Scenario", "load_spec", "replication_seed"]
+__all__ = [
+    "Experiment",
+    "ExperimentError",
+    "ExperimentResult",
+    "ExperimentSpec",
+    "Scenario",
+    "load_spec",
+    "replication_seed",
+]

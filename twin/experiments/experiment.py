@@ -29,10 +29,17 @@ from twin.experiments.design import Scenario, build_scenarios, pilot_seed, repli
 from twin.experiments.paths import PathError, named_location, set_path
 from twin.experiments.results import ExperimentResult, build_result
 from twin.experiments.runner import RunTask, make_executor
-from twin.experiments.spec import ExperimentSpec, Scenarios, Sequential, load_spec, spec_from_dict
+from twin.experiments.spec import (
+    ExperimentError,
+    ExperimentSpec,
+    Scenarios,
+    Sequential,
+    load_spec,
+    spec_from_dict,
+)
 from twin.experiments.stats import estimate, replications_needed
 from twin.experiments.warmup import mser5_warmup, pilots_per_scenario
-from twin.line import Line, LineError, format_error, line_from_dict, read_yaml
+from twin.line import Line, format_error, line_from_dict, read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +58,7 @@ class Experiment:
         self.source = source
         self.line_path = Path(os.path.normpath(base_dir / spec.line))
         if not self.line_path.is_file():
-            raise LineError(f"{source}: line: file not found: {self.line_path}")
+            raise ExperimentError(f"{source}: line: file not found: {self.line_path}")
         raw = read_yaml(self.line_path)
         line_from_dict(raw, str(self.line_path))  # the line file on its own must be valid
         base = copy.deepcopy(raw)
@@ -98,7 +105,7 @@ class Experiment:
         try:
             set_path(data, path, value)
         except PathError as exc:
-            raise LineError(f"{self.source}: {field}: {exc}") from None
+            raise ExperimentError(f"{self.source}: {field}: {exc}") from None
 
     def _validate(
         self,
@@ -108,7 +115,7 @@ class Experiment:
         scenario: Scenario | None,
         defer: list[str] | None = None,
     ) -> Line | None:
-        """The validated line, or a LineError naming the field of the experiment that broke it.
+        """The validated line, or an ExperimentError naming the field of the experiment that broke it.
 
         Errors about a path in `defer` return None: the scenarios will set that field.
         """
@@ -124,10 +131,10 @@ class Experiment:
             if _related(location, path):
                 field = f"{section}.{path}" if section else path
                 detail = message if location == path else f"{location}: {message}"
-                raise LineError(f"{self.source}: {field}: {detail}{where}")
+                raise ExperimentError(f"{self.source}: {field}: {detail}{where}")
         field = section or (paths[0] if paths else "line")
         detail = f"{location}: {message}" if location else message
-        raise LineError(f"{self.source}: {field}: {detail}{where}")
+        raise ExperimentError(f"{self.source}: {field}: {detail}{where}")
 
     def _check_kpis(self) -> None:
         names = [station.name for station in self.base_line.stations]
@@ -137,7 +144,7 @@ class Experiment:
         for field, kpi in wanted:
             if kpi.startswith("stations.") and kpi.split(".")[1] not in names:
                 station = kpi.split(".")[1]
-                raise LineError(
+                raise ExperimentError(
                     f"{self.source}: {field}: unknown station {station!r} (stations: {', '.join(names)})"
                 )
 

@@ -28,9 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -39,15 +37,17 @@ from pydantic import (
     model_validator,
 )
 
-from twin.distributions import PositiveDuration
-from twin.durations import parse_duration
+from foundation.durations import PositiveDuration, parse_duration
+from foundation.errors import InputError
+from foundation.models import Strict
+from foundation.yamlfile import read_mapping
 from twin.experiments.paths import PathError, split_path
-from twin.kpi_names import DEFAULT_KPIS, LINE_KPIS, STATION_KPIS
-from twin.line import LineError, format_error, read_yaml
+from twin.kpi_catalogue import names
+from twin.line import format_error
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ExperimentError(InputError):
+    """An experiment file (or experiment data) is invalid: one line naming file and field."""
 
 
 def _number_or_duration(value: Any) -> float:
@@ -61,7 +61,7 @@ def _number_or_duration(value: Any) -> float:
 Number = Annotated[float, BeforeValidator(_number_or_duration)]
 
 
-class Range(_Strict):
+class Range(Strict):
     """A factor varied over an interval: sampled by latin hypercubes, low/high in a full factorial.
 
     `low`/`high` are numbers or durations (seconds); `integer: true` keeps whole values;
@@ -92,13 +92,13 @@ Factor = Annotated[
 ]
 
 
-class FullFactorial(_Strict):
+class FullFactorial(Strict):
     """Every combination of every factor's levels."""
 
     type: Literal["full_factorial"] = "full_factorial"
 
 
-class LatinHypercube(_Strict):
+class LatinHypercube(Strict):
     """`samples` scenarios spread evenly over every factor's range; `seed` defaults to the experiment's."""
 
     type: Literal["latin_hypercube"] = "latin_hypercube"
@@ -106,7 +106,7 @@ class LatinHypercube(_Strict):
     seed: int | None = Field(default=None, ge=0)
 
 
-class Scenarios(_Strict):
+class Scenarios(Strict):
     """Scenarios spelled out one by one: each a mapping of dotted paths to values (and an optional id)."""
 
     type: Literal["scenarios"] = "scenarios"
@@ -151,7 +151,7 @@ Design = Annotated[
 ]
 
 
-class Until(_Strict):
+class Until(Strict):
     """Add replications until the 95% half-width of `kpi` is small enough (or `max` is reached)."""
 
     kpi: str
@@ -174,7 +174,7 @@ class Until(_Strict):
         return check_kpi(kpi)
 
 
-class Sequential(_Strict):
+class Sequential(Strict):
     until: Until
 
 
@@ -186,6 +186,12 @@ Replications = Annotated[
     Annotated[int, Field(ge=1), Tag("fixed")] | Annotated[Sequential, Tag("sequential")],
     Discriminator(_replications_tag),
 ]
+
+
+# what an experiment may ask for: the numeric KPIs declared in twin.kpi_catalogue
+LINE_KPIS = names("line", float, int)
+STATION_KPIS = names("station", float, int)
+DEFAULT_KPIS = ("throughput_per_hour", "wip_mean", "lead_time_mean_s")
 
 
 def check_kpi(name: str) -> str:
@@ -205,7 +211,7 @@ def _warmup(value: Any) -> Any:
     return value if value == "auto" else parse_duration(value)
 
 
-class ExperimentSpec(_Strict):
+class ExperimentSpec(Strict):
     """The validated experiment file (paths still as written)."""
 
     name: str = Field(min_length=1)
@@ -296,13 +302,10 @@ def spec_from_dict(data: dict[str, Any], source: str) -> ExperimentSpec:
             error["msg"] = "must be a number of replications or {until: {kpi, relative_half_width, max}}"
             error["type"] = "replications"
         path, message = format_error(error)
-        raise LineError(f"{source}: {path}: {message}" if path else f"{source}: {message}") from None
+        raise ExperimentError(f"{source}: {path}: {message}" if path else f"{source}: {message}") from None
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate an experiment file."""
-    try:
-        data = read_yaml(path)
-    except LineError as exc:
-        raise LineError(str(exc).replace("mapping of line fields", "mapping of experiment fields")) from None
+    data = read_mapping(path, ExperimentError, "a mapping of experiment fields")
     return spec_from_dict(data, str(path))
