@@ -13,6 +13,7 @@ from rich.table import Table
 
 from fabbrica import sink_options as so
 from fabbrica.errors import bad_input_exits
+from twin.kpi_catalogue import Kpi, kpis_at
 from twin.line import duration_option, load_line
 from twin.run import choose_engine, run_line
 
@@ -63,50 +64,53 @@ def run(
             typer.echo(message, err=True)
 
 
+SHOWN_AS = {"s": ("min", 60.0)}  # durations read better in minutes at the console
+BOTTLENECK_SHARES = ("bottleneck_sole", "bottleneck_shifting")  # shown summed, in one column
+
+
+def _heading(kpi: Kpi) -> tuple[str, float]:
+    """A KPI's heading (label and unit; counts and names show the label only) and its divisor."""
+    if kpi.type is not float or not kpi.unit:
+        return kpi.label, 1.0
+    unit, scale = SHOWN_AS.get(kpi.unit, (kpi.unit, 1.0))
+    return f"{kpi.label} ({unit})", scale
+
+
+def _shown(value: Any, scale: float) -> str:
+    if value is None:
+        return "-"
+    return f"{value / scale:.2f}" if isinstance(value, float) else str(value)
+
+
 def print_kpis(name: str, kpis: dict[str, Any]) -> None:
-    """The KPIs as readable tables."""
+    """The KPIs as readable tables: the line's, then per station shares, parts out, bottleneck."""
     console = Console() if sys.stdout.isatty() else Console(width=160)
     summary = Table(
         title=f"{name}: {kpis['horizon_s'] / 3600:g} h simulated, {kpis['warmup_s'] / 3600:g} h warm-up"
     )
     summary.add_column("KPI")
     summary.add_column("value", justify="right")
-    lead_mean = kpis["lead_time_mean_s"]
-    lead_p95 = kpis["lead_time_p95_s"]
-    for label, value in (
-        ("throughput (parts/h)", f"{kpis['throughput_per_hour']:.2f}"),
-        ("parts out", str(kpis["parts_out"])),
-        ("scrapped", str(kpis["scrapped"])),
-        ("WIP mean (parts)", f"{kpis['wip_mean']:.2f}"),
-        ("lead time mean (min)", "-" if lead_mean is None else f"{lead_mean / 60:.2f}"),
-        ("lead time p95 (min)", "-" if lead_p95 is None else f"{lead_p95 / 60:.2f}"),
-        ("bottleneck", kpis["bottleneck"]),
-        ("engine / events / wall", f"{kpis['engine']} / {kpis['events']} / {kpis['wall_s']:.2f}s"),
-    ):
-        summary.add_row(label, value)
+    for kpi in kpis_at("line"):
+        label, scale = _heading(kpi)
+        summary.add_row(label, _shown(kpis[kpi.name], scale))
+    summary.add_row("engine / events / wall", f"{kpis['engine']} / {kpis['events']} / {kpis['wall_s']:.2f}s")
     console.print(summary)
     stations = Table(title="stations (shares of machine time)")
-    columns = (
-        "working",
-        "blocked",
-        "starved",
-        "down",
-        "setup",
-        "availability",
-        "performance",
-        "quality",
-        "oee",
-    )
+    columns = [
+        kpi
+        for kpi in kpis_at("station")
+        if kpi.unit == "share" and kpi.same_as is None and kpi.name not in BOTTLENECK_SHARES
+    ]
     stations.add_column("station")
     for column in columns:
-        stations.add_column(column, justify="right")
+        stations.add_column(column.label, justify="right")
     stations.add_column("parts out", justify="right")
     stations.add_column("bottleneck", justify="right")
     for station, values in kpis["stations"].items():
-        share = values["bottleneck_sole"] + values["bottleneck_shifting"]
+        share = sum(values[name] for name in BOTTLENECK_SHARES)
         stations.add_row(
             station,
-            *(f"{values[column]:.3f}" for column in columns),
+            *(f"{values[column.name]:.3f}" for column in columns),
             str(values["parts_out"]),
             f"{share:.0%}",
         )

@@ -29,6 +29,7 @@ from fabbrica.grafana.model import (
     table_options,
     where,
 )
+from twin.kpi_catalogue import kpi
 
 UID = "fabbrica-experiments"
 EXPERIMENT = matches("experiment", "experiment")
@@ -63,7 +64,7 @@ VARIABLES = [
         "rank_kpi",
         "Rank by",
         f'SHOW TAG VALUES FROM "experiment_kpi" WITH KEY = "kpi" WHERE {EXPERIMENT}',
-        current="throughput_per_hour",
+        current=kpi("throughput_per_hour").name,
         description="The KPI the ranking table sorts the scenarios by (highest first).",
     ),
 ]

@@ -9,6 +9,8 @@ interval, and each station's state shares side by side. Below, the latest twin r
 
 from __future__ import annotations
 
+from typing import Any
+
 from fabbrica.grafana.model import (
     SHARE_THRESHOLDS,
     Dashboard,
@@ -28,12 +30,35 @@ from fabbrica.grafana.model import (
     timeseries_options,
     where,
 )
+from twin.kpi_catalogue import Kpi, kpi
 
 UID = "fabbrica-twin-validation"
 LINE = matches("line", "line")
 STATION = matches("station", "station")
-THROUGHPUT = "\"quantity\" = 'throughput_per_hour'"
+THROUGHPUT = f"\"quantity\" = '{kpi('throughput_per_hour').name}'"
 ERROR_THRESHOLDS = thresholds((None, "green"), (0.05, "orange"), (0.1, "red"))
+# the twin runs table: (line KPI, column heading); units and decimals from twin.kpi_catalogue
+TWIN_RUN_COLUMNS = (
+    ("throughput_per_hour", "throughput/h"),
+    ("wip_mean", "WIP"),
+    ("lead_time_mean_s", "lead time"),
+    ("lead_time_p95_s", "lead time p95"),
+    ("parts_out", "parts out"),
+    ("scrapped", "scrapped"),
+    ("bottleneck", "bottleneck"),
+)
+GRAFANA_UNITS = {"s": "s", "share": "percentunit"}  # the catalogue's units Grafana knows by another id
+
+
+def kpi_field(declared: Kpi) -> dict[str, Any]:
+    """Grafana field properties for a declared KPI: its unit if Grafana has it, no decimals for a count."""
+    properties: dict[str, Any] = {}
+    if declared.unit in GRAFANA_UNITS:
+        properties["unit"] = GRAFANA_UNITS[declared.unit]
+    if declared.type is int:
+        properties["decimals"] = 0
+    return properties
+
 
 VARIABLES = [
     Variable("line", "Line", 'SHOW TAG VALUES FROM "validation_run" WITH KEY = "line"'),
@@ -190,11 +215,8 @@ def _shares() -> list[Panel]:
 
 def _twin_runs() -> list[Panel]:
     runs = Query(
-        f"SELECT {lasts(('throughput_per_hour', 'throughput/h'), ('wip_mean', 'WIP'))}, "
-        f"{lasts(('lead_time_mean_s', 'lead time'), ('lead_time_p95_s', 'lead time p95'))}, "
-        f"{lasts(('parts_out', 'parts out'), 'scrapped', 'bottleneck')} "
-        f'FROM "twin_kpi" {where(LINE)} GROUP BY "run_id"',
-        fields=("throughput/h", "WIP", "lead time", "lead time p95", "parts out", "scrapped", "bottleneck"),
+        f'SELECT {lasts(*TWIN_RUN_COLUMNS)} FROM "twin_kpi" {where(LINE)} GROUP BY "run_id"',
+        fields=tuple(heading for _, heading in TWIN_RUN_COLUMNS),
         group=("run_id",),
         format="table",
     )
@@ -219,10 +241,9 @@ def _twin_runs() -> list[Panel]:
             options=table_options(),
             defaults={"decimals": 2},
             overrides=[
-                by_name("lead time", unit="s"),
-                by_name("lead time p95", unit="s"),
-                by_name("parts out", decimals=0),
-                by_name("scrapped", decimals=0),
+                by_name(heading, **properties)
+                for name, heading in TWIN_RUN_COLUMNS
+                if (properties := kpi_field(kpi(name)))
             ],
             transformations=[sort_by("Time"), organize(exclude=())],
         ),

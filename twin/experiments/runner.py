@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from twin.kpi_catalogue import names
 from twin.line import Line, LineError
 from twin.run import run_line
 
@@ -65,13 +66,7 @@ def run_task(task: RunTask) -> dict[str, Any]:
         "seed": task.seed,
         "horizon_s": kpis["horizon_s"],
         "warmup_s": kpis["warmup_s"],
-        "throughput_per_hour": kpis["throughput_per_hour"],
-        "parts_out": kpis["parts_out"],
-        "scrapped": kpis["scrapped"],
-        "wip_mean": kpis["wip_mean"],
-        "lead_time_mean_s": kpis["lead_time_mean_s"],
-        "lead_time_p95_s": kpis["lead_time_p95_s"],
-        "bottleneck": kpis["bottleneck"],
+        **{name: kpis[name] for name in names("line")},
         "engine": kpis["engine"],
         "events": kpis["events"],
     }
