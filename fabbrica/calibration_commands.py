@@ -17,6 +17,7 @@ from fabbrica import sink_options as so
 from fabbrica.errors import bad_input_exits
 from fabbrica.twin_commands import twin_app
 from twin.line import line_from_dict, load_line, read_yaml
+from twin.station import REPORTED_STATES
 
 if TYPE_CHECKING:  # scipy and pandas load only when a command needs them: `fabbrica connect` stays light
     from twin.calibration.estimate import StationCalibration
@@ -207,7 +208,7 @@ def _print_validation(result: dict[str, Any]) -> None:
         )
     table = Table(title="state shares: observed / twin")
     table.add_column("station")
-    for state in ("working", "blocked", "starved", "down", "setup"):
+    for state in REPORTED_STATES:
         table.add_column(state, justify="right")
     for name, entry in result["stations"].items():
         observed = entry.get("observed") or {}
@@ -215,7 +216,7 @@ def _print_validation(result: dict[str, Any]) -> None:
             name,
             *(
                 f"{observed.get(state, float('nan')):.3f} / {entry['twin'][state]:.3f}"
-                for state in ("working", "blocked", "starved", "down", "setup")
+                for state in REPORTED_STATES
             ),
         )
     console.print(table)

@@ -24,12 +24,10 @@ from twin.experiments.report import (
     _table,
     kpi_factor_figure,
 )
+from twin.station import REPORTED_STATES
 
 if TYPE_CHECKING:
     from fabbrica.demo import DemoResult
-
-STATES = ("working", "setup", "down", "blocked", "starved")
-
 
 def _throughput_figure(records: dict[str, StationRecord], last: str, window: float) -> str:
     record = records[last]
@@ -56,7 +54,7 @@ def _states_figure(observed: dict[str, dict[str, float]], twin: dict[str, dict[s
         labels += [f"{name} (line)", f"{name} (twin)"]
     left = np.zeros(len(rows))
     positions = np.arange(len(rows))[::-1]
-    for state in STATES:
+    for state in REPORTED_STATES:
         values = np.array([row.get(state, 0.0) for row in rows])
         axes.barh(positions, values, left=left, color=STATE_COLOURS[state], label=state, height=0.8)
         left += values

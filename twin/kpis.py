@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from twin.bottleneck import Periods, bottleneck_shares
-from twin.station import STATE_NAMES, STOPPED
+from twin.station import REPORTED_STATES, STOPPED
 
 if TYPE_CHECKING:
     from twin.line import Line
@@ -89,7 +89,7 @@ def line_kpis(model: LineAccounts, *, horizon: float, warmup: float) -> dict[str
         machine_time = period * len(machines)
         shares = {
             name: sum(machine.time_in[code] for machine in machines) / machine_time
-            for code, name in enumerate(STATE_NAMES[:STOPPED])
+            for code, name in enumerate(REPORTED_STATES)
         }
         shares["down"] += sum(machine.time_in[STOPPED] for machine in machines) / machine_time
         processed = sum(machine.processed for machine in machines)

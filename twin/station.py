@@ -19,7 +19,7 @@ for the active-period bottleneck analysis.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import simpy
 
@@ -28,8 +28,13 @@ from twin.distributions import Sampler
 if TYPE_CHECKING:
     from twin.engine import LineModel
 
-WORKING, BLOCKED, STARVED, DOWN, SETUP, STOPPED = range(6)
-STATE_NAMES = ("working", "blocked", "starved", "down", "setup", "stopped")
+StateName = Literal["working", "blocked", "starved", "down", "setup", "stopped"]
+# the one list of state names, in state-code order: every other list of states is derived from it
+STATE_NAMES: tuple[StateName, ...] = get_args(StateName)
+WORKING, BLOCKED, STARVED, DOWN, SETUP, STOPPED = range(len(STATE_NAMES))
+# the states a machine's time is reported in (KPI shares, time counters, dashboards):
+# an operator's stop is booked as down
+REPORTED_STATES: tuple[StateName, ...] = STATE_NAMES[:STOPPED]
 ACTIVE = (True, False, False, True, True, False)
 
 Part = list  # [product name, release time]

@@ -36,19 +36,22 @@ from fabbrica.grafana.model import (
     tooltip,
     where,
 )
+from twin.station import REPORTED_STATES, STATE_NAMES
 
 UID = "fabbrica-line-overview"
 LINE = matches("line", "line")
 STATION = matches("station", "station")
-STATES = (  # State code, name, colour
-    (0, "working", "green"),
-    (1, "blocked", "orange"),
-    (2, "starved", "yellow"),
-    (3, "down", "red"),
-    (4, "setup", "blue"),
-    (5, "stopped", "text"),
-)
-COUNTERS = ("Working", "Blocked", "Starved", "Down", "Setup")
+STATE_COLOURS = {
+    "working": "green",
+    "blocked": "orange",
+    "starved": "yellow",
+    "down": "red",
+    "setup": "blue",
+    "stopped": "text",
+}
+# (state code, name, colour) in twin.station's order, the codes the PLCs publish
+STATES = tuple((code, name, STATE_COLOURS[name]) for code, name in enumerate(STATE_NAMES))
+COUNTERS = tuple(name.capitalize() for name in REPORTED_STATES)  # the PLCs' TimeWorking, ... counters
 
 VARIABLES = [
     Variable("line", "Line", 'SHOW TAG VALUES FROM "machine" WITH KEY = "line"'),
@@ -236,7 +239,9 @@ def _oee() -> list[Panel]:
         + f' FROM "machine" {where(LINE, STATION)} GROUP BY "station")',
         fields=tuple(name.lower() for name in COUNTERS),
     )
-    colours = [by_name(name, color={"mode": "fixed", "fixedColor": colour}) for _, name, colour in STATES[:5]]
+    colours = [
+        by_name(name, color={"mode": "fixed", "fixedColor": STATE_COLOURS[name]}) for name in REPORTED_STATES
+    ]
     return [
         row("Stations"),
         Panel(

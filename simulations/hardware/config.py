@@ -26,9 +26,8 @@ from foundation.durations import Duration
 from foundation.errors import InputError, validation_message
 from foundation.models import Strict
 from foundation.yamlfile import read_mapping
-from twin.station import STATE_NAMES
+from twin.station import STATE_NAMES, StateName
 
-StateName = Literal["working", "blocked", "starved", "down", "setup", "stopped"]
 SecurityPolicy = Literal[
     "None",
     "Basic256Sha256-Sign",
@@ -78,11 +77,11 @@ class SignalSpec(Strict):
 
     def level_table(self) -> list[float]:
         """The level in each twin state code (twin.station order)."""
-        return [self.levels.get(name, self.idle) for name in STATE_NAMES]  # type: ignore[call-overload]
+        return [self.levels.get(name, self.idle) for name in STATE_NAMES]
 
     def noise_table(self) -> list[float]:
         """The noise's standard deviation in each twin state code."""
-        return [self.noise_levels.get(name, self.noise) for name in STATE_NAMES]  # type: ignore[call-overload]
+        return [self.noise_levels.get(name, self.noise) for name in STATE_NAMES]
 
     @field_validator("noise_levels")
     @classmethod

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twin.station import STATE_NAMES, Machine
+from twin.station import REPORTED_STATES, STATE_NAMES, Machine
 
 
 @dataclass
@@ -61,7 +61,7 @@ class StationRecord:
         if self.machines:
             per_machine = [machine.state_shares(window_s) for machine in self.machines]
             return {state: float(np.mean([s[state] for s in per_machine])) for state in per_machine[0]}
-        totals = dict.fromkeys(STATE_NAMES[:5], 0.0)
+        totals = dict.fromkeys(REPORTED_STATES, 0.0)
         covered = 0.0
         for state, start, end in self.intervals(window_s):
             key = "down" if state == "stopped" else state

@@ -29,9 +29,8 @@ from twin.calibration.records import StationRecord, counted_wip, line_wip
 from twin.engine import simulate
 from twin.experiments.stats import estimate, t_quantile
 from twin.line import Line
-from twin.station import STATE_NAMES
+from twin.station import REPORTED_STATES
 
-STATES = STATE_NAMES[:5]  # stopped counts as down
 log = logging.getLogger(__name__)
 
 
@@ -98,7 +97,7 @@ def validate(
     checks = {"throughput": _check(observed_throughput, throughputs, tolerance)}
     stations: dict[str, Any] = {}
     for station in line.stations:
-        shares = {state: [run["stations"][station.name][state] for run in runs] for state in STATES}
+        shares = {state: [run["stations"][station.name][state] for run in runs] for state in REPORTED_STATES}
         entry: dict[str, Any] = {"twin": {state: float(np.mean(v)) for state, v in shares.items()}}
         record = records.get(station.name)
         entry["observed"] = record.state_shares(window_s) if record is not None and record.states else {}
