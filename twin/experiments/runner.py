@@ -26,8 +26,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from foundation.errors import InputError
 from twin.kpi_catalogue import names
-from twin.line import Line, LineError
+from twin.line import Line
 from twin.run import run_line
 
 
@@ -162,7 +163,7 @@ class DaskCluster:
         try:
             self._client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:
-            raise LineError(f"--scheduler {address}: cannot reach the Dask scheduler ({exc})") from None
+            raise InputError(f"--scheduler {address}: cannot reach the Dask scheduler ({exc})") from None
         workers = self._client.scheduler_info(n_workers=-1).get("workers", {})
         self.description = {
             "executor": "dask",
@@ -202,7 +203,7 @@ def make_executor(
         return DaskCluster(scheduler)
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count < 1:
-        raise LineError(f"--workers: must be >= 1, got {count}")
+        raise InputError(f"--workers: must be >= 1, got {count}")
     if tasks is not None:
         count = min(count, max(tasks, 1))
     return InProcess() if count == 1 else LocalProcesses(count)
