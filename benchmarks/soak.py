@@ -39,7 +39,6 @@ import csv
 import json
 import math
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -62,6 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from foundation.durations import parse_duration  # noqa: E402
 from tests.connectors.conftest import Service, free_port  # noqa: E402
 
 DATABASE = "soak"
@@ -422,12 +422,12 @@ def log_levels(path: Path, offset: int) -> tuple[int, int, int, list[str]]:
 
 
 # -- the run ------------------------------------------------------------------------------------------------
-def parse_duration(text: str) -> float:
-    match = re.fullmatch(r"\s*([0-9.]+)\s*(ms|s|min|m|h)?\s*", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 10s, 500ms, 1min)")
-    scale = {"ms": 0.001, "s": 1, None: 1, "m": 60, "min": 60, "h": 3600}[match.group(2)]
-    return float(match.group(1)) * scale
+def duration_argument(text: str) -> float:
+    """A duration option (`10s`, `500ms`, `1min`), parsed as in every fabbrica file."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def connector_config(
@@ -979,14 +979,14 @@ def main() -> None:
         help="share of the stations published over MQTT; the others are OPC UA (default 0.5)",
     )
     parser.add_argument(
-        "--sample-every", type=parse_duration, default=10.0, help="sampling period (default 10s)"
+        "--sample-every", type=duration_argument, default=10.0, help="sampling period (default 10s)"
     )
     parser.add_argument("--out", default=None, help="results folder (default soak-YYYYmmdd-HHMMSS)")
     parser.add_argument("--batch-size", type=int, default=5000, help="sink batch size (default 5000)")
     parser.add_argument(
-        "--flush-interval", type=parse_duration, default=0.5, help="sink flush interval (default 0.5s)"
+        "--flush-interval", type=duration_argument, default=0.5, help="sink flush interval (default 0.5s)"
     )
-    parser.add_argument("--lag-goal", type=parse_duration, default=2.0, help="lag goal (default 2s)")
+    parser.add_argument("--lag-goal", type=duration_argument, default=2.0, help="lag goal (default 2s)")
     parser.add_argument(
         "--flat-mb-per-hour",
         type=float,
@@ -995,7 +995,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--drain-timeout",
-        type=parse_duration,
+        type=duration_argument,
         default=300.0,
         help="longest wait for the connector to store the backlog at the end (default 300s)",
     )
