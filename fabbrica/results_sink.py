@@ -15,7 +15,7 @@ Every point of one record carries the same timestamp (when the record was made),
 `last()` over a time range in InfluxQL gives the latest record of each series.
 
     points = twin_run_points(result.kpis, line="demonstrator", run_id="20261125T080000Z-s1")
-    write_points(sink_config, points)      # InfluxDB1Sink, InfluxDB2Sink or EmbeddedSink
+    write_points(sink_config, points)      # the settings of any sink in connectors.sinks.registry
 
 The commands take the same sink options as the connectors (`sink_options`): a connector
 config's `sink:` section (`--sink-config`), or `--influx-url` with `--influx-database`
@@ -26,18 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from connectors.common.points import Point, encode
-from connectors.common.secrets import EnvError, hide_in_logs, substitute
-from connectors.sinks.config import EmbeddedSink, InfluxDB1Sink, InfluxDB2Sink, SinkConfig
+from connectors.common.secrets import hide_in_logs
+from connectors.sinks.base import Sink
+from connectors.sinks.config import InfluxDB1Sink, InfluxDB2Sink, SinkSettings
+from connectors.sinks.registry import SINK_TYPES, open_writer, read_sink
 from twin.kpi_names import STATION_KPIS
 from twin.line import LineError, format_error
 from twin.station import STATE_NAMES
@@ -45,7 +46,7 @@ from twin.station import STATE_NAMES
 if TYPE_CHECKING:
     from twin.experiments import ExperimentResult
 
-AnySink = InfluxDB1Sink | InfluxDB2Sink | EmbeddedSink
+AnySink = SinkSettings  # the settings of any sink in connectors.sinks.registry
 
 # fields and their types: InfluxDB refuses a field whose type changes, so each is fixed here
 LINE_FLOATS = (
@@ -237,25 +238,12 @@ def _finished_ns(meta: Mapping[str, Any]) -> int:
 # -- writing -------------------------------------------------------------------------------------
 
 
-async def _write(sink_config: AnySink, points: list[Point], base: Path) -> int:
-    if sink_config.type == "influxdb1":
-        from connectors.sinks.influxdb1 import InfluxDB1
-
-        sink: Any = InfluxDB1(sink_config)
-    elif sink_config.type == "influxdb2":
-        from connectors.sinks.influxdb2 import InfluxDB2
-
-        sink = InfluxDB2(sink_config)
-    else:
-        from connectors.sinks.embedded import Embedded
-
-        sink = Embedded(sink_config, base)
+async def _write(sink: Sink, points: list[Point], batch_size: int) -> int:
     await sink.open()
     try:
         rejected = 0
-        size = sink_config.batch_size
-        for start in range(0, len(points), size):
-            batch = points[start : start + size]
+        for start in range(0, len(points), batch_size):
+            batch = points[start : start + batch_size]
             rejected += await sink.write(encode(batch), len(batch))
         return rejected
     finally:
@@ -267,47 +255,36 @@ def write_points(sink_config: AnySink, points: list[Point], base: Path | None = 
 
     Returns how many points the sink refused; raises SinkUnavailable if it cannot be reached.
     """
-    return asyncio.run(_write(sink_config, points, base or Path.cwd()))
+    sink = open_writer(sink_config, base or Path.cwd())
+    return asyncio.run(_write(sink, points, sink_config.batch_size))
 
 
 # -- the command-line options --------------------------------------------------------------------
-
-_ADAPTER: TypeAdapter[AnySink] = TypeAdapter(SinkConfig)
 
 
 def sink_from_file(
     path: Path, environ: Mapping[str, str] | None = None, option: str = "--sink-config"
 ) -> tuple[AnySink, Path]:
     """The `sink:` section of a file (a whole connector config, or one holding only `sink:`),
-    with `${ENV}` substitution, and the file's folder; LineError (one line) on any problem.
+    with `${ENV}` substitution and relative paths made absolute (`connectors.sinks.registry.read_sink`),
+    and the file's folder; LineError (one line) on any problem.
 
     The secrets stay secrets: the model keeps them as SecretStr, and their values are hidden
     in every log from here on.
     """
-    from connectors.config import ConfigError, read_mapping
+    from connectors.config import ConfigError
 
-    where = str(path)
     try:
-        data = read_mapping(path, "sink")
+        loaded = read_sink(path, environ)
     except ConfigError as exc:
-        raise LineError(f"{option}: {exc}") from None
-    if not isinstance(data.get("sink"), dict):
-        raise LineError(f"{option}: {where}: sink: required section missing (a mapping with `type:`)")
-    secrets: set[str] = set()
-    try:
-        section = substitute(data["sink"], os.environ if environ is None else environ, secrets, "sink")
-    except EnvError as exc:
-        field = repr(exc.path) if "\n" in exc.path else exc.path  # the message stays one line
-        raise LineError(f"{where}: {field}: {exc.message}") from None
-    hide_in_logs(secrets)
-    try:
-        config = _ADAPTER.validate_python(section)
-    except ValidationError as exc:
-        first: dict[str, Any] = dict(exc.errors(include_url=False)[0])
-        first["loc"] = ("sink", *(p for p in first["loc"] if p not in ("influxdb1", "influxdb2", "embedded")))
-        field, message = format_error(first)
-        raise LineError(f"{where}: {field}: {message}") from None
-    return config, path.resolve().parent
+        if exc.error is not None:
+            first: dict[str, Any] = dict(exc.error.errors(include_url=False)[0])
+            first["loc"] = tuple(part for part in first["loc"] if part not in SINK_TYPES)
+            field, message = format_error(first)
+            raise LineError(f"{path}: {field}: {message}") from None
+        raise LineError(str(exc) if exc.path else f"{option}: {exc}") from None
+    hide_in_logs(loaded.secrets)
+    return loaded.config, loaded.base
 
 
 def sink_options(
@@ -366,10 +343,10 @@ def write_results(target: tuple[AnySink, Path] | None, points: list[Point], what
     from connectors.sinks.base import SinkUnavailable
 
     config, base = target
+    sink = open_writer(config, base)
     try:
-        rejected = write_points(config, points, base)
+        rejected = asyncio.run(_write(sink, points, config.batch_size))
     except SinkUnavailable as exc:
         raise LineError(f"cannot write {what}: {exc}") from None
-    name = config.type if config.type == "embedded" else f"{config.type} {config.url}"
     written = len(points) - rejected
-    return f"{what}: {written} points written to {name}" + (f" ({rejected} refused)" if rejected else "")
+    return f"{what}: {written} points written to {sink.name}" + (f" ({rejected} refused)" if rejected else "")

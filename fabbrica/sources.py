@@ -28,6 +28,9 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from connectors.sinks.base import QueryError, SinkReader
+from connectors.sinks.config import EmbeddedSink
+from connectors.sinks.registry import open_reader
 from foundation.errors import InputError
 from twin.calibration.records import StationRecord
 from twin.line import Line
@@ -63,45 +66,25 @@ def open_source(source: str) -> Query:
             raise InputError(
                 f"--source: {source}: give the database as the URL's path, e.g. http://host:8086/plant"
             )
-        from connectors.sinks.influxdb1 import authorization
+        from connectors.sinks.influxql import InfluxQLReader, authorization
 
         base = f"{parsed.scheme}://{parsed.netloc}"
         auth = authorization(os.environ.get("INFLUX_USERNAME"), os.environ.get("INFLUX_PASSWORD"))
-        return _influxql_reader(base, database, auth, f"--source: {source}")
+        return _reading(InfluxQLReader(base, database, auth), f"--source: {source}")
     path = Path(source)
     if not path.exists():
         raise InputError(f"--source: {source}: no such file")
     if path.suffix in (".yaml", ".yml"):
         return _from_sink_file(path)
-    return _historian_reader(path)
+    return _reading(open_reader(EmbeddedSink(type="embedded", path=str(path))), f"--source: {source}")
 
 
-def _historian_reader(path: Path) -> Query:
-    import duckdb
-
-    from connectors.sinks.embedded import Historian
+def _reading(reader: SinkReader, label: str) -> Query:
+    """`reader` as a Query; `label` starts each error."""
 
     def read(measurement: str, start: int, end: int) -> pd.DataFrame:
         try:
-            historian = Historian(path, read_only=True)
-        except duckdb.Error as exc:  # not a DuckDB file, or one a running connector holds
-            reason = " ".join(str(exc).split())
-            raise SourceError(f"--source: {path}: cannot open the historian: {reason}") from None
-        try:
-            return historian.query(measurement, start, end)
-        finally:
-            historian.close()
-
-    return read
-
-
-def _influxql_reader(url: str, database: str, auth: str | None, label: str) -> Query:
-    """Reads through InfluxQL; `auth` is the Authorization header, `label` starts each error."""
-    from connectors.sinks.influxdb1 import QueryError, query
-
-    def read(measurement: str, start: int, end: int) -> pd.DataFrame:
-        try:
-            return asyncio.run(query(url, database, measurement, start, end, authorization=auth))
+            return asyncio.run(reader.query(measurement, start, end))
         except QueryError as exc:
             raise SourceError(f"{label}: cannot read {measurement!r}: {exc}") from None
 
@@ -115,42 +98,22 @@ def _from_sink_file(path: Path) -> Query:
 
 def sink_in_file(path: Path, option: str) -> AnySink:
     """The `sink:` of a connector config or of a file with only `sink:`, as a model (secrets kept
-    as secrets), an embedded historian's relative path made absolute against the file's folder."""
+    as secrets), relative paths made absolute against the file's folder."""
     from fabbrica.results_sink import sink_from_file
 
-    sink, base = sink_from_file(path, option=option)
-    if sink.type == "embedded" and not Path(sink.path).is_absolute():
-        sink = sink.model_copy(update={"path": str(base / sink.path)})
-    return sink
+    return sink_from_file(path, option=option)[0]
 
 
 def sink_reader(sink: AnySink, label: str) -> Query:
     """Reads what the connectors wrote to `sink`; `label` starts every error message."""
-    from connectors.sinks.influxdb1 import authorization
-
-    if sink.type == "embedded":
-        target = Path(sink.path)
-        if not target.exists():
-            raise InputError(f"{label}: sink.path: no such file: {target}")
-        return _historian_reader(target)
-    if sink.type == "influxdb1":
-        password = sink.password.get_secret_value() if sink.password else None
-        return _influxql_reader(str(sink.url), sink.database, authorization(sink.username, password), label)
-    # InfluxDB 2.x/3.x answer InfluxQL on their v1-compatible /query, with the token in the header
-    token = sink.token.get_secret_value()
-    return _influxql_reader(str(sink.url), sink.bucket, authorization(None, token=token), label)
+    return _reading(open_reader(sink), label)
 
 
 def check_sink(sink: AnySink, label: str) -> None:
-    """Before a long run: SourceError at once if an InfluxDB 1.x sink is unreachable or refuses
-    its user and password (the connectors would only spool, and the calibration fail at the end)."""
-    if sink.type != "influxdb1":
-        return
-    from connectors.sinks.influxdb1 import QueryError, authorization, influxql
-
-    password = sink.password.get_secret_value() if sink.password else None
+    """Before a long run: SourceError at once if the sink is unreachable or refuses its
+    credentials (the connectors would only spool, and the calibration fail at the end)."""
     try:
-        asyncio.run(influxql(str(sink.url), "", "SHOW DATABASES", authorization(sink.username, password)))
+        asyncio.run(open_reader(sink).check())
     except QueryError as exc:
         raise SourceError(f"{label}: {exc}") from None
 
