@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.common.units import Duration
+from foundation.durations import Duration
 
 if TYPE_CHECKING:
     import pandas as pd
