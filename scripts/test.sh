@@ -7,4 +7,4 @@ export CI=true
 bash scripts/install-system-packages.sh
 bash scripts/bootstrap.sh test
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest --durations=15 "$@"   # the slowest tests at the end: the suite must stay under 15 min
