@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from foundation.durations import Duration
+from foundation.models import Strict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,10 +35,8 @@ class QueryError(RuntimeError):
     """A read that did not run: the sink is unreachable, refused the credentials or failed the query."""
 
 
-class SinkSettings(BaseModel):
+class SinkSettings(Strict):
     """What every sink's settings hold: its `type` and how the pipeline batches and retries."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: str
     batch_size: int = Field(default=5000, ge=1, le=1_000_000)

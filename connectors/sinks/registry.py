@@ -67,7 +67,7 @@ def open_reader(config: SinkSettings, base: Path | None = None) -> SinkReader:
 
 def _sink_tag(value: Any) -> str | None:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return kind if kind in _BY_TYPE else None
+    return kind if isinstance(kind, str) and kind in _BY_TYPE else None  # a list or mapping is no type
 
 
 if TYPE_CHECKING:
