@@ -39,28 +39,24 @@ from connectors.common.secrets import hide_in_logs
 from connectors.sinks.base import Sink
 from connectors.sinks.config import InfluxDB1Sink, InfluxDB2Sink, SinkSettings
 from connectors.sinks.registry import SINK_TYPES, open_writer, read_sink
-from twin.kpi_names import STATION_KPIS
-from twin.line import LineError, format_error
-from twin.station import STATE_NAMES
+from foundation.errors import InputError, format_error
+from twin.kpi_catalogue import kpi, kpis_at, names
+from twin.station import REPORTED_STATES
 
 if TYPE_CHECKING:
     from twin.experiments import ExperimentResult
 
 AnySink = SinkSettings  # the settings of any sink in connectors.sinks.registry
 
-# fields and their types: InfluxDB refuses a field whose type changes, so each is fixed here
-LINE_FLOATS = (
-    "throughput_per_hour",
-    "wip_mean",
-    "lead_time_mean_s",
-    "lead_time_p95_s",
-    "horizon_s",
-    "warmup_s",
-)
-LINE_INTS = ("parts_out", "scrapped", "seed")
-STATION_INTS = ("parts_out", "scrapped", "failures")
-STATION_FLOATS = tuple(kpi for kpi in STATION_KPIS if kpi not in STATION_INTS)
-STATES = STATE_NAMES[:5]  # stopped counts as down
+# fields and their types: InfluxDB refuses a field whose type changes, so each has the type
+# declared in twin.kpi_catalogue; a twin_kpi point holds every line KPI and these run fields
+RUN_FIELDS = tuple(kpi(name, "run") for name in ("horizon_s", "warmup_s", "seed"))
+_LINE_FIELDS = (*kpis_at("line"), *RUN_FIELDS)
+LINE_FLOATS = tuple(field.name for field in _LINE_FIELDS if field.type is float)
+LINE_INTS = tuple(field.name for field in _LINE_FIELDS if field.type is int)
+LINE_STRINGS = tuple(field.name for field in _LINE_FIELDS if field.type is str)
+STATION_FLOATS = names("station", float)
+STATION_INTS = names("station", int)
 
 
 def now_ns() -> int:
@@ -109,8 +105,9 @@ def twin_run_points(
     stamp = now_ns() if time_ns is None else time_ns
     tags = {"line": line, "run_id": run_id, "source": source}
     fields = _fields(kpis, LINE_FLOATS, LINE_INTS)
-    if kpis.get("bottleneck"):
-        fields["bottleneck"] = str(kpis["bottleneck"])
+    for name in LINE_STRINGS:
+        if kpis.get(name):
+            fields[name] = str(kpis[name])
     points = [Point("twin_kpi", dict(tags), fields, stamp)]
     for station, values in kpis.get("stations", {}).items():
         station_fields = _fields(values, STATION_FLOATS, STATION_INTS)
@@ -152,7 +149,7 @@ def validation_points(
     )
     for station, entry in record["stations"].items():
         observed = entry.get("observed") or {}
-        for state in STATES:
+        for state in REPORTED_STATES:
             fields = {"observed": _finite(observed.get(state)), "twin": _finite(entry["twin"].get(state))}
             if state == "working":
                 fields["rel_error"] = _finite(entry.get("working_rel_error"))
@@ -267,7 +264,7 @@ def sink_from_file(
 ) -> tuple[AnySink, Path]:
     """The `sink:` section of a file (a whole connector config, or one holding only `sink:`),
     with `${ENV}` substitution and relative paths made absolute (`connectors.sinks.registry.read_sink`),
-    and the file's folder; LineError (one line) on any problem.
+    and the file's folder; InputError (one line) on any problem.
 
     The secrets stay secrets: the model keeps them as SecretStr, and their values are hidden
     in every log from here on.
@@ -281,8 +278,8 @@ def sink_from_file(
             first: dict[str, Any] = dict(exc.error.errors(include_url=False)[0])
             first["loc"] = tuple(part for part in first["loc"] if part not in SINK_TYPES)
             field, message = format_error(first)
-            raise LineError(f"{path}: {field}: {message}") from None
-        raise LineError(str(exc) if exc.path else f"{option}: {exc}") from None
+            raise InputError(f"{path}: {field}: {message}") from None
+        raise InputError(str(exc) if exc.path else f"{option}: {exc}") from None
     hide_in_logs(loaded.secrets)
     return loaded.config, loaded.base
 
@@ -305,14 +302,14 @@ def sink_options(
     given = [name for name, value in influx.items() if value]
     if sink_config is not None:
         if given:
-            raise LineError(f"--sink-config: give it or {', '.join(given)}, not both")
+            raise InputError(f"--sink-config: give it or {', '.join(given)}, not both")
         return sink_from_file(sink_config)
     if not given:
         return None
     if not influx_url:
-        raise LineError(f"{given[0]}: needs --influx-url")
+        raise InputError(f"{given[0]}: needs --influx-url")
     if influx_bucket and influx_database:
-        raise LineError("--influx-database (InfluxDB 1.x) and --influx-bucket (2.x/3.x): give one")
+        raise InputError("--influx-database (InfluxDB 1.x) and --influx-bucket (2.x/3.x): give one")
     if influx_token:
         hide_in_logs([influx_token])
     try:
@@ -328,12 +325,12 @@ def sink_options(
                 Path.cwd(),
             )
         if not influx_database:
-            raise LineError("--influx-url: give --influx-database (1.x) or --influx-bucket (2.x/3.x)")
+            raise InputError("--influx-url: give --influx-database (1.x) or --influx-bucket (2.x/3.x)")
         return InfluxDB1Sink(type="influxdb1", url=influx_url, database=influx_database), Path.cwd()  # type: ignore[arg-type]
     except ValidationError as exc:
         first: dict[str, Any] = dict(exc.errors(include_url=False)[0])
         field, message = format_error(first)
-        raise LineError(f"--influx-{field.replace('_', '-')}: {message}") from None
+        raise InputError(f"--influx-{field.replace('_', '-')}: {message}") from None
 
 
 def write_results(target: tuple[AnySink, Path] | None, points: list[Point], what: str) -> str | None:
@@ -347,6 +344,6 @@ def write_results(target: tuple[AnySink, Path] | None, points: list[Point], what
     try:
         rejected = asyncio.run(_write(sink, points, config.batch_size))
     except SinkUnavailable as exc:
-        raise LineError(f"cannot write {what}: {exc}") from None
+        raise InputError(f"cannot write {what}: {exc}") from None
     written = len(points) - rejected
     return f"{what}: {written} points written to {sink.name}" + (f" ({rejected} refused)" if rejected else "")

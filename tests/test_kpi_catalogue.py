@@ -1,13 +1,14 @@
 """The KPI catalogue is the one place a KPI is declared: every other place must follow it.
 
 A KPI computed by `twin.kpis` but not declared, declared but not computed, of another type
-than declared, missing from the experiment files or the docs: each fails here.
+than declared, missing from the results sink, the experiment files or the docs: each fails here.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from fabbrica.results_sink import RUN_FIELDS, twin_run_points
 from fabbrica.twin_commands import print_kpis
 from twin import kpi_docs
 from twin.engine import simulate
@@ -85,6 +86,20 @@ def test_docs_kpis_md_is_generated_from_the_catalogue() -> None:
 def test_a_stale_docs_table_is_found() -> None:
     text = kpi_docs.DOC.read_text().replace("| `wip_mean` |", "| `wip_average` |")
     assert kpi_docs.rendered(text) != text
+
+
+def test_the_results_points_carry_every_declared_kpi_with_its_type() -> None:
+    record = simulate(_line(), seed=5).kpis
+    line_point, *station_points = twin_run_points(record, line="catalogue", run_id="r", time_ns=1)
+    declared_line = (*kpis_at("line"), *RUN_FIELDS)
+    assert set(line_point.fields) == {k.name for k in declared_line}
+    for declared in declared_line:
+        assert type(line_point.fields[declared.name]) is declared.type, declared.name
+    for point in station_points:
+        # and `bottleneck`, the sum of the two bottleneck shares, for the dashboards
+        assert set(point.fields) == {*names("station"), "bottleneck"}
+        for declared in kpis_at("station"):
+            assert type(point.fields[declared.name]) is declared.type, declared.name
 
 
 def test_experiments_may_ask_for_every_numeric_kpi_and_only_those() -> None:
