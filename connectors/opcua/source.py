@@ -65,6 +65,9 @@ class OpcUaSourceRunner:
         self._warn = RateLimitedLog(log)
         # newest source time per variable; what reached the spool is checkpointed for backfill
         self.last_seen: dict[str, int] = {}
+        # variables whose history since their checkpoint is not read yet (or could not be): their
+        # checkpoint stays, or the values between it and the subscription's first would be skipped
+        self.unfilled: set[str] = set()
         self.checkpoint = Checkpoint(
             pipeline.spool.path, "|".join([config.endpoint, config.measurement, *config.nodes])
         )
@@ -129,6 +132,8 @@ class OpcUaSourceRunner:
         params.MaxNotificationsPerPublish = 0
         params.PublishingEnabled = True
         params.Priority = 0
+        backfilling = config.backfill and config.timestamp == "source"
+        self.unfilled = {target.key for target in self.targets.values()} if backfilling else set()
         subscription = await client.create_subscription(params, _Handler(self))
         requests = [self._item_request(subscription, target.node) for target in self.targets.values()]
         results = await subscription.create_monitored_items(requests) if requests else []
@@ -144,7 +149,7 @@ class OpcUaSourceRunner:
                 self.skipped.append(f"{target.node}: {result.name}")
                 del self.targets[target.node.nodeid]
         self._connected()
-        if config.backfill and config.timestamp == "source" and since:
+        if backfilling:
             await self._backfill(since)
         started = time.monotonic()
         while not stop.is_set():
@@ -162,29 +167,40 @@ class OpcUaSourceRunner:
 
     async def _backfill(self, since: dict[str, int]) -> None:
         began = time.monotonic()
-        values, read, refused = await backfill(
+        filled = await backfill(
             list(self.targets.values()),
             since,
             datetime.now(UTC),
             timedelta(seconds=self.config.backfill_max),
             self.take,
+            origin=self.checkpoint.origin,
         )
-        self.backfilled += values
-        if values or read:
+        self.unfilled = set(filled.failed)  # read again from their checkpoint after a reconnect
+        self.backfilled += filled.values
+        log.info(
+            "%s: backfilled %d values of %d variables from the server's history in %.1fs",
+            self.name,
+            filled.values,
+            filled.read,
+            time.monotonic() - began,
+        )
+        if filled.refused:
             log.info(
-                "%s: backfilled %d values of %d variables from the server's history in %.1fs",
-                self.name,
-                values,
-                read,
-                time.monotonic() - began,
+                "%s: %d variables have no history on the server (live values only)", self.name, filled.refused
             )
-        if refused:
-            log.info("%s: %d variables have no history on the server (live values only)", self.name, refused)
+        if filled.failed:
+            log.warning(
+                "%s: the history of %d variables could not be read; again after the next reconnect",
+                self.name,
+                len(filled.failed),
+            )
 
     def _checkpoint(self) -> None:
-        """Once the values taken so far are in the spool, remember their times for a backfill."""
-        if self.last_seen:
-            self.pipeline.submit([], ack=partial(self.checkpoint.durable, dict(self.last_seen)))
+        """Once the values taken so far are in the spool, remember their times for a backfill
+        (not for variables whose history since their checkpoint is still to be read)."""
+        stamps = {key: stamp for key, stamp in self.last_seen.items() if key not in self.unfilled}
+        if stamps:
+            self.pipeline.submit([], ack=partial(self.checkpoint.durable, stamps))
 
     def _item_request(self, subscription: Any, node: Node) -> ua.MonitoredItemCreateRequest:
         config = self.config

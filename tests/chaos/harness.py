@@ -99,15 +99,13 @@ HARDWARE = {
 @dataclass(frozen=True)
 class Timing:
     """Wall seconds: the fault starts `fault_at` after the line serves and lasts `fault_s`;
-    the line goes on `after_s` past the end of the fault."""
+    the line goes on `after_s` past the end of the fault (once the fault says it is healed:
+    a restarted connector when it has read back what it missed, however long a loaded machine
+    takes; the line is stopped then, not after a fixed time)."""
 
     fault_at: float
     fault_s: float
     after_s: float
-
-    @property
-    def line_s(self) -> float:
-        return self.fault_at + self.fault_s + self.after_s
 
 
 # -- servers ---------------------------------------------------------------------------------------
@@ -176,6 +174,7 @@ class Stack:
     def _influxdb(folder: Path) -> Service:
         return influxd_service(folder)
 
+
 # -- one run -------------------------------------------------------------------------------------
 
 
@@ -242,6 +241,7 @@ class Run:
         self.line_log = folder / "line.log"
         self.fault_start = 0.0
         self.fault_end = 0.0
+        self.healed = 0.0  # monotonic: when the fault returned, healed
         self.plc_end = 0.0
 
     # -- configuration -----------------------------------------------------------------------
@@ -351,7 +351,7 @@ class Run:
             self.line = subprocess.Popen(
                 [*FABBRICA, "line", "serve", str(LINE_FILE), "--speed", str(SPEED),
                  "--opcua", f"opc.tcp://127.0.0.1:{self.opcua_port}", "--mqtt", self.stack.mqtt_url,
-                 "--mqtt-prefix", self.prefix, "--duration", f"{self.timing.line_s}s",
+                 "--mqtt-prefix", self.prefix,
                  "--truth", str(self.truth_file), "--seed", "3",
                  "--hardware", str(self.folder / "hardware.yaml")],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.folder,
@@ -377,6 +377,7 @@ class Run:
             time.sleep(self.timing.fault_at)
             self.fault_start = time.time()
             fault(self)  # returns once the fault is healed; sets fault_end if it knows better
+            self.healed = time.monotonic()
             if not self.fault_end:
                 self.fault_end = time.time()
             monitor = Monitor(self.stack.influx_url, self.database, self.fault_end)
@@ -393,7 +394,10 @@ class Run:
 
     def _finish(self) -> None:
         assert self.line is not None
-        code = self.line.wait(timeout=self.timing.line_s + 120)
+        time.sleep(max(0.0, self.healed + self.timing.after_s - time.monotonic()))
+        self._line_died()
+        self.line.send_signal(signal.SIGTERM)  # the line writes its truth and stops serving
+        code = self.line.wait(timeout=120)
         if code != 0:
             raise RuntimeError(f"the line failed ({code}):\n{self.line_log.read_text()[-3000:]}")
         if self.plc is not None:  # the standalone PLC ends with the line; what it wrote last is cut off
@@ -502,6 +506,9 @@ def listening_port() -> int:
     return free_port()
 
 
+# what the OPC UA source logs once it has read the server's history after a (re)connect
+BACKFILLED = ": backfilled "
+
 GAP_SCENARIOS = frozenset({"connector-kill", "opcua-restart"})
 # a PLC killed within a publishing interval (50 ms) of a write never sends that value, and its
 # history dies with it: at most two writes of the test PLC (9 variables every 0.1 s)
@@ -517,6 +524,8 @@ def goal_met(outcome: Outcome) -> bool:
         return outcome.dropped_reported > 0 and outcome.lost == outcome.dropped_reported
     allowed_unsent = UNSENT_AT_KILL_MAX if outcome.scenario == "opcua-restart" else 0
     return outcome.lost == 0 and outcome.dropped_reported == 0 and outcome.unsent_at_kill <= allowed_unsent
+
+
 # values a PLC wrote this shortly before it (or the connector) was killed may never have been
 # notified (publishing interval 50 ms) or committed to the spool (every 20 ms): part of the gap
 PUBLISH_MARGIN_S = 0.2
@@ -833,8 +842,15 @@ def _opcua_restart(run: Run) -> None:
 
 def _connector_kill(run: Run) -> None:
     run.connector.kill()
+    backfills = run.connector.output().count(BACKFILLED)
     time.sleep(run.timing.fault_s)
     run.connector.start()
+    run.fault_end = time.time()
+    # healed once the new process has read from the PLC's history what it missed: on a loaded
+    # machine its start alone can take seconds, and the line has to serve until then
+    wait_until(
+        lambda: run.connector.output().count(BACKFILLED) > backfills or run._connector_died(), timeout=60
+    )
 
 
 def _network(run: Run) -> None:
