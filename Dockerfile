@@ -2,7 +2,9 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY foundation ./foundation
 COPY twin ./twin
+COPY twinloop ./twinloop
 COPY connectors ./connectors
 COPY simulations ./simulations
 COPY fabbrica ./fabbrica

@@ -1,23 +1,24 @@
-"""`fabbrica twin calibrate` and `fabbrica twin validate`: closing the loop between line and twin."""
+"""`fabbrica twin calibrate` and `fabbrica twin validate`: closing the loop between line and twin.
+
+The commands parse, call twinloop.calibration and print; the loop itself lives there.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from fabbrica import sink_options as so
 from fabbrica.errors import bad_input_exits
 from fabbrica.twin_commands import twin_app
-from twin.line import line_from_dict, load_line, read_yaml
 from twin.station import REPORTED_STATES
+from twinloop.calibration import product_label
 
 if TYPE_CHECKING:  # scipy and pandas load only when a command needs them: `fabbrica connect` stays light
     from twin.calibration.estimate import StationCalibration
@@ -44,17 +45,12 @@ def calibrate(
     ),
 ) -> None:
     """Estimate cycle times, breakdowns, set-ups and scrap from recorded data; write a calibrated line."""
-    from fabbrica.sources import load_records, open_source, parse_time
+    from twinloop.calibration import calibrate_from_source
+
     with bad_input_exits():
-        prior_data = read_yaml(line_file)
-        prior = line_from_dict(prior_data, str(line_file))
-        read = open_source(source)
-        records, window, used_speed, first, last = load_records(
-            read, prior, parse_time(start, "--start"), parse_time(end, "--end"), speed
+        results, report_path = calibrate_from_source(
+            line_file, source, out, start=start, end=end, speed=speed
         )
-    results, report_path = write_calibration(
-        prior_data, records, window, out, source, first, last, used_speed
-    )
     console = _stderr()
     for result in results:
         for warning in result.warnings:
@@ -63,79 +59,14 @@ def calibrate(
     console.print(f"calibrated line: {out}\ncalibration report: {report_path}")
 
 
-def write_calibration(
-    prior_data: dict[str, Any],
-    records: dict[str, Any],
-    window: float,
-    out: Path,
-    source: str,
-    first: datetime,
-    last: datetime,
-    speed: float,
-) -> tuple[list[StationCalibration], Path]:
-    """Calibrate, write the commented line file `out` and its JSON report beside it."""
-    from twin.calibration.estimate import calibrate_line
-    calibrated, results = calibrate_line(prior_data, records, window)
-    line_from_dict(calibrated, str(out))  # what we write must load
-    header = _header(source, first, last, window, speed, results)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(header + yaml.safe_dump(calibrated, sort_keys=False, allow_unicode=True))
-    report_path = out.with_suffix(".report.json")
-    report = {
-        "source": source,
-        "window": {"start": first.isoformat(), "end": last.isoformat(), "line_seconds": window},
-        "speed": speed,
-        "stations": [result.summary() for result in results],
-    }
-    report_path.write_text(json.dumps(report, indent=2, default=float))
-    return results, report_path
-
-
-def _header(
-    source: str,
-    first: datetime,
-    last: datetime,
-    window: float,
-    speed: float,
-    results: list[StationCalibration],
-) -> str:
-    lines = [
-        "# Calibrated by `fabbrica twin calibrate`",
-        f"# source: {source}",
-        f"# data window: {first.isoformat()} .. {last.isoformat()}",
-        f"#   {window / 3600:.2f} h of line time, recorded at speed {speed:g}",
-    ]
-    for result in results:
-        fits = ", ".join(
-            f"{_label(product)}: {fit.best.family} n={fit.n} KS={fit.best.ks_statistic:.3f}"
-            for product, fit in result.cycle_fits.items()
-        )
-        repair = f"{result.repair_fit.best.family} n={result.repair_fit.n}" if result.repair_fit else "prior"
-        lines.append(
-            f"# {result.name}: {fits or 'cycle time: prior'}; breakdowns {result.failures_observed}, "
-            f"repair {repair}; parts {result.parts}"
-        )
-        if result.release_fit is not None:
-            fit = result.release_fit
-            lines.append(
-                f"#   release: interarrival {fit.best.family} mean {fit.mean:.1f}s "
-                f"n={fit.n} KS={fit.best.ks_statistic:.3f} (PartsReleased)"
-            )
-        lines.extend(f"#   warning: {warning}" for warning in result.warnings)
-    return "\n".join(lines) + "\n"
-
-
-def _label(product: str) -> str:
-    return "cycle" if product == "*" else product
-
-
 def _print_calibration(console: Console, results: list[StationCalibration]) -> None:
     table = Table(title="calibration")
     for column in ("station", "cycle time fit", "n", "MTBF (min)", "MTTR (min)", "breakdowns", "scrap"):
         table.add_column(column, justify="left" if column in ("station", "cycle time fit") else "right")
     for result in results:
         fits = "; ".join(
-            f"{_label(p)}: {f.best.family} mean {f.report_mean:.1f}s" for p, f in result.cycle_fits.items()
+            f"{product_label(p)}: {f.best.family} mean {f.report_mean:.1f}s"
+            for p, f in result.cycle_fits.items()
         )
         n = sum(f.n for f in result.cycle_fits.values())
         mttr = result.repair_fit.best.spec.get("mean") if result.repair_fit else None
@@ -171,18 +102,20 @@ def validate_command(
     influx_bucket: so.InfluxBucketOption = None,
 ) -> None:
     """Run the twin over the recorded window and compare it with what the line did."""
-    from fabbrica.results_sink import new_run_id, sink_options, validation_points, write_results
-    from fabbrica.sources import load_records, open_source, parse_time
-    from twin.calibration.validate import validate
+    from twinloop.calibration import validate_from_source
+    from twinloop.results import new_run_id, sink_options, validation_points, write_results
 
     with bad_input_exits():
         sink = sink_options(sink_config, influx_url, influx_database, influx_token, influx_org, influx_bucket)
-        line = load_line(line_file)
-        read = open_source(source)
-        records, window, _, _, _ = load_records(
-            read, line, parse_time(start, "--start"), parse_time(end, "--end"), speed
+        line, result = validate_from_source(
+            line_file,
+            source,
+            start=start,
+            end=end,
+            speed=speed,
+            replications=replications,
+            tolerance=tolerance,
         )
-    result = validate(line, records, window, replications=replications, tolerance=tolerance)
     with bad_input_exits():
         points = validation_points(result, line=line.name, run_id=new_run_id())
         if (message := write_results(sink, points, "validation")) is not None:

@@ -1,4 +1,4 @@
-"""`fabbrica demo`: the main job on a fresh machine (see fabbrica.demo)."""
+"""`fabbrica demo`: the main job on a fresh machine (the loop itself is twinloop.demo)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def demo(
     ),
 ) -> None:
     """The whole loop: simulated line, connectors, historian, calibration, validation, what-if."""
-    from fabbrica.demo import run_demo
+    from twinloop.demo import run_demo
 
     console = Console(stderr=True)
     started = time.perf_counter()

@@ -97,8 +97,8 @@ def run(
 
     Ctrl-C stops the experiment and keeps the runs finished so far (exit code 130).
     """
-    from fabbrica.results_sink import experiment_points, sink_options, write_results
     from twin.experiments import Experiment
+    from twinloop.results import experiment_points, sink_options, write_results
 
     if out.exists() and not out.is_dir():
         raise fail(f"--out {out}: exists and is not a folder")

@@ -38,7 +38,7 @@ def run(
     influx_bucket: so.InfluxBucketOption = None,
 ) -> None:
     """Simulate LINE.yaml once and print its KPIs (and write them to InfluxDB if asked)."""
-    from fabbrica.results_sink import new_run_id, sink_options, twin_run_points, write_results
+    from twinloop.results import new_run_id, sink_options, twin_run_points, write_results
 
     with bad_input_exits():
         sink = sink_options(sink_config, influx_url, influx_database, influx_token, influx_org, influx_bucket)

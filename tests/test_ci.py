@@ -9,7 +9,7 @@ import pytest
 from .ci import in_ci, missing
 from .conftest import ROOT
 
-PACKAGES = ("benchmarks", "connectors", "fabbrica", "scripts", "simulations", "tests", "twin")
+PACKAGES = ("benchmarks", "connectors", "fabbrica", "scripts", "simulations", "tests", "twin", "twinloop")
 
 
 @pytest.mark.parametrize(("value", "expected"), [("true", True), (" TRUE\n", True), ("1", True)])

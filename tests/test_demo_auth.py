@@ -255,9 +255,9 @@ def test_the_influxdb2_sink_sends_the_token_from_the_environment(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from fabbrica.demo import stream_line
-    from fabbrica.sources import sink_in_file
     from twin.line import load_line
+    from twinloop.demo import stream_line
+    from twinloop.history import sink_in_file
 
     url, token = vmauth.url, vmauth.token  # type: ignore[attr-defined]
     # the server checks: a masked token, or none, is turned away

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from fabbrica.results_sink import RUN_FIELDS, twin_run_points
 from fabbrica.twin_commands import print_kpis
 from twin import kpi_docs
 from twin.engine import simulate
@@ -16,6 +15,7 @@ from twin.experiments.spec import check_kpi
 from twin.flow import simulate_flow
 from twin.kpi_catalogue import KPIS, Kpi, kpi, kpis_at, names
 from twin.line import Line, line_from_dict
+from twinloop.results import RUN_FIELDS, twin_run_points
 
 # serial, one machine per station (so both engines run it), with every kind of loss; in a
 # horizon of 30 s no part gets through `test` (35 s) and the lead times are None

@@ -10,11 +10,12 @@ from typing import Any, get_args
 import pytest
 from pydantic import ValidationError
 
-from fabbrica import calibration_commands, demo_report
+from fabbrica import calibration_commands
 from fabbrica.grafana import line_overview
 from simulations.hardware.config import SignalSpec
 from twin.experiments.report import STATE_COLOURS
 from twin.station import REPORTED_STATES, STATE_NAMES, STOPPED, StateName
+from twinloop import demo_report
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "grafana" / "dashboards"
 

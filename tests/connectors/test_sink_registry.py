@@ -31,7 +31,7 @@ from .conftest import ROOT
 
 SAMPLE = ROOT / "connectors" / "sinks" / "sample.yaml"
 # where dispatch code would live; connectors/sinks/ is the registry's own folder
-PACKAGES = ("connectors", "fabbrica", "twin", "simulations")
+PACKAGES = ("connectors", "fabbrica", "twin", "twinloop", "simulations")
 
 
 class _AnyValue(Mapping[str, str]):

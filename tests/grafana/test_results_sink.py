@@ -1,4 +1,4 @@
-"""The twin's records as points (fabbrica/results_sink.py) and the commands' sink options."""
+"""The twin's records as points (twinloop/results.py) and the commands' sink options."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 from connectors.common.points import to_line
 from fabbrica.cli import app
-from fabbrica.results_sink import sink_options, twin_run_points, validation_points
 from foundation.errors import InputError
 from twin.engine import simulate
 from twin.line import load_line
+from twinloop.results import sink_options, twin_run_points, validation_points
 
 from ..connectors.conftest import ROOT, influx_rows
 

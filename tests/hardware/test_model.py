@@ -222,8 +222,8 @@ def test_what_the_plcs_show_of_parallel_machines_and_released_orders_calibrates_
     every released order: the same records an observer of the engine collects."""
     import pandas as pd
 
-    from fabbrica.sources import load_records
     from twin.calibration.records import Recorder
+    from twinloop.history import load_records
 
     data = {**FAST_LINE, "release": {"interarrival": {"dist": "gamma", "mean": 25, "cv": 0.5}}}
     data["stations"] = [{**s, "buffer": 4} if i == 0 else s for i, s in enumerate(FAST_LINE["stations"])]

@@ -37,7 +37,7 @@ from twin.line import Line
 from twin.station import STATE_NAMES
 
 if TYPE_CHECKING:
-    from fabbrica.results_sink import AnySink
+    from twinloop.results import AnySink
 
 Query = Callable[[str, int, int], pd.DataFrame]
 
@@ -99,7 +99,7 @@ def _from_sink_file(path: Path) -> Query:
 def sink_in_file(path: Path, option: str) -> AnySink:
     """The `sink:` of a connector config or of a file with only `sink:`, as a model (secrets kept
     as secrets), relative paths made absolute against the file's folder."""
-    from fabbrica.results_sink import sink_from_file
+    from twinloop.results import sink_from_file
 
     return sink_from_file(path, option=option)[0]
 

@@ -30,9 +30,6 @@ import yaml
 from connectors.config import config_from_dict
 from connectors.runner import run as run_connector
 from connectors.sinks.config import EmbeddedSink
-from fabbrica.calibration_commands import write_calibration
-from fabbrica.results_sink import AnySink
-from fabbrica.sources import check_sink, load_records, sink_in_file, sink_reader
 from simulations.hardware.config import HardwareConfig
 from simulations.hardware.serve import ServedLine, serve
 from twin.calibration.estimate import StationCalibration
@@ -40,6 +37,9 @@ from twin.calibration.validate import validate
 from twin.engine import simulate
 from twin.experiments import Experiment, ExperimentResult
 from twin.line import Line, line_from_dict, load_line, read_yaml
+from twinloop.calibration import write_calibration
+from twinloop.history import check_sink, load_records, sink_in_file, sink_reader
+from twinloop.results import AnySink
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def run_demo(
         connector=health,
     )
     tell("report", "writing report.html")
-    from fabbrica.demo_report import write_report
+    from twinloop.demo_report import write_report
 
     result.report = write_report(result, records_after, window_after)
     return result

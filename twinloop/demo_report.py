@@ -27,7 +27,8 @@ from twin.experiments.report import (
 from twin.station import REPORTED_STATES
 
 if TYPE_CHECKING:
-    from fabbrica.demo import DemoResult
+    from twinloop.demo import DemoResult
+
 
 def _throughput_figure(records: dict[str, StationRecord], last: str, window: float) -> str:
     record = records[last]
