@@ -177,7 +177,9 @@ def test_a_hung_server_is_detected_and_the_connector_reconnects(
     )
     server.process.send_signal(signal.SIGSTOP)  # the PLC hangs: connection open, nothing answers
     try:
-        wait_until(lambda: "opcua" in connector.output().split("connected, 9 variables", 1)[1], timeout=20)
+        # the reconnect loop reports the lost session (the first backfill's line names the source too)
+        after_connect = lambda: connector.output().split("connected, 9 variables", 1)[1]  # noqa: E731
+        wait_until(lambda: "connectors.common.backoff" in after_connect(), timeout=20)
     finally:
         server.process.send_signal(signal.SIGCONT)
     resumed_ns = time.time_ns()
