@@ -62,7 +62,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from foundation.durations import parse_duration  # noqa: E402
-from tests.connectors.conftest import Service, free_port  # noqa: E402
+from testing.servers import Service, free_port  # noqa: E402
 
 DATABASE = "soak"
 LINE = "soak"

@@ -9,7 +9,17 @@ import pytest
 from .ci import in_ci, missing
 from .conftest import ROOT
 
-PACKAGES = ("benchmarks", "connectors", "fabbrica", "scripts", "simulations", "tests", "twin", "twinloop")
+PACKAGES = (
+    "benchmarks",
+    "connectors",
+    "fabbrica",
+    "scripts",
+    "simulations",
+    "testing",
+    "tests",
+    "twin",
+    "twinloop",
+)
 
 
 @pytest.mark.parametrize(("value", "expected"), [("true", True), (" TRUE\n", True), ("1", True)])

@@ -42,8 +42,8 @@ def test_every_property_runs_under_the_loaded_profile() -> None:
     found = dict(properties())
     # the properties issue 13 names; a rename here must not let one slip out of the check
     for expected in (
-        "tests/test_flow_engine.py::test_flow_and_simpy_agree_on_random_lines",
-        "tests/test_bottleneck_sweep.py::test_sweep_equals_the_plain_definition",
+        "tests/twin/test_flow_engine.py::test_flow_and_simpy_agree_on_random_lines",
+        "tests/twin/test_bottleneck_sweep.py::test_sweep_equals_the_plain_definition",
         "tests/test_fuzz_connectors_and_experiments.py::test_number_payloads_give_a_point_or_a_counted_rejection",
         PROPERTY,
     ):

@@ -1,8 +1,10 @@
 """The imports follow the data: line model -> twin -> records; protocols -> connectors -> points.
 
 `twin/` knows no protocol and no database, `connectors/` know no twin, `twinloop/` joins the two
-and `fabbrica/` (the command line) wires everything; `foundation/` stands under all of them. Every
-module is parsed (not imported), so an import inside a function or under TYPE_CHECKING counts too.
+and `fabbrica/` (the command line) wires everything; `foundation/` stands under all of them. No
+shipped package leans on test support (`testing/`, `tests/`, `benchmarks/`), `testing/` stands
+alone, and a benchmark never imports from tests/. Every module is parsed (not imported), so an
+import inside a function or under TYPE_CHECKING counts too.
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = ("foundation", "twin", "connectors", "simulations", "twinloop", "fabbrica", "benchmarks", "tests")
+SHIPPED = ("foundation", "twin", "connectors", "simulations", "twinloop", "fabbrica")
+NOT_SHIPPED = ("testing", "tests", "benchmarks")  # testing/: server helpers for tests and benchmarks
 
-# package -> the project's packages it must never import
+# package -> the project's packages it must never import; no shipped package imports test support
 FORBIDDEN = {
-    "foundation": tuple(name for name in PROJECT if name != "foundation"),
-    "twin": ("connectors", "simulations", "twinloop", "fabbrica"),
-    "connectors": ("twin", "simulations", "twinloop", "fabbrica"),
-    "simulations": ("twinloop", "fabbrica"),
-    "twinloop": ("fabbrica",),
+    "foundation": (*SHIPPED[1:], *NOT_SHIPPED),
+    "twin": ("connectors", "simulations", "twinloop", "fabbrica", *NOT_SHIPPED),
+    "connectors": ("twin", "simulations", "twinloop", "fabbrica", *NOT_SHIPPED),
+    "simulations": ("twinloop", "fabbrica", *NOT_SHIPPED),
+    "twinloop": ("fabbrica", *NOT_SHIPPED),
+    "fabbrica": NOT_SHIPPED,
+    "testing": (*SHIPPED, "tests", "benchmarks"),
+    "benchmarks": ("tests",),
 }
 
 
@@ -69,6 +75,9 @@ def test_imports_follow_the_direction_of_the_data(package: str) -> None:
         ("twinloop", "twinloop/demo.py", "from fabbrica import cli\n", "fabbrica"),
         ("foundation", "foundation/models.py", "import twin.line as line\n", "twin.line"),
         ("simulations", "simulations/hardware/plc.py", "from twinloop.results import AnySink\n", "twinloop"),
+        ("benchmarks", "benchmarks/soak.py", "from tests.connectors.conftest import free_port\n", "tests"),
+        ("testing", "testing/servers.py", "from tests.ci import missing\n", "tests"),
+        ("fabbrica", "fabbrica/cli.py", "from testing.servers import free_port\n", "testing"),
     ],
 )
 def test_a_planted_import_is_found(

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,30 +24,13 @@ from typing import Any
 import pytest
 import yaml
 
+from testing.servers import Service, free_port
+
 from ..ci import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 FABBRICA = [sys.executable, "-c", "from fabbrica.cli import main; main()"]
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0, process: subprocess.Popen[Any] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def find_binary(name: str, *extra: str) -> str:
@@ -57,45 +39,6 @@ def find_binary(name: str, *extra: str) -> str:
         if found:
             return found
     missing(f"{name} (bash scripts/install-system-packages.sh installs it)")
-
-
-class Service:
-    """A server process that tests can stop, kill and start again on the same port."""
-
-    def __init__(
-        self, name: str, command: list[str], port: int, workdir: Path, env: dict[str, str] | None = None
-    ):
-        self.name = name
-        self.command = command
-        self.port = port
-        self.workdir = workdir
-        self.env = env
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = workdir / f"{name}.log"
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=self.env
-            )
-        try:
-            wait_port(self.port, process=self.process)
-        except (TimeoutError, RuntimeError) as exc:
-            raise RuntimeError(f"{self.name} did not start: {exc}\n{self.log.read_text()[-2000:]}") from None
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,9 @@ import pandas as pd
 import pytest
 
 from connectors.sinks.embedded import Historian
+from testing.servers import free_port, wait_port
 
-from .conftest import HERE, Connector, free_port, wait_port, wait_until
+from .conftest import HERE, Connector, wait_until
 
 URI = "urn:fabbrica:test"
 

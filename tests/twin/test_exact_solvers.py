@@ -1,4 +1,4 @@
-"""The exact solvers in `tests/exact` checked against closed forms known independently of them.
+"""The exact solvers in `tests/twin/exact` checked against closed forms known independently of them.
 
 If these fail, the theory tests mean nothing: they check the Markov chain builder and the
 queueing formulas before they are used to judge the SimPy engine.
@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from tests.exact.markov import TandemLine, steady_state
-from tests.exact.queueing import erlang_b, erlang_c, jackson_tandem, mm1, mmc
+from tests.twin.exact.markov import TandemLine, steady_state
+from tests.twin.exact.queueing import erlang_b, erlang_c, jackson_tandem, mm1, mmc
 
 EXACT = 1e-9
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from tests.exact.markov import TandemLine, steady_state
-from tests.exact.queueing import jackson_tandem, mmc
+from tests.twin.exact.markov import TandemLine, steady_state
+from tests.twin.exact.queueing import jackson_tandem, mmc
 from twin.engine import simulate
 from twin.line import Line, line_from_dict
 

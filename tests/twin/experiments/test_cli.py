@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from fabbrica.cli import app
 from tests.conftest import DEMONSTRATOR, ROOT
-from tests.experiments.conftest import WriteExperiment, fabbrica
+from tests.twin.experiments.conftest import WriteExperiment, fabbrica
 
 runner = CliRunner()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.experiments.conftest import WriteExperiment
+from tests.twin.experiments.conftest import WriteExperiment
 from twin.experiments import Experiment
 from twin.experiments.report import ranking, render_report
 

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from tests.experiments.conftest import WriteExperiment
+from tests.twin.experiments.conftest import WriteExperiment
 from twin.experiments import Experiment, replication_seed
 from twin.experiments.stats import estimate
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.experiments.conftest import WriteExperiment
+from tests.twin.experiments.conftest import WriteExperiment
 from twin.experiments import Experiment, ExperimentError
 from twin.experiments.spec import FullFactorial, LatinHypercube, Range, Scenarios, Sequential
 from twin.line import LineError
