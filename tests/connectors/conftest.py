@@ -27,6 +27,7 @@ import yaml
 from testing.servers import Service, free_port
 
 from ..ci import missing
+from .manual_plc import ManualServer
 
 ROOT = Path(__file__).resolve().parents[2]
 FABBRICA = [sys.executable, "-c", "from fabbrica.cli import main; main()"]
@@ -316,3 +317,11 @@ class Publisher:
 def sensor_values(url: str, database: str, line: str = "L1") -> list[float]:
     """Every stored `sensor` value of a line (one per stored point)."""
     return sorted(row["value"] for row in influx_rows(url, database, "sensor", f"\"line\" = '{line}'"))
+
+
+@pytest.fixture
+def manual_server(tmp_path: Path) -> Iterator[ManualServer]:
+    """The test PLC in manual mode: the test writes each value with its timestamps."""
+    server = ManualServer(tmp_path)
+    yield server
+    server.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,13 +21,13 @@ from connectors.opcua.backfill import Checkpoint, backfill
 from connectors.opcua.client import Target, make_client, resolve
 from connectors.opcua.config import OpcUaSource
 
-from .test_opcua_options import _node, manual_server  # noqa: F401 (a fixture)
+from .manual_plc import node_id
 
 
 def _read_back(url: str, checkpoint: Checkpoint) -> list[float]:
     """Connect, resolve Press/Temperature and backfill it from `checkpoint`: the values taken."""
     config = OpcUaSource.model_validate(
-        {"endpoint": url, "security_policy": "None", "nodes": [_node("Press", "Temperature")]}
+        {"endpoint": url, "security_policy": "None", "nodes": [node_id("Press", "Temperature")]}
     )
     taken: list[float] = []
 
@@ -55,6 +56,12 @@ def _read_back(url: str, checkpoint: Checkpoint) -> list[float]:
     return taken
 
 
+def _after(stamp: datetime) -> None:
+    """Wait until `stamp` has passed: a backfill reads history up to now, and these stamps lie
+    a few milliseconds after the checkpoint's origin, which is now."""
+    time.sleep(max(0.0, (stamp - datetime.now(UTC)).total_seconds()) + 0.01)
+
+
 def test_a_first_connect_reads_back_what_the_plc_showed_since_the_source_first_ran(
     manual_server, tmp_path: Path
 ):
@@ -66,6 +73,7 @@ def test_a_first_connect_reads_back_what_the_plc_showed_since_the_source_first_r
     for index, value in enumerate((2.0, 3.0, 4.0)):
         stamp = origin + timedelta(milliseconds=10 * (index + 1))
         manual_server.write("Press", "Temperature", value, stamp, stamp)
+    _after(stamp)
     assert _read_back(manual_server.url, checkpoint) == [2.0, 3.0, 4.0]
 
 
@@ -76,6 +84,7 @@ def test_the_origin_survives_a_kill_before_the_first_checkpoint(manual_server, t
     assert again.origin == first.origin and again.stamps == {}
     stamp = datetime.fromtimestamp(first.origin / 1e9, tz=UTC) + timedelta(milliseconds=5)
     manual_server.write("Press", "Temperature", 7.5, stamp, stamp)
+    _after(stamp)
     assert _read_back(manual_server.url, again) == [7.5]
 
 
@@ -88,6 +97,7 @@ def test_a_variable_with_a_checkpoint_is_read_after_it_only(manual_server, tmp_p
     checkpoint.durable({"Line1/Press/Temperature": int(stamps[0].timestamp() * 1e6) * 1000})
     reloaded = Checkpoint(tmp_path / "spool", "source")
     assert reloaded.origin == checkpoint.origin
+    _after(stamps[-1])
     assert _read_back(manual_server.url, reloaded) == [2.0, 3.0]
 
 

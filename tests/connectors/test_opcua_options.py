@@ -7,81 +7,18 @@ process) subscribes and writes into the embedded historian, which is read after 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 
 from connectors.sinks.embedded import Historian
-from testing.servers import free_port, wait_port
 
-from .conftest import HERE, Connector, wait_until
-
-URI = "urn:fabbrica:test"
-
-
-class ManualServer:
-    """The test PLC in manual mode: `write()` sets a value with the timestamps given."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"opc.tcp://127.0.0.1:{self.port}/"
-        with open(folder / "opcua-server.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(HERE / "opcua_server.py"), str(self.port), "0"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
-                bufsize=1,
-            )
-        wait_port(self.port, process=self.process)
-        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
-
-    def write(
-        self, station: str, name: str, value: float, source: datetime | None, server: datetime | None
-    ) -> None:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        command = {
-            "station": station,
-            "name": name,
-            "value": value,
-            "source": source.isoformat() if source else None,
-            "server": server.isoformat() if server else None,
-        }
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        assert self.process.stdout.readline().strip() == "ok"
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-@pytest.fixture
-def manual_server(tmp_path: Path) -> Iterator[ManualServer]:
-    server = ManualServer(tmp_path)
-    yield server
-    server.close()
-
-
-def _node(station: str, name: str) -> str:
-    return f"nsu={URI};s=Line1.{station}.{name}"
+from .conftest import Connector, wait_until
+from .manual_plc import ManualServer, node_id
 
 
 def _source(server: ManualServer, measurement: str, node: str, **options: Any) -> dict[str, Any]:
@@ -133,7 +70,7 @@ def test_absolute_deadband_drops_small_changes_and_keeps_large_ones(
             stamp = base + timedelta(milliseconds=index)
             manual_server.write("Press", "Temperature", value, stamp, stamp)
 
-    node = _node("Press", "Temperature")
+    node = node_id("Press", "Temperature")
     sources = [
         _source(manual_server, "deadband", node, deadband={"type": "absolute", "value": 1.0}),
         _source(manual_server, "every", node),
@@ -149,7 +86,7 @@ def test_absolute_deadband_drops_small_changes_and_keeps_large_ones(
 def test_timestamp_source_server_and_receive(manual_server, write_config, connector_factory):
     now = datetime.now(UTC).replace(microsecond=0)
     source, server = now - timedelta(hours=1), now - timedelta(hours=2)
-    node = _node("Saw", "Temperature")
+    node = node_id("Saw", "Temperature")
     sources = [
         _source(manual_server, "by_source", node, timestamp="source"),
         _source(manual_server, "by_server", node, timestamp="server"),
