@@ -8,12 +8,12 @@ import logging
 import pytest
 
 from simulations.hardware.config import HardwareConfig
-from simulations.hardware.runtime import LineRuntime, Timeline
+from simulations.hardware.records import plc_records
+from simulations.hardware.runtime import LineRuntime
 from tests.hardware.conftest import FAST_LINE
 from twin.calibration.records import StationRecord, counted_wip
 from twin.calibration.validate import observed_line_wip, validate
 from twin.line import line_from_dict
-from twin.station import STATE_NAMES
 
 HOURS = 6.0
 
@@ -37,28 +37,6 @@ def test_counted_wip_by_hand() -> None:
     # values outside the window are left out; a station without its counter: no counted WIP
     assert counted_wip([a, b], 700.0) is None
     assert counted_wip([a, StationRecord("c")], 1300.0) is None
-
-
-def _records(runtime: LineRuntime, counters: bool) -> dict[str, StationRecord]:
-    """What the PLCs of `runtime` sent, as a historian would give it back (times in line seconds)."""
-    records = {}
-    for station in runtime.stations:
-        record = StationRecord(station.name)
-        timeline: Timeline = station.states
-        record.state_times = [t for t, _ in timeline.entries]
-        record.states = [STATE_NAMES[code] for _, code in timeline.entries]
-        for event in station.parts:
-            record.part_times.append(event["t"])
-            record.cycle_times.append(event["cycle_time_s"])
-            record.scrapped.append(event["scrapped"])
-            record.products.append(event["product"])
-        record.occupancy_times = [t for t, _ in station.values["Occupancy"].entries]
-        record.occupancy = [float(v) for _, v in station.values["Occupancy"].entries]
-        if counters:
-            record.occupancy_seconds_times = [t for t, _ in station.values["OccupancySeconds"].entries]
-            record.occupancy_seconds = [v for _, v in station.values["OccupancySeconds"].entries]
-        records[station.name] = record
-    return records
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +63,7 @@ def test_validation_takes_the_wip_from_the_counters(
     recorded: tuple[LineRuntime, float, float], caplog: pytest.LogCaptureFixture
 ) -> None:
     runtime, window, exact = recorded
-    records = _records(runtime, counters=True)
+    records = plc_records(runtime, counters=True)
     refreshed = [t for t, _ in runtime.stations[0].values["TimeWorking"].entries]
     assert refreshed[1] - refreshed[0] == 600.0  # the demo's refresh interval
     with caplog.at_level(logging.WARNING):
@@ -96,7 +74,7 @@ def test_validation_takes_the_wip_from_the_counters(
     assert result["wip"]["observed"] == pytest.approx(exact, rel=1e-12)
     assert "sampled" not in caplog.text
     # the sampled occupancies give another figure: the counters are what was used
-    sampled, basis = observed_line_wip(list(_records(runtime, counters=False).values()), window)
+    sampled, basis = observed_line_wip(list(plc_records(runtime, counters=False).values()), window)
     assert basis == "Occupancy" and sampled is not None
     assert abs(sampled - result["wip"]["observed"]) > 1e-3 * exact
 
@@ -105,11 +83,11 @@ def test_without_counters_the_sampled_wip_is_used_with_a_warning(
     recorded: tuple[LineRuntime, float, float], caplog: pytest.LogCaptureFixture
 ) -> None:
     runtime, window, _ = recorded
-    records = _records(runtime, counters=True)
+    records = plc_records(runtime, counters=True)
     last = records[runtime.stations[-1].name]
     last.occupancy_seconds_times, last.occupancy_seconds = [], []  # one PLC without the counter
     with caplog.at_level(logging.WARNING, logger="twin.calibration.validate"):
         wip, basis = observed_line_wip(list(records.values()), window)
     assert basis == "Occupancy"
-    assert wip == observed_line_wip(list(_records(runtime, counters=False).values()), window)[0]
+    assert wip == observed_line_wip(list(plc_records(runtime, counters=False).values()), window)[0]
     assert "sampled Occupancy" in caplog.text
