@@ -10,7 +10,9 @@ is imported, because a `settings(...)` takes the profile loaded when it is creat
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +41,18 @@ def write_line(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
         return path
 
     return write
+
+
+def run_fabbrica(
+    *args: str, timeout: float = 600, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `fabbrica` command in a fresh interpreter, as a user would; `env` adds variables."""
+    return subprocess.run(
+        [sys.executable, "-m", "fabbrica", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+        env={**os.environ, **env} if env is not None else None,
+    )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import DEMONSTRATOR
+from tests.conftest import DEMONSTRATOR, run_fabbrica
+
+fabbrica = partial(run_fabbrica, timeout=120)
 
 STATION_KEYS = {
     "working",
@@ -40,12 +41,6 @@ TOP_KEYS = {
     "events",
     "wall_s",
 }
-
-
-def fabbrica(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fabbrica", *args], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def test_json_contract() -> None:

@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from tests.conftest import DEMONSTRATOR
+from tests.conftest import run_fabbrica as fabbrica
 from tests.connectors.conftest import (  # noqa: F401  (victoria: the shared VictoriaMetrics fixture)
     Service,
     find_binary,
@@ -58,18 +59,6 @@ def _count(url: str, measurement: str) -> int:
     answer = _query(url, f'SELECT count(*) FROM "{measurement}"', PASSWORD, DATABASE)
     series = answer["results"][0].get("series") or []
     return max((value for value in series[0]["values"][0][1:] if value), default=0) if series else 0
-
-
-def fabbrica(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fabbrica", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, **env},
-    )
 
 
 def assert_one_line(done: subprocess.CompletedProcess[str], *expected: str) -> str:

@@ -9,13 +9,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_fabbrica
+
+# `fabbrica` run in a fresh interpreter from the project root, as a user would
+fabbrica = partial(run_fabbrica, timeout=120, cwd=ROOT)
 
 TANDEM = {
     "name": "tandem",
@@ -43,18 +47,6 @@ def write_experiment(tmp_path: Path) -> WriteExperiment:
         return path
 
     return write
-
-
-def fabbrica(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the `fabbrica` command in a fresh interpreter, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "fabbrica", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=ROOT,
-    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
