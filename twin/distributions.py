@@ -39,6 +39,28 @@ class _Dist(Strict):
         """A zero-argument callable returning the next sample of this stream."""
         return _blocks(self, rng, block).__next__
 
+    def frozen(self) -> Any:
+        """This distribution as a frozen scipy.stats distribution (for the residual life)."""
+        raise NotImplementedError  # pragma: no cover - every continuous subclass overrides
+
+    def residual(self, rng: np.random.Generator, elapsed: float) -> float:
+        """The time still to run of a duration that has lasted `elapsed` already.
+
+        Drawn from the distribution conditioned on X > elapsed, minus `elapsed`: by the
+        inverse survival function at a uniform draw below S(elapsed), which keeps its
+        precision far in the tail. A duration that cannot have lasted that long (past
+        the upper bound of its support) ends now: 0.
+        """
+        if elapsed <= 0:
+            return float(self.draw(rng, 1)[0])
+        dist = self.frozen()
+        survival = float(dist.sf(elapsed))
+        if survival <= 0.0:
+            return 0.0
+        u = rng.random()
+        value = float(dist.isf(u * survival))
+        return max(value - elapsed, 0.0)
+
 
 def _blocks(dist: _Dist, rng: np.random.Generator, block: int) -> Iterator[float]:
     while True:
@@ -61,6 +83,9 @@ class Constant(_Dist):
     def sampler(self, rng: np.random.Generator, block: int = BLOCK) -> Sampler:
         return itertools.repeat(self.value).__next__
 
+    def residual(self, rng: np.random.Generator, elapsed: float) -> float:
+        return max(self.value - max(elapsed, 0.0), 0.0)
+
 
 class Exponential(_Dist):
     """Memoryless durations: times between random failures, manual repairs."""
@@ -74,6 +99,9 @@ class Exponential(_Dist):
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.exponential(self.mean_, size)
+
+    def residual(self, rng: np.random.Generator, elapsed: float) -> float:
+        return float(rng.exponential(self.mean_))  # memoryless: what has passed changes nothing
 
 
 class Normal(_Dist):
@@ -108,6 +136,13 @@ class Normal(_Dist):
             negative = values < 0
         return values
 
+    def frozen(self) -> Any:
+        if self.sd == 0:
+            return _Point(self.mean_)
+        from scipy import stats  # slow to import: only for a residual life
+
+        return stats.truncnorm(-self.mean_ / self.sd, math.inf, loc=self.mean_, scale=self.sd)
+
 
 class Lognormal(_Dist):
     """Right-skewed manual and machining times, given by mean and coefficient of variation."""
@@ -125,6 +160,14 @@ class Lognormal(_Dist):
         mu = math.log(self.mean_) - sigma2 / 2
         return rng.lognormal(mu, math.sqrt(sigma2), size)
 
+    def frozen(self) -> Any:
+        if self.cv == 0:
+            return _Point(self.mean_)
+        sigma2 = math.log1p(self.cv * self.cv)
+        from scipy import stats  # slow to import: only for a residual life
+
+        return stats.lognorm(math.sqrt(sigma2), scale=math.exp(math.log(self.mean_) - sigma2 / 2))
+
 
 class Gamma(_Dist):
     """Sums of small delays (Erlang-like process steps), given by mean and cv."""
@@ -140,6 +183,12 @@ class Gamma(_Dist):
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         shape = 1.0 / (self.cv * self.cv)
         return rng.gamma(shape, self.mean_ / shape, size)
+
+    def frozen(self) -> Any:
+        shape = 1.0 / (self.cv * self.cv)
+        from scipy import stats  # slow to import: only for a residual life
+
+        return stats.gamma(shape, scale=self.mean_ / shape)
 
 
 class Uniform(_Dist):
@@ -161,6 +210,13 @@ class Uniform(_Dist):
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.uniform(self.low, self.high, size)
+
+    def frozen(self) -> Any:
+        if self.high == self.low:
+            return _Point(self.low)
+        from scipy import stats  # slow to import: only for a residual life
+
+        return stats.uniform(self.low, self.high - self.low)
 
 
 class Triangular(_Dist):
@@ -186,6 +242,12 @@ class Triangular(_Dist):
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.triangular(self.low, self.mode, self.high, size)
 
+    def frozen(self) -> Any:
+        width = self.high - self.low
+        from scipy import stats  # slow to import: only for a residual life
+
+        return stats.triang((self.mode - self.low) / width, loc=self.low, scale=width)
+
 
 class Empirical(_Dist):
     """Recorded durations, resampled with replacement (bootstrap)."""
@@ -199,6 +261,28 @@ class Empirical(_Dist):
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.choice(np.asarray(self.samples, dtype=float), size)
+
+    def residual(self, rng: np.random.Generator, elapsed: float) -> float:
+        """A recorded duration longer than `elapsed`, picked at random, minus `elapsed` (0: none is)."""
+        if elapsed <= 0:
+            return float(self.draw(rng, 1)[0])
+        longer = np.asarray([value for value in self.samples if value > elapsed], dtype=float)
+        if not len(longer):
+            return 0.0
+        return float(rng.choice(longer)) - elapsed
+
+
+class _Point:
+    """A degenerate distribution (all mass at one value) with the two methods `residual` uses."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def sf(self, x: float) -> float:
+        return 1.0 if x < self.value else 0.0
+
+    def isf(self, q: float) -> float:
+        return self.value
 
 
 DIST_NAMES = ("constant", "exponential", "normal", "lognormal", "gamma", "uniform", "triangular", "empirical")

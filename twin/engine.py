@@ -21,7 +21,9 @@ from twin import kpis as kpi_module
 from twin.buffer import make_buffer
 from twin.line import Line
 from twin.release import Release
-from twin.station import Machine, Part
+from twin.state import FORMAT as STATE_FORMAT
+from twin.state import LineState, MachineState, StartPlan, StationState, check_state, start_plan
+from twin.station import DOWN, STARVED, STATE_NAMES, STOPPED, WORKING, Machine, Part
 from twin.streams import RELEASE_OWNER, stream
 
 
@@ -52,7 +54,12 @@ class LineModel:
     """A line built in a SimPy environment: machines, buffers, release and line-level counters."""
 
     def __init__(
-        self, line: Line, seed: int, env: simpy.Environment | None = None, observer: Observer | None = None
+        self,
+        line: Line,
+        seed: int,
+        env: simpy.Environment | None = None,
+        observer: Observer | None = None,
+        start: StartPlan | None = None,
     ) -> None:
         self.line = line
         self.seed = seed
@@ -96,6 +103,21 @@ class LineModel:
             )
             self.machines.append([self._machine(index, m) for m in range(station.capacity)])
 
+        # a run from a state (twin.state): its parts are in the line from the start
+        held: list[list[Part | None]] = [[None] * station.capacity for station in line.stations]
+        if start is not None:
+            for index, starts in enumerate(start.machines):
+                for m, machine_start in enumerate(starts):
+                    if machine_start.product is not None:
+                        part = [machine_start.product, 0.0]
+                        self.part_entered(part)
+                        held[index][m] = part
+                buffer = self.buffers[index]
+                for product in start.buffers[index]:
+                    part = [product, 0.0]
+                    self.part_entered(part)
+                    buffer.items.append(part)  # type: ignore[union-attr]
+
         saturated = line.release == "saturated"
         self.release: Release | None = None
         if not saturated:
@@ -106,17 +128,22 @@ class LineModel:
                 self.env.process(self.release.arrivals(sampler))
             else:
                 self.conwip = True
-                for _ in range(line.release.conwip):  # type: ignore[union-attr]
+                self.conwip_limit = line.release.conwip  # type: ignore[union-attr]
+                for _ in range(self.conwip_limit - self.wip):
                     self.release.release()
 
         last = len(line.stations) - 1
         for index, machines in enumerate(self.machines):
             inbound = self.buffers[index]
             outbound = None if index == last else self.buffers[index + 1]
-            for machine in machines:
-                machine.process = self.env.process(machine.run(inbound, outbound, self._saturated_part))
+            for m, machine in enumerate(machines):
+                machine_start = start.machines[index][m] if start is not None else None
+                machine.process = self.env.process(
+                    machine.run(inbound, outbound, self._saturated_part, machine_start, held[index][m])
+                )
                 if machine.calendar_failures:
-                    self.env.process(machine.calendar_breakdowns())
+                    down = machine_start is not None and machine_start.state == DOWN
+                    self.env.process(machine.calendar_breakdowns(machine_start.remaining if down else None))  # type: ignore[union-attr]
 
     def _machine(self, station_index: int, machine_index: int) -> Machine:
         station = self.line.stations[station_index]
@@ -164,7 +191,7 @@ class LineModel:
         self.wip_area += self.wip * (now - self.wip_since)
         self.wip_since = now
         self.wip -= 1
-        if self.conwip:
+        if self.conwip and self.wip < self.conwip_limit:
             self.release.release()  # type: ignore[union-attr]
 
     def part_exited(self, part: Part) -> None:
@@ -189,6 +216,33 @@ class LineModel:
             for machine in machines:
                 machine.restart_statistics(now)
 
+    def snapshot(self) -> LineState:
+        """The line's state now, as a state file holds it (`produced`: since the statistics' restart)."""
+        now = self.env._now
+        stations = {}
+        for index, (station, machines) in enumerate(zip(self.line.stations, self.machines, strict=True)):
+            buffer = self.buffers[index]
+            entries = []
+            for machine in machines:
+                code = machine.state
+                if code == STOPPED or (code != DOWN and machine.part is None):
+                    code = STARVED  # stopped before loading, or about to take a part at this instant
+                elif code == STARVED and machine.part is not None:
+                    code = WORKING  # took its part at this instant
+                entries.append(
+                    MachineState(
+                        state=STATE_NAMES[code],  # type: ignore[arg-type]
+                        elapsed_s=now - machine.state_since if code == machine.state else 0.0,
+                        product=machine.part[0] if machine.part is not None and code != STARVED else None,
+                    )
+                )
+            stations[station.name] = StationState(
+                buffer=len(buffer.items) if buffer is not None else 0,
+                machines=entries,
+                produced=sum(machine.parts_out for machine in machines),
+            )
+        return LineState(format=STATE_FORMAT, stations=stations)
+
     def close(self) -> None:
         now = self.env._now
         self.wip_area += self.wip * (now - self.wip_since)
@@ -205,15 +259,23 @@ def simulate(
     horizon: float | None = None,
     warmup: float | None = None,
     observer: Observer | None = None,
+    state: LineState | None = None,
 ) -> RunResult:
-    """Run `line` once with the SimPy engine; arguments given here override the line's own."""
+    """Run `line` once with the SimPy engine; arguments given here override the line's own.
+
+    `state`: start from it (`twin.state`) instead of from an empty line; time 0 is its instant.
+    """
     seed = line.seed if seed is None else seed
     horizon = line.horizon if horizon is None else horizon
     warmup = line.warmup if warmup is None else warmup
     if not 0 <= warmup < horizon:
         raise ValueError(f"warmup ({warmup:g}s) must be shorter than horizon ({horizon:g}s)")
     started = time.perf_counter()
-    model = LineModel(line, seed, observer=observer)
+    plan = None
+    if state is not None:
+        check_state(line, state)
+        plan = start_plan(line, state, seed)
+    model = LineModel(line, seed, observer=observer, start=plan)
     if warmup > 0:
         model.env.run(until=warmup)
         model.restart_statistics()

@@ -16,6 +16,7 @@ from typing import Literal
 
 from twin.engine import Observer, RunResult, simulate
 from twin.line import Line, LineError
+from twin.state import LineState
 
 Engine = Literal["auto", "simpy", "flow"]
 ENGINES = ("auto", "simpy", "flow")
@@ -52,10 +53,14 @@ def run_line(
     horizon: float | None = None,
     warmup: float | None = None,
     observer: Observer | None = None,
+    state: LineState | None = None,
 ) -> RunResult:
-    """Run `line` once with the engine `choose_engine` picks; arguments override the line's own."""
+    """Run `line` once with the engine `choose_engine` picks; arguments override the line's own.
+
+    `state`: start from it (`twin.state`) instead of from an empty line.
+    """
     if choose_engine(line, engine, observed=observer is not None) == "flow":
         from twin.flow import simulate_flow
 
-        return simulate_flow(line, seed=seed, horizon=horizon, warmup=warmup)
-    return simulate(line, seed=seed, horizon=horizon, warmup=warmup, observer=observer)
+        return simulate_flow(line, seed=seed, horizon=horizon, warmup=warmup, state=state)
+    return simulate(line, seed=seed, horizon=horizon, warmup=warmup, observer=observer, state=state)

@@ -27,6 +27,7 @@ from twin.distributions import Sampler
 
 if TYPE_CHECKING:
     from twin.engine import LineModel
+    from twin.state import MachineStart
 
 StateName = Literal["working", "blocked", "starved", "down", "setup", "stopped"]
 # the one list of state names, in state-code order: every other list of states is derived from it
@@ -88,6 +89,8 @@ class Machine:
         self.process: simpy.Process | None = None
         self.stop_requested = False
         self.resumed: simpy.Event | None = None
+        self.part: Part | None = None  # the part on the machine (loaded, not yet handed on)
+        self.state_since = 0.0  # when the machine entered its state (the warm-up does not reset it)
 
     # -- operator commands (the virtual PLC's Start and Stop methods) ------------------------
     def stop(self) -> None:
@@ -112,7 +115,7 @@ class Machine:
         now = self.env._now
         previous = self.state
         self.time_in[previous] += now - self.since
-        self.since = now
+        self.since = self.state_since = now
         self.state = state
         if ACTIVE[state] is not ACTIVE[previous]:
             changes = self.activity_changes
@@ -148,9 +151,18 @@ class Machine:
 
     # -- the machine's process --------------------------------------------------------
     def run(
-        self, inbound: simpy.Store | None, outbound: simpy.Store | None, new_part: Callable[[], Part]
+        self,
+        inbound: simpy.Store | None,
+        outbound: simpy.Store | None,
+        new_part: Callable[[], Part],
+        start: MachineStart | None = None,
+        held: Part | None = None,
     ) -> Generator[simpy.Event, Any, None]:
-        """Load, set up, process and unload parts for ever (`inbound` None: raw material always there)."""
+        """Load, set up, process and unload parts for ever (`inbound` None: raw material always there).
+
+        `start` (a run from a state, `twin.state`): what the machine is doing at the start,
+        with the part it holds (`held`); it finishes that first, then goes on as usual.
+        """
         env = self.env
         model = self.model
         cycle = self.cycle
@@ -159,7 +171,15 @@ class Machine:
         scrap_probability = self.scrap_probability
         operating_failures = self.ttf is not None and not self.calendar_failures
         calendar_failures = self.calendar_failures
-        ttf_left = self.ttf() if operating_failures else 0.0
+        resume = start if start is not None and start.state != STARVED else None
+        if not operating_failures:
+            ttf_left = 0.0
+        elif start is not None and start.ttf_left is not None:
+            ttf_left = start.ttf_left  # the residual time to failure, given the machine's age
+        elif resume is not None and resume.state == DOWN:
+            ttf_left = 0.0  # a fresh clock is drawn after the repair
+        else:
+            ttf_left = self.ttf()  # type: ignore[misc]
         ttf = self.ttf
         ttr = self.ttr
         timeout = env.timeout
@@ -169,29 +189,60 @@ class Machine:
         is_last = outbound is None
 
         while True:
-            if self.stop_requested:
-                set_state(STOPPED)
-                self.resumed = env.event()
-                yield self.resumed
-            if inbound is None:
-                part = new_part()
-            else:
-                request = inbound.get()
-                if not request.triggered:
-                    set_state(STARVED)
-                    yield request
-                part = request.value
-            product = part[0]
-            if setup is not None and product != self.last_product and self.last_product is not None:
-                set_state(SETUP)
-                if calendar_failures:
-                    yield from self._occupy(setup())
+            finished = False
+            if resume is None:
+                if self.stop_requested:
+                    set_state(STOPPED)
+                    self.resumed = env.event()
+                    yield self.resumed
+                if inbound is None:
+                    part = new_part()
                 else:
-                    yield timeout(setup())
-            self.last_product = product
-            set_state(WORKING)
-            duration = cycle[product]()
-            if operating_failures:
+                    request = inbound.get()
+                    if not request.triggered:
+                        set_state(STARVED)
+                        yield request
+                    part = request.value
+                self.part = part
+                product = part[0]
+                if setup is not None and product != self.last_product and self.last_product is not None:
+                    set_state(SETUP)
+                    if calendar_failures:
+                        yield from self._occupy(setup())
+                    else:
+                        yield timeout(setup())
+                self.last_product = product
+                set_state(WORKING)
+                duration = cycle[product]()
+            else:  # the first part of a run from a state: finish what the machine was doing
+                first, resume = resume, None
+                part = self.part = held  # type: ignore[assignment]
+                product = part[0]  # type: ignore[index]
+                self.last_product = product
+                duration = first.remaining
+                if first.state == BLOCKED:
+                    finished = True
+                elif first.state == SETUP:
+                    set_state(SETUP)
+                    if calendar_failures:
+                        yield from self._occupy(first.remaining)
+                    else:
+                        yield timeout(first.remaining)
+                    set_state(WORKING)
+                    duration = cycle[product]()
+                elif first.state == DOWN:
+                    if not calendar_failures:  # (a calendar breakdown is `calendar_breakdowns`' to end)
+                        set_state(DOWN)
+                        yield timeout(first.remaining)
+                        if operating_failures:
+                            ttf_left = ttf()  # type: ignore[misc]
+                    set_state(WORKING)
+                    duration = cycle[product]()
+                else:
+                    set_state(WORKING)
+            if finished:
+                pass
+            elif operating_failures:
                 remaining = duration
                 while remaining > ttf_left:
                     if ttf_left > 0:
@@ -208,23 +259,27 @@ class Machine:
                 yield from self._occupy(duration)
             else:
                 yield timeout(duration)
-            self.processed += 1
-            self.last_cycle_time = duration
-            if scrap is not None and scrap() < scrap_probability:
-                self.scrapped += 1
-                model.part_scrapped(self, part)
+            if not finished:
+                self.processed += 1
+                self.last_cycle_time = duration
+                if scrap is not None and scrap() < scrap_probability:
+                    self.scrapped += 1
+                    self.part = None
+                    model.part_scrapped(self, part)
+                    if observer is not None:
+                        observer.part_finished(self, part, duration, True, env._now)
+                    continue
                 if observer is not None:
-                    observer.part_finished(self, part, duration, True, env._now)
-                continue
-            if observer is not None:
-                observer.part_finished(self, part, duration, False, env._now)
+                    observer.part_finished(self, part, duration, False, env._now)
             if is_last:
+                self.part = None
                 model.part_exited(part)
             else:
                 delivery = outbound.put(part)  # type: ignore[union-attr]
                 if not delivery.triggered:
                     set_state(BLOCKED)
                     yield delivery
+                self.part = None
             self.parts_out += 1
 
     def _occupy(self, duration: float) -> Generator[simpy.Event, Any, None]:
@@ -243,11 +298,24 @@ class Machine:
             finally:
                 self.occupied = False
 
-    def calendar_breakdowns(self) -> Generator[simpy.Event, Any, None]:
-        """Breakdowns on calendar time: the machine fails whatever it is doing."""
+    def calendar_breakdowns(self, repair_left: float | None = None) -> Generator[simpy.Event, Any, None]:
+        """Breakdowns on calendar time: the machine fails whatever it is doing.
+
+        `repair_left` (a run from a state): the machine is down at the start, for that long.
+        """
         env = self.env
         ttf, ttr = self.ttf, self.ttr
         assert ttf is not None and ttr is not None
+        if repair_left is not None:
+            self.repaired = env.event()
+            self.down = True
+            self._enter(DOWN)
+            if self.occupied and self.process is not None:
+                self.process.interrupt("breakdown")
+            yield env.timeout(repair_left)
+            self.down = False
+            self._enter(self.logical_state)
+            self.repaired.succeed()
         while True:
             yield env.timeout(ttf())
             self.repaired = env.event()
