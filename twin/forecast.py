@@ -45,10 +45,17 @@ class Replication:
     parts_out: int
     stations: dict[str, dict[str, float]]  # parts_out, the state shares and the bottleneck share
     reached_at: float | None  # when the target was reached (None: not within the horizon)
+    path: tuple[int, ...] = ()  # parts out by each of the forecast's `path` instants
 
 
 def _one(
-    line: Line, state: LineState, engine: str, seed: int, horizon: float, still_to_make: int | None
+    line: Line,
+    state: LineState,
+    engine: str,
+    seed: int,
+    horizon: float,
+    still_to_make: int | None,
+    path: Sequence[float] = (),
 ) -> Replication:
     result = run_line(line, engine=engine, seed=seed, horizon=horizon, warmup=0.0, state=state)
     record = result.kpis
@@ -67,12 +74,18 @@ def _one(
             reached = 0.0
         elif len(exits) >= still_to_make:
             reached = float(exits[still_to_make - 1])
-    return Replication(int(record["parts_out"]), stations, reached)
+    counts: tuple[int, ...] = ()
+    if len(path):
+        counts = tuple(int(n) for n in np.searchsorted(np.asarray(result.exit_times), path, side="right"))
+    return Replication(int(record["parts_out"]), stations, reached, counts)
 
 
-def _chunk(args: tuple[Line, LineState, str, Sequence[int], float, int | None]) -> list[Replication]:
-    line, state, engine, seeds, horizon, still_to_make = args
-    return [_one(line, state, engine, seed, horizon, still_to_make) for seed in seeds]
+_Chunk = tuple[Line, LineState, str, Sequence[int], float, int | None, Sequence[float]]
+
+
+def _chunk(args: _Chunk) -> list[Replication]:
+    line, state, engine, seeds, horizon, still_to_make, path = args
+    return [_one(line, state, engine, seed, horizon, still_to_make, path) for seed in seeds]
 
 
 def replicate(
@@ -86,8 +99,12 @@ def replicate(
     target: int | None = None,
     workers: int = 1,
     progress: Progress | None = None,
+    path: Sequence[float] = (),
 ) -> tuple[str, list[Replication]]:
-    """Run the replications (in `workers` processes when more than one); returns (engine, replications)."""
+    """Run the replications (in `workers` processes when more than one); returns (engine, replications).
+
+    `path`: instants (seconds after the state's) at which to count the parts out as well.
+    """
     chosen = choose_engine(line, engine)
     still = None if target is None else target - state.produced(line)
     seeds = [seed + i for i in range(replications)]
@@ -95,7 +112,7 @@ def replicate(
     if workers == 1:
         results = []
         for one in seeds:
-            results.append(_one(line, state, chosen, one, horizon, still))
+            results.append(_one(line, state, chosen, one, horizon, still, path))
             if progress is not None:
                 progress(1)
         return chosen, results
@@ -104,7 +121,9 @@ def replicate(
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     results = []
     with context.Pool(workers) as pool:
-        for done in pool.imap(_chunk, [(line, state, chosen, chunk, horizon, still) for chunk in chunks]):
+        for done in pool.imap(
+            _chunk, [(line, state, chosen, chunk, horizon, still, path) for chunk in chunks]
+        ):
             results.extend(done)
             if progress is not None:
                 progress(len(done))
@@ -123,8 +142,13 @@ def forecast(
     workers: int = 1,
     progress: Progress | None = None,
     source: str = "<state>",
+    path: Sequence[float] = (),
 ) -> dict[str, Any]:
-    """The forecast of `line` from `state` over `horizon` seconds, as the `--json` object."""
+    """The forecast of `line` from `state` over `horizon` seconds, as the `--json` object.
+
+    `path`: instants (seconds after the state's, within the horizon) at which the quantiles
+    of the parts out are given too, as `"path": [{"t_s", "p10", "p50", "p90"}, ...]` (a fan).
+    """
     if horizon <= 0:
         raise ValueError(f"horizon must be > 0, got {horizon:g}s")
     if replications < 2:
@@ -141,8 +165,9 @@ def forecast(
         target=target,
         workers=workers,
         progress=progress,
+        path=path,
     )
-    return summarise(line, state, runs, horizon=horizon, engine=chosen, target=target)
+    return summarise(line, state, runs, horizon=horizon, engine=chosen, target=target, path=path)
 
 
 def summarise(
@@ -153,6 +178,7 @@ def summarise(
     horizon: float,
     engine: str,
     target: int | None,
+    path: Sequence[float] = (),
 ) -> dict[str, Any]:
     """The forecast's JSON object from its replications."""
     parts = np.array([run.parts_out for run in runs], dtype=float)
@@ -194,6 +220,12 @@ def summarise(
             "probability": float(np.mean(np.isfinite(reached))),
             "eta_s": {name: _finite(np.quantile(reached, q)) for name, q in QUANTILES.items()},
         }
+    if len(path):
+        counts = np.array([run.path for run in runs], dtype=float)
+        result["path"] = [
+            {"t_s": float(t), **{name: float(np.quantile(counts[:, k], q)) for name, q in QUANTILES.items()}}
+            for k, t in enumerate(path)
+        ]
     return result
 
 
