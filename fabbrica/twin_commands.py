@@ -13,11 +13,13 @@ from rich.table import Table
 
 from fabbrica import sink_options as so
 from fabbrica.errors import bad_input_exits, duration_option
+from fabbrica.forecast_commands import forecast
 from twin.kpi_catalogue import Kpi, kpis_at
 from twin.line import load_line
 from twin.run import choose_engine, run_line
 
-twin_app = typer.Typer(help="Run, calibrate and validate the digital twin.", no_args_is_help=True)
+twin_app = typer.Typer(help="Run, forecast, calibrate and validate the digital twin.", no_args_is_help=True)
+twin_app.command("forecast")(forecast)
 
 
 @twin_app.command("run")

@@ -48,6 +48,15 @@ class Replication:
     path: tuple[int, ...] = ()  # parts out by each of the forecast's `path` instants
 
 
+def default_workers(line: Line, engine: str, replications: int, horizon: float) -> int:
+    """How many processes a forecast is worth: the flow engine's runs are too short to share out;
+    the SimPy engine's are worth the CPUs once the replications add up to more than ~2 s."""
+    if engine == "flow":
+        return 1
+    machine_hours = replications * horizon / 3600 * sum(station.capacity for station in line.stations)
+    return max(1, os.cpu_count() or 1) if machine_hours > 300 else 1
+
+
 def _one(
     line: Line,
     state: LineState,
