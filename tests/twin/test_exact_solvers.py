@@ -10,8 +10,20 @@ import math
 
 import numpy as np
 import pytest
+import scipy.stats
 
-from tests.twin.exact.markov import TandemLine, steady_state
+from tests.twin.exact.markov import (
+    TandemLine,
+    chain_state,
+    empty_line,
+    expected_departures,
+    generator_matrix,
+    reachable_states,
+    state_from_file,
+    stationary_distribution,
+    steady_state,
+    transient_departures,
+)
 from tests.twin.exact.queueing import erlang_b, erlang_c, jackson_tandem, mm1, mmc
 
 EXACT = 1e-9
@@ -196,6 +208,129 @@ def test_a_line_and_its_reverse_have_the_same_throughput(line: TandemLine) -> No
 def test_a_large_buffer_lets_the_slower_machine_set_the_pace() -> None:
     exact = steady_state(TandemLine(service_rates=(1.0, 0.8), buffers=(80,)))
     assert exact.throughput == pytest.approx(0.8, rel=1e-7)
+
+
+# -- the transient solution: expected departures in [0, T] from a given state ----------------------
+def departures_by_uniformization(line: TandemLine, start: tuple, horizon: float) -> float:
+    """The same expectation by uniformization, a different method on the same chain.
+
+    With lam >= every exit rate and P = I + Q / lam, p(t) = sum_k Poisson(k; lam t) p0 P^k, so
+    integral_0^T p(t) r dt = (1 / lam) sum_k P(N(lam T) > k) p0 P^k r. The departure rate r is
+    read off the states here (mu_K where the last machine works), not taken from the solver.
+    """
+    states = reachable_states(line, start)
+    q = generator_matrix(line, states).toarray()
+    lam = float(-q.diagonal().min())
+    step = np.eye(len(states)) + q / lam
+    rate = np.array([line.service_rates[-1] * (machines[-1] == 0) for machines, _ in states])
+    p = np.zeros(len(states))
+    p[0] = 1.0
+    total = 0.0
+    k = 0
+    while (tail := float(scipy.stats.poisson.sf(k, lam * horizon))) > 1e-17 or k < lam * horizon:
+        total += tail * float(p @ rate)
+        p = p @ step
+        k += 1
+    return total / lam
+
+
+def one_unreliable_machine(mu: float, p: float, r: float, horizon: float, down: bool) -> float:
+    """One machine failing at rate p while it works, repaired at rate r, from working or down.
+
+    P(working at t) = r/(p+r) + (p/(p+r)) e^{-(p+r)t} from working, r/(p+r) (1 - e^{-(p+r)t})
+    from down; the expected departures are mu times its integral over [0, T].
+    """
+    s = p + r
+    settling = (1 - math.exp(-s * horizon)) / s
+    working = r / s * horizon + (-r if down else p) / s * settling
+    return mu * working
+
+
+@pytest.mark.parametrize(("mu", "horizon"), [(1.0, 1.0), (0.5, 7.0), (3.0, 40.0)])
+def test_one_reliable_machine_makes_mu_t_parts(mu: float, horizon: float) -> None:
+    line = TandemLine(service_rates=(mu,), buffers=())
+    assert expected_departures(line, empty_line(line), horizon) == pytest.approx(mu * horizon, rel=EXACT)
+
+
+@pytest.mark.parametrize("down", [False, True], ids=["from-working", "from-down"])
+@pytest.mark.parametrize("horizon", [0.5, 5.0, 60.0])
+def test_one_unreliable_machine_matches_its_closed_form(down: bool, horizon: float) -> None:
+    mu, p, r = 1.5, 0.2, 0.5
+    line = TandemLine(service_rates=(mu,), buffers=(), failure_rates=(p,), repair_rates=(r,))
+    start = chain_state(line, ["down" if down else "working"], [])
+    exact = one_unreliable_machine(mu, p, r, horizon, down)
+    assert expected_departures(line, start, horizon) == pytest.approx(exact, rel=EXACT)
+
+
+TRANSIENT_STARTS = {
+    "two-reliable": (["blocked", "working"], [1]),
+    "three-reliable": (["working", "starved", "working"], [2, 0]),
+    "three-unreliable": (["down", "blocked", "down"], [0, 3]),
+    "four-unreliable": (["blocked", "down", "working", "starved"], [3, 0, 2]),
+}
+
+
+@pytest.mark.parametrize("name", list(LINES))
+def test_the_transient_solution_agrees_with_uniformization(name: str) -> None:
+    line = LINES[name]
+    start = chain_state(line, *TRANSIENT_STARTS[name])
+    for horizon in (0.3, 4.0, 25.0):
+        exact = departures_by_uniformization(line, start, horizon)
+        assert expected_departures(line, start, horizon) == pytest.approx(exact, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", list(LINES))
+def test_from_the_steady_state_the_line_makes_throughput_times_t(name: str) -> None:
+    """Started in its stationary distribution, the line's departures grow exactly linearly."""
+    line = LINES[name]
+    states = reachable_states(line)
+    pi = stationary_distribution(generator_matrix(line, states))
+    throughput = steady_state(line).throughput
+    for horizon in (0.5, 10.0):
+        assert transient_departures(line, states, pi, horizon) == pytest.approx(
+            throughput * horizon, rel=1e-9
+        )
+
+
+@pytest.mark.parametrize("name", list(LINES))
+def test_from_any_state_the_slope_tends_to_the_throughput(name: str) -> None:
+    """From a given state the line forgets it: departures per unit time between T and 2T tend to the
+    throughput, and at the very start they come at the rate of the last machine if it works."""
+    line = LINES[name]
+    start = chain_state(line, *TRANSIENT_STARTS[name])
+    late = 200.0
+    slope = (expected_departures(line, start, 2 * late) - expected_departures(line, start, late)) / late
+    assert slope == pytest.approx(steady_state(line).throughput, rel=1e-7)
+    early = 1e-6
+    first_rate = line.service_rates[-1] if start[0][-1] == 0 else 0.0
+    assert expected_departures(line, start, early) / early == pytest.approx(first_rate, rel=1e-4, abs=1e-4)
+
+
+def test_a_state_file_maps_onto_the_chain_state() -> None:
+    line = LINES["three-unreliable"]  # buffers (0, 3) in front of the second and third machines
+    data = {
+        "format": "fabbrica-state/1",
+        "stations": {
+            "m1": {"buffer": 7, "machines": [{"state": "blocked", "elapsed_s": 3.0}]},
+            "m3": {"buffer": 2, "machines": [{"state": "down", "elapsed_s": 40.0}]},
+        },
+    }
+    # the first buffer is raw material; m2, left out, is starved and takes m1's part at once,
+    # and m1 starts a new one
+    assert state_from_file(line, data, ["m1", "m2", "m3"]) == ((0, 0, 3), (0, 2))
+    assert state_from_file(line, {"format": "fabbrica-state/1"}, ["m1", "m2", "m3"]) == empty_line(line)
+    with pytest.raises(ValueError, match="levels"):
+        state_from_file(
+            line, {"format": "fabbrica-state/1", "stations": {"m3": {"buffer": 4}}}, ["m1", "m2", "m3"]
+        )
+    with pytest.raises(ValueError, match="never fails"):
+        state_from_file(
+            line,
+            {"format": "fabbrica-state/1", "stations": {"m2": {"machines": [{"state": "down"}]}}},
+            ["m1", "m2", "m3"],
+        )
+    with pytest.raises(ValueError, match="unknown"):
+        state_from_file(line, {"format": "fabbrica-state/1", "stations": {"m9": {}}}, ["m1", "m2", "m3"])
 
 
 @pytest.mark.parametrize(

@@ -14,14 +14,25 @@ machine taking a part, an unblocked machine passing its part on) are resolved by
 enumerated by breadth-first search from the empty line, and the stationary
 distribution solves pi Q = 0, sum(pi) = 1.
 
+The transient solution starts from a given state instead (`chain_state`, or
+`state_from_file` for the plain data of a `fabbrica-state/1` file): the expected
+number of parts leaving the last machine in [0, T] is p0 (integral of e^{Qt} over
+[0, T]) r, with r the departure rate of each state, read off the exponential of the
+generator augmented by r (Van Loan 1978) with `scipy.sparse.linalg.expm_multiply`.
+
     >>> steady_state(TandemLine(service_rates=(1.0, 1.0), buffers=(0,))).throughput
     0.666...
+    >>> one = TandemLine(service_rates=(2.0,), buffers=())
+    >>> expected_departures(one, empty_line(one), horizon=3.0)
+    6.0
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -184,9 +195,9 @@ def transitions(line: TandemLine, state: State) -> list[tuple[float, State]]:
     return moves
 
 
-def reachable_states(line: TandemLine) -> list[State]:
-    """Every state reachable from the empty line, in breadth-first order."""
-    start = empty_line(line)
+def reachable_states(line: TandemLine, start: State | None = None) -> list[State]:
+    """Every state reachable from `start` (settled first; default the empty line), in breadth-first order."""
+    start = empty_line(line) if start is None else settle(line, *start)
     index = {start: 0}
     queue = deque([start])
     while queue:
@@ -236,3 +247,86 @@ def steady_state(line: TandemLine) -> SteadyState:
     )
     throughput = line.service_rates[-1] * shares[-1].working
     return SteadyState(throughput=throughput, wip_mean=float(pi @ held), machines=shares, states=len(states))
+
+
+# -- transient: from a given state ---------------------------------------------------------------
+def chain_state(line: TandemLine, machines: Sequence[str], levels: Sequence[int]) -> State:
+    """The settled chain state of machine states by name (`STATE_NAMES`) and buffer levels."""
+    if len(machines) != line.stations or len(levels) != line.stations - 1:
+        raise ValueError(f"need {line.stations} machine states and {line.stations - 1} levels")
+    for level, capacity in zip(levels, line.buffers, strict=True):
+        if not 0 <= level <= capacity:
+            raise ValueError(f"levels: {tuple(levels)} do not fit the buffers {line.buffers}")
+    codes = tuple(STATE_NAMES.index(name) for name in machines)
+    if codes[-1] == BLOCKED:
+        raise ValueError("the last machine is never blocked")
+    if any(code == DOWN and line.failure_rate(i) == 0 for i, code in enumerate(codes)):
+        raise ValueError(f"machines: a machine that never fails is down in {tuple(machines)}")
+    return settle(line, codes, tuple(levels))
+
+
+def state_from_file(line: TandemLine, data: Mapping[str, Any], names: Sequence[str]) -> State:
+    """The chain state of a `fabbrica-state/1` object (its plain JSON data) for stations `names`.
+
+    A station left out is empty with its machine starved, a station without `machines`
+    has its machine starved, and the first station's buffer is raw material (not counted).
+    A down machine holds its part and the chain resumes it after the repair; for
+    exponential times that is the same as processing it for a fresh cycle time.
+    Elapsed times do not matter: every time in the chain is exponential.
+    """
+    if data.get("format") != "fabbrica-state/1":
+        raise ValueError(f"format: expected 'fabbrica-state/1', got {data.get('format')!r}")
+    stations = data.get("stations", {})
+    unknown = set(stations) - set(names)
+    if unknown:
+        raise ValueError(f"stations: unknown {sorted(unknown)}")
+    machines: list[str] = []
+    levels: list[int] = []
+    for k, name in enumerate(names):
+        station = stations.get(name, {})
+        given = station.get("machines") or [{"state": "starved"}]
+        if len(given) != 1:
+            raise ValueError(f"stations.{name}.machines: the chain has one machine per station")
+        machines.append(given[0]["state"])
+        if k > 0:
+            levels.append(int(station.get("buffer", 0)))
+    return chain_state(line, machines, levels)
+
+
+def departure_rates(line: TandemLine, states: Sequence[State]) -> np.ndarray:
+    """Per state, the rate at which parts leave the line: mu_K when the last machine works, else 0."""
+    last = line.stations - 1
+    rate = line.service_rates[last]
+    return np.array([rate if machines[last] == WORKING else 0.0 for machines, _ in states])
+
+
+def transient_departures(
+    line: TandemLine, states: Sequence[State], initial: np.ndarray, horizon: float
+) -> float:
+    """Expected departures in [0, horizon] from the distribution `initial` over `states`.
+
+    With A = [[Q, r], [0, 0]], e^{TA} = [[e^{TQ}, integral_0^T e^{tQ} dt r], [0, 1]], so the
+    answer is the last entry of (p0, 0) e^{TA}, computed as e^{T A^T} (p0, 0) without
+    forming the exponential.
+    """
+    q = generator_matrix(line, list(states))
+    r = departure_rates(line, states)
+    size = len(states)
+    augmented = scipy.sparse.bmat(
+        [
+            [q, scipy.sparse.csr_matrix(r.reshape(size, 1))],
+            [scipy.sparse.csr_matrix((1, size)), scipy.sparse.csr_matrix((1, 1))],
+        ],
+        format="csr",
+    )
+    start = np.append(np.asarray(initial, dtype=float), 0.0)
+    end = scipy.sparse.linalg.expm_multiply(augmented.transpose().tocsr() * float(horizon), start)
+    return float(end[-1])
+
+
+def expected_departures(line: TandemLine, start: State, horizon: float) -> float:
+    """Expected parts leaving the last machine in [0, horizon] when the line starts in `start`."""
+    states = reachable_states(line, start)
+    initial = np.zeros(len(states))
+    initial[0] = 1.0  # `reachable_states` lists the settled start first
+    return transient_departures(line, states, initial, horizon)
