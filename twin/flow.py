@@ -5,8 +5,10 @@ service, saturated or interarrival release, operation-based failures, set-ups an
 scrap) the instants at which parts start, finish and leave each station follow from
 recursions (`twin.flow_kernel`) instead of an event list. Fed the same random streams
 as the SimPy engine (`twin.flow_samples`) it gives the same instants, hence the same
-KPIs, computed by the same `twin.kpis`, many times sooner. `replicate` runs one line
-for many seeds. See docs/PERFORMANCE.md.
+KPIs, computed by the same `twin.kpis`, many times sooner. A run may start from the
+line's state (`twin.state`): the parts in the line enter the recursion where they are,
+as `twin.flow_kernel` describes. `replicate` runs one line for many seeds (`runs` gives
+the whole result of each). See docs/PERFORMANCE.md.
 
     >>> line = line_from_dict({"horizon": "8h", "stations": [
     ...     {"name": "press", "cycle_time": 50},
@@ -19,7 +21,7 @@ for many seeds. See docs/PERFORMANCE.md.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +32,7 @@ from twin import kpis as kpi_module
 from twin.engine import RunResult
 from twin.flow_samples import RunSamples
 from twin.line import ConwipRelease, Line, LineError
-from twin.state import LineState
+from twin.state import LineState, StartPlan, check_state, start_plan
 
 PILOT_FROM = 100_000  # parts: longer runs are sized on a pilot run of PILOT_SHARE of them
 PILOT_SHARE = 0.02
@@ -86,26 +88,28 @@ def simulate_flow(
     trace: bool = False,
     state: LineState | None = None,
 ) -> FlowResult:
-    """Run `line` once with the flow engine; arguments given here override the line's own."""
+    """Run `line` once with the flow engine; arguments given here override the line's own.
+
+    `state`: start from it (`twin.state`) instead of from an empty line; time 0 is its instant.
+    """
     seed, horizon, warmup = _run_arguments(line, seed, horizon, warmup)
     check_flow(line)
-    if state is not None:  # TODO(flow-state): the kernel does not start from a state yet
-        from twin.engine import simulate
-
-        return simulate(line, seed=seed, horizon=horizon, warmup=warmup, state=state)  # type: ignore[return-value]
+    if state is not None:
+        check_state(line, state)
     started = time.perf_counter()
     samples = RunSamples(line, seed)
+    start = _Start.of(line, state, seed)
     end = _end(horizon, warmup)
     if samples.parts_for(end) > PILOT_FROM:
         # a long run: see how many samples a pilot of a few percent of it takes, then draw
         # that many times more, instead of the much larger count the means allow for
         pilot = end * PILOT_SHARE
-        samples.draw_for(pilot)
-        used = _Kernel(line, samples, 0.0, pilot, False).used
+        samples.draw_for(pilot, start.parts)
+        used = _Kernel(line, samples, 0.0, pilot, False, start).used
         samples.draw_like(used, scale=end / pilot, margin=1.05)
     else:
-        samples.draw_for(end)
-    run = _Kernel(line, samples, warmup, end, trace)
+        samples.draw_for(end, start.parts)
+    run = _Kernel(line, samples, warmup, end, trace, start)
     return run.result(run.record(seed, horizon, warmup, started))
 
 
@@ -115,27 +119,42 @@ def replicate(
     *,
     horizon: float | None = None,
     warmup: float | None = None,
+    state: LineState | None = None,
 ) -> list[dict[str, Any]]:
     """Run `line` once per seed with the flow engine: one flat KPI record per seed.
 
     Each run draws ahead as much as the runs before it needed, so few run short.
+    `state`: every run starts from it (`twin.state`).
     """
+    return [result.kpis for result in runs(line, seeds, horizon=horizon, warmup=warmup, state=state)]
+
+
+def runs(
+    line: Line,
+    seeds: Iterable[int],
+    *,
+    horizon: float | None = None,
+    warmup: float | None = None,
+    state: LineState | None = None,
+) -> Iterator[FlowResult]:
+    """`replicate`, giving each run's whole result (record, exit and lead times, active periods)."""
     check_flow(line)
     _, horizon, warmup = _run_arguments(line, None, horizon, warmup)
+    if state is not None:
+        check_state(line, state)
     end = _end(horizon, warmup)
-    records = []
     used: np.ndarray | None = None
     for seed in seeds:
         started = time.perf_counter()
         samples = RunSamples(line, seed)
+        start = _Start.of(line, state, seed)
         if used is None:
-            samples.draw_for(end)
+            samples.draw_for(end, start.parts)
         else:
             samples.draw_like(used)
-        run = _Kernel(line, samples, warmup, end, False)
+        run = _Kernel(line, samples, warmup, end, False, start)
         used = run.used if used is None else np.maximum(used, run.used)
-        records.append(run.record(seed, horizon, warmup, started))
-    return records
+        yield run.result(run.record(seed, horizon, warmup, started))
 
 
 def _run_arguments(
@@ -154,10 +173,74 @@ def _end(horizon: float, warmup: float) -> float:
     return warmup + (horizon - warmup)
 
 
+@dataclass(frozen=True)
+class _Start:
+    """The parts in the line at the start, oldest first, as the kernel takes them (`init_*`).
+
+    Oldest first: the part on the last station's machine, then its buffer front to back,
+    then the station before. `phase` is the holding machine's state code, or
+    `kernel.QUEUED` for a part in a buffer; `ttf` the failure clock per station (NaN: the
+    first draw of its stream, as for an empty line and for a machine down at the start).
+    """
+
+    station: np.ndarray
+    phase: np.ndarray
+    product: np.ndarray
+    remaining: np.ndarray
+    ttf: np.ndarray
+
+    @property
+    def parts(self) -> int:
+        return len(self.station)
+
+    @classmethod
+    def of(cls, line: Line, state: LineState | None, seed: int) -> _Start:
+        """From `state` (checked already) and the residual times `twin.state.start_plan` draws."""
+        stations = len(line.stations)
+        ttf = np.full(stations, np.nan)
+        if state is None:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(empty, empty, empty, np.zeros(0), ttf)
+        plan: StartPlan = start_plan(line, state, seed)
+        products = {name: index for index, name in enumerate(line.product_mix)}
+        station, phase, product, remaining = [], [], [], []
+        for j in reversed(range(stations)):
+            (machine,) = plan.machines[j]
+            if machine.ttf_left is not None and machine.state != kernel.DOWN:
+                ttf[j] = machine.ttf_left
+            if machine.product is not None:
+                station.append(j)
+                phase.append(machine.state)
+                product.append(products[machine.product])
+                remaining.append(machine.remaining)
+            for name in plan.buffers[j]:
+                station.append(j)
+                phase.append(kernel.QUEUED)
+                product.append(products[name])
+                remaining.append(0.0)
+        return cls(
+            np.array(station, dtype=np.int64),
+            np.array(phase, dtype=np.int64),
+            np.array(product, dtype=np.int64),
+            np.array(remaining, dtype=float),
+            ttf,
+        )
+
+
 class _Kernel:
     """One run of the compiled recursion, drawing more samples until no stream runs short."""
 
-    def __init__(self, line: Line, samples: RunSamples, warmup: float, end: float, trace: bool) -> None:
+    def __init__(
+        self,
+        line: Line,
+        samples: RunSamples,
+        warmup: float,
+        end: float,
+        trace: bool,
+        start: _Start | None = None,
+    ) -> None:
+        if start is None:
+            start = _Start.of(line, None, 0)
         self.line = line
         self.warmup = warmup
         stations = len(line.stations)
@@ -177,7 +260,7 @@ class _Kernel:
         self.used = np.zeros((7, stations, products), dtype=np.int64)
         need = np.zeros(3, dtype=np.int64)
         while True:
-            args = self._arguments(samples, trace)
+            args = self._arguments(samples, trace, start.parts)
             status = kernel.run_line(
                 self.saturated,
                 self.buffers,
@@ -185,6 +268,11 @@ class _Kernel:
                 self.has_failures,
                 self.scrap_probability,
                 *args["samples"],
+                start.station,
+                start.phase,
+                start.product,
+                start.remaining,
+                start.ttf,
                 warmup,
                 end,
                 self.time_in,
@@ -223,7 +311,7 @@ class _Kernel:
         self.trace = args["trace"]
         self.wip_area = float(kernel.wip_area(self.entries, self.leaves, warmup, end))
 
-    def _arguments(self, samples: RunSamples, trace: bool) -> dict[str, Any]:
+    def _arguments(self, samples: RunSamples, trace: bool, initial: int) -> dict[str, Any]:
         stations = len(samples.cycle)
         products = len(samples.cycle[0])
         cycle_start = np.zeros((stations, products), dtype=np.int64)
@@ -249,7 +337,9 @@ class _Kernel:
         parts = len(packed[0])
         if samples.arrivals is not None:
             parts = min(parts, len(packed[1]))
-        per_station = cycle_count.sum(axis=1)
+        parts += initial  # the parts in the line at the start come first
+        # a station takes one part per cycle time drawn, and one held at the start without a draw
+        per_station = cycle_count.sum(axis=1) + 1
         return {
             "samples": packed,
             "changes": np.zeros((stations, 2 * int(per_station.max()) + 8)),

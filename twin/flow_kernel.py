@@ -21,6 +21,15 @@ active periods come out the same; kept apart, both passes run in tight loops. A
 machine that waits no time at all is not booked as waiting (see docs/PERFORMANCE.md
 for the one place where the SimPy engine differs).
 
+A run from the line's state (`twin.state`) starts with the parts already in the line,
+oldest first: the part on the last station's machine, then its buffer front to back,
+then the station before, and so on. Each enters the recursion at its station: a part in
+a buffer arrives there at 0; a part on a machine was taken at 0 and goes on from its
+phase (`init_phase`: working for the residual time; down for the residual repair, then a
+fresh cycle; setting up for the residual set-up, then a fresh cycle; blocked, finished
+at 0). New parts follow as usual. The breakdown under way at 0 is booked as down time
+but not counted as a failure, as in the SimPy engine.
+
 Samples are drawn beforehand by `twin.flow_samples`; when a stream runs short the
 kernel stops and says which one (`need`), and is run again with more samples.
 """
@@ -43,6 +52,8 @@ CHUNK = 1024  # parts followed through the line before their records are booked
 
 OK = 0
 NEED_SAMPLES = 1
+
+QUEUED = -1  # `init_phase` of a part waiting in a buffer at the start (the others: a machine state)
 
 
 @njit(cache=True, inline="always")
@@ -183,6 +194,11 @@ def run_line(
     ttr,
     ttr_start,
     ttr_count,
+    init_station,
+    init_phase,
+    init_product,
+    init_remaining,
+    init_ttf,
     warmup,
     end,
     time_in,
@@ -201,7 +217,10 @@ def run_line(
 ):
     """Run the recursion up to `end`; returns OK, or NEED_SAMPLES with `need` = (kind, station, product).
 
-    `used[kind, station, product]` counts the samples taken from each stream.
+    `used[kind, station, product]` counts the samples taken from each stream. The parts in
+    the line at the start (oldest first) are `init_*`: station, phase (a machine state, or
+    QUEUED), product and remaining time; `init_ttf[j]` is station j's failure clock at the
+    start (NaN: the first time to failure of its stream).
     """
     stations = buffers.shape[0]
     tracing = trace.shape[1] > 0
@@ -217,7 +236,7 @@ def run_line(
     # its accounts carried from chunk to chunk (state, phase, next breakdown; since, free)
     records = np.zeros((stations, CHUNK, 5))
     n_records = np.zeros(stations, dtype=np.int64)
-    downs = np.zeros((stations, max(1, ttf_count.max())))
+    downs = np.zeros((stations, ttf_count.max() + 2))  # + the breakdown under way at the start
     ups = np.zeros_like(downs)
     failures = np.zeros(stations, dtype=np.int64)
     machine = np.zeros((stations, 3), dtype=np.int64)
@@ -249,51 +268,66 @@ def run_line(
             total += buffers[j] + 1
     got = np.zeros(max(total, 1))
 
+    n_init = init_station.shape[0]
     for j in range(stations):
         if has_failures[j]:
+            if not np.isnan(init_ttf[j]):
+                ttf_left[j] = init_ttf[j]  # the residual time to failure, given the machine's age
+                continue
             if ttf_count[j] < 1:
                 need[0], need[1], need[2] = TTF, j, 0
                 return NEED_SAMPLES
-            ttf_left[j] = ttf[ttf_start[j]]
+            ttf_left[j] = ttf[ttf_start[j]]  # (a machine down at the start draws it after the repair)
             used[TTF, j, 0] = 1
 
     arrival_clock = 0.0
-    part = 0
+    part = 0  # parts in the line so far: those of the start, then the released ones
+    new = 0  # parts released so far
     while True:
-        # -- the part enters the line
-        if saturated:
-            if free[0] >= end:
-                break
-            entered = free[0]
+        # -- the part enters the line: one of the start, at its station, or a new one
+        first_station = 0
+        phase = QUEUED
+        if part < n_init:
+            first_station = init_station[part]
+            phase = init_phase[part]
+            product = init_product[part]
+            entered = 0.0
         else:
-            if part >= interarrivals.shape[0]:
-                need[0], need[1], need[2] = ARRIVAL, 0, 0
+            if saturated:
+                if free[0] >= end:
+                    break
+                entered = free[0]
+            else:
+                if new >= interarrivals.shape[0]:
+                    need[0], need[1], need[2] = ARRIVAL, 0, 0
+                    return NEED_SAMPLES
+                arrival_clock = arrival_clock + interarrivals[new]
+                used[ARRIVAL, 0, 0] = new + 1
+                if arrival_clock >= end:
+                    break
+                first = buffers[0]
+                entered = arrival_clock
+                if first == 0:
+                    entered = max(arrival_clock, free[0])
+                elif first >= 1 and seen[0] >= first:
+                    entered = max(arrival_clock, got[ring_start[0] + _after(slot[0], ring_size[0])])
+                if entered >= end:
+                    break
+            if new >= products.shape[0]:
+                need[0], need[1], need[2] = PRODUCT, 0, 0
                 return NEED_SAMPLES
-            arrival_clock = arrival_clock + interarrivals[part]
-            used[ARRIVAL, 0, 0] = part + 1
-            if arrival_clock >= end:
-                break
-            first = buffers[0]
-            entered = arrival_clock
-            if first == 0:
-                entered = max(arrival_clock, free[0])
-            elif first >= 1 and part >= first:
-                entered = max(arrival_clock, got[ring_start[0] + _after(slot[0], ring_size[0])])
-            if entered >= end:
-                break
-        if part >= products.shape[0]:
-            need[0], need[1], need[2] = PRODUCT, 0, 0
-            return NEED_SAMPLES
-        product = products[part]
-        used[PRODUCT, 0, 0] = part + 1
+            product = products[new]
+            new += 1
+            used[PRODUCT, 0, 0] = new
         entry_times[part] = entered
         totals[ENTRIES] = part + 1
         arriving = entered
 
         # -- the part through the stations
-        for j in range(stations):
+        for j in range(first_station, stations):
             seen[j] += 1
-            start = max(free[j], arriving)
+            held = j == first_station and phase != QUEUED  # on the machine at the start
+            start = 0.0 if held else max(free[j], arriving)
             if ring_size[j] > 0:
                 got[ring_start[j] + slot[j]] = start
                 slot[j] = _after(slot[j], ring_size[j])
@@ -304,20 +338,35 @@ def run_line(
                 free[j] = np.inf
                 break
             t = start
-            if has_setup[j] and last_product[j] >= 0 and product != last_product[j]:
+            work = t
+            finished = held and phase == BLOCKED  # finished before the start: only to hand on
+            if held:  # `Machine.run`'s first part of a run from a state
+                duration = init_remaining[part]
+                if phase == SETUP:
+                    t = t + duration
+                    work = t
+                elif phase == DOWN:  # booked as down time, not counted as a failure
+                    downs[j, failures[j]] = t
+                    t = t + duration
+                    ups[j, failures[j]] = t
+                    failures[j] += 1
+            elif has_setup[j] and last_product[j] >= 0 and product != last_product[j]:
                 if used[SETUP_TIME, j, 0] >= setup_count[j]:
                     need[0], need[1], need[2] = SETUP_TIME, j, 0
                     return NEED_SAMPLES
                 t = t + setup[setup_start[j] + used[SETUP_TIME, j, 0]]
                 used[SETUP_TIME, j, 0] += 1
+                work = t
             last_product[j] = product
-            work = t
-            if used[CYCLE, j, product] >= cycle_count[j, product]:
-                need[0], need[1], need[2] = CYCLE, j, product
-                return NEED_SAMPLES
-            duration = cycle[cycle_start[j, product] + used[CYCLE, j, product]]
-            used[CYCLE, j, product] += 1
-            if has_failures[j]:
+            if not held or phase in (SETUP, DOWN):  # a fresh cycle time
+                if used[CYCLE, j, product] >= cycle_count[j, product]:
+                    need[0], need[1], need[2] = CYCLE, j, product
+                    return NEED_SAMPLES
+                duration = cycle[cycle_start[j, product] + used[CYCLE, j, product]]
+                used[CYCLE, j, product] += 1
+            if finished:
+                pass
+            elif has_failures[j]:
                 remaining = duration
                 left = ttf_left[j]
                 while remaining > left:
@@ -345,7 +394,8 @@ def run_line(
             else:
                 t = t + duration
             done = t
-            totals[OPERATIONS] += 1
+            if not finished:
+                totals[OPERATIONS] += 1
             if tracing:
                 trace[j, n_trace[j], 0] = start
                 trace[j, n_trace[j], 1] = done
@@ -357,11 +407,11 @@ def run_line(
                 free[j] = np.inf
                 break
             counted = done >= warmup
-            if counted:
+            if counted and not finished:
                 counts[j, PROCESSED] += 1
             leave = done
             scrapped = False
-            if scrap_probability[j] > 0:
+            if scrap_probability[j] > 0 and not finished:
                 if used[SCRAP, j, 0] >= scrap_count[j]:
                     need[0], need[1], need[2] = SCRAP, j, 0
                     return NEED_SAMPLES

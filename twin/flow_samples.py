@@ -128,8 +128,11 @@ class RunSamples:
         first = _count(end, line.stations[0].mean_cycle_time(line.product_mix))
         return _bounded(min(released, first))
 
-    def draw_for(self, end: float) -> None:
-        """Draw ahead what a run to `end` likely needs, guessed from the means (the kernel asks for more)."""
+    def draw_for(self, end: float, initial: int = 0) -> None:
+        """Draw ahead what a run to `end` likely needs, guessed from the means (the kernel asks for more).
+
+        `initial`: parts in the line at the start (a run from a state), which may pass every station.
+        """
         line = self.line
         mix = line.product_mix
         released = math.inf
@@ -137,7 +140,7 @@ class RunSamples:
             released = _count(end, line.release.interarrival.mean)  # type: ignore[union-attr]
         reach = released
         for index, station in enumerate(line.stations):
-            reach = min(reach, _count(end, station.mean_cycle_time(mix)))
+            reach = min(reach, _count(end, station.mean_cycle_time(mix)) + initial)
             parts = _bounded(reach)
             if index == 0:
                 self.products.ensure(parts)
