@@ -28,8 +28,9 @@ What a machine does from its state:
 - `blocked`: holds a finished part and hands it on as soon as there is room;
 - `starved`: empty, waits for a part.
 
-Products not given are drawn from the product mix, from a stream of their own, so the
-parts released later are the same whatever the state (common random numbers).
+Products not given are drawn from the product mix, from streams of their own (one per
+machine, one per buffer), so the parts released later are the same whatever the state,
+and a state that differs at one machine leaves the others' draws alone (common random numbers).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from foundation.errors import InputError
 from foundation.models import Strict
 from twin.line import ConwipRelease, Line
 from twin.station import BLOCKED, DOWN, SETUP, STARVED, STATE_NAMES, WORKING
-from twin.streams import RELEASE_OWNER, stream
+from twin.streams import stream
 
 FORMAT = "fabbrica-state/1"
 StartState = Literal["working", "blocked", "starved", "down", "setup"]
@@ -214,20 +215,19 @@ def start_plan(line: Line, state: LineState, seed: int) -> StartPlan:
     """Draw what the engines start from (the state must have passed `check_state`).
 
     Each machine draws its residual times from its own stream (`initial`), and the
-    products not given from the release's `initial` stream, station by station from the
-    last one, so a state that differs at one machine changes only that machine's draws.
+    product of its part, when not given, from another stream of its own; the parts in
+    each buffer draw theirs from the station's. So a state that differs at one machine
+    (or buffer) changes only that machine's (or buffer's) draws.
     """
     mix = line.product_mix
     products = list(mix)
     shares = list(mix.values())
-    product_rng = stream(seed, RELEASE_OWNER, "initial")
 
-    def product_of(given: str | None) -> str:
-        if given is not None:
-            return given
-        if len(products) == 1:
-            return products[0]
-        return products[int(product_rng.choice(len(products), p=shares))]
+    def products_of(count: int, owner: str, index: int, variant: str) -> list[str]:
+        if len(products) == 1 or count == 0:
+            return [products[0]] * count
+        rng = stream(seed, owner, "initial", index, variant)
+        return [products[int(k)] for k in rng.choice(len(products), size=count, p=shares)]
 
     machines: list[list[MachineStart]] = [[] for _ in line.stations]
     buffers: list[list[str]] = [[] for _ in line.stations]
@@ -242,7 +242,9 @@ def start_plan(line: Line, state: LineState, seed: int) -> StartPlan:
             machine = given[m] if given is not None else MachineState(state="starved")
             code = STATE_NAMES.index(machine.state)
             rng = stream(seed, station.name, "initial", m)
-            product = product_of(machine.product) if machine.state in HOLDS_A_PART else None
+            product = None
+            if machine.state in HOLDS_A_PART:
+                product = machine.product or products_of(1, station.name, m, "product")[0]
             remaining = 0.0
             if code == WORKING:
                 remaining = station.cycle_time_for(product).residual(rng, machine.elapsed_s)  # type: ignore[arg-type]
@@ -255,7 +257,7 @@ def start_plan(line: Line, state: LineState, seed: int) -> StartPlan:
                 ttf_left = station.failures.time_to_failure.residual(rng, machine.age_s)  # type: ignore[union-attr]
             starts.append(MachineStart(code, product, remaining, ttf_left))
         machines[index] = starts
-        buffers[index] = [product_of(None) for _ in range(count)]
+        buffers[index] = products_of(count, station.name, 0, "buffer")
     return StartPlan(machines, buffers)
 
 
