@@ -23,7 +23,7 @@ from twin.line import Line
 from twin.release import Release
 from twin.state import FORMAT as STATE_FORMAT
 from twin.state import LineState, MachineState, StartPlan, StationState, check_state, start_plan
-from twin.station import DOWN, STARVED, STATE_NAMES, STOPPED, WORKING, Machine, Part
+from twin.station import BLOCKED, DOWN, STARVED, STATE_NAMES, STOPPED, WORKING, Machine, Part
 from twin.streams import RELEASE_OWNER, stream
 
 
@@ -217,7 +217,11 @@ class LineModel:
                 machine.restart_statistics(now)
 
     def snapshot(self) -> LineState:
-        """The line's state now, as a state file holds it (`produced`: since the statistics' restart)."""
+        """The line's state now, as a state file holds it (`produced`: since the statistics' restart).
+
+        A state file's `down` machine holds a part in work. A machine down by the calendar
+        while it is starved or blocked is given in that state: the rest of its repair is lost.
+        """
         now = self.env._now
         stations = {}
         for index, (station, machines) in enumerate(zip(self.line.stations, self.machines, strict=True)):
@@ -225,6 +229,8 @@ class LineModel:
             entries = []
             for machine in machines:
                 code = machine.state
+                if code == DOWN and machine.logical_state in (BLOCKED, STARVED, STOPPED):
+                    code = machine.logical_state  # down by the calendar while idle
                 if code == STOPPED or (code != DOWN and machine.part is None):
                     code = STARVED  # stopped before loading, or about to take a part at this instant
                 elif code == STARVED and machine.part is not None:
