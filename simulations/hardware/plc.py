@@ -14,6 +14,11 @@ station (see docs/simulated-hardware.md for the state mapping):
   (UInt32, monotonic): the orders that entered the line;
 - for a station with several machines, `Machine1State`, `Machine2State`, ... (Int32, each
   machine's own state code; `State` shows the most significant of them);
+- for what a live twin rebuilds the line's state from (docs/live-twin.md), on every change:
+  `BufferLevel` (UInt32, parts waiting in the buffer in front; not on a saturated first
+  station), and per machine `Product` (String, the product of the part it holds, "" when
+  none) and `PartsStarted` (UInt32, monotonic: parts loaded), named `Machine<k>Product` and
+  `Machine<k>PartsStarted` on a station with several machines;
 - one Double per process signal (by default `SpindleSpeed`, `Temperature`, `Power`);
 - methods `Start`, `Stop` and `Reset`.
 
@@ -40,7 +45,7 @@ from simulations.hardware.clock import ScaledClock
 from simulations.hardware.config import OpcUaConfig
 from simulations.hardware.history import TimelineHistory
 from simulations.hardware.pki import TrustList, server_certificate
-from simulations.hardware.runtime import COMMANDS, RELEASE_COUNTER, LineRuntime, StationRuntime
+from simulations.hardware.runtime import BUFFER_LEVEL, COMMANDS, RELEASE_COUNTER, LineRuntime, StationRuntime
 from simulations.hardware.states import MACHINERY_ITEM_STATE, PACKML_STATE, state_name
 
 logger = logging.getLogger(__name__)
@@ -276,12 +281,18 @@ class VirtualPlcs:
         """The station's variables: those of every station, and one state per machine if it has several."""
         machines = [(name, ua.VariantType.Int32, 0) for name in station.machine_variables]
         released = [(RELEASE_COUNTER, ua.VariantType.UInt32, 0)] if RELEASE_COUNTER in station.values else []
-        return [*STATION_VARIABLES, *released, *machines]
+        level = [(BUFFER_LEVEL, ua.VariantType.UInt32, 0)] if BUFFER_LEVEL in station.values else []
+        products = [(name, ua.VariantType.String, "") for name in station.product_variables]
+        started = [(name, ua.VariantType.UInt32, 0) for name in station.started_variables]
+        return [*STATION_VARIABLES, *released, *level, *machines, *products, *started]
 
     def _initial_values(self, station: StationRuntime) -> dict[str, Any]:
         state = station.state
         values = {name: default for name, _, default in self._variables(station)}
-        values.update(zip(station.machine_variables, station.machine_states, strict=False))
+        # what the timelines hold already (a conwip release fills the first buffer while building)
+        values.update(
+            (name, timeline.entries[-1][1]) for name, timeline in station.values.items() if timeline.entries
+        )
         values.update((variable, view(state)) for variable, view in STATE_VIEWS)
         return values
 

@@ -7,6 +7,12 @@ the timeline of every value its PLC showed. The PLC and MQTT publishers read tha
 timeline and the outboxes after every step of the clock; the truth file is written
 from it. Nothing here knows a protocol.
 
+What a live twin needs to rebuild the line's state (twinloop.state) is published on
+every change: the parts in each buffer (`BufferLevel`, seen through the buffer's two
+SimPy hooks), and per machine its state, the product of the part it holds (`Product`)
+and the parts it has loaded (`PartsStarted`: a new part restarts the machine's cycle
+even when its state stays `working`).
+
 Two changes of the same value at the same simulated instant are one change: a
 station that is starved and gets its part at once was never seen starved, and a
 historian keyed by timestamp could not store both anyway.
@@ -54,11 +60,18 @@ TIME_COUNTERS = (
 HOLDS_A_PART = (WORKING, SETUP, BLOCKED, DOWN)
 # orders released into a line that is not saturated, counted at its first station
 RELEASE_COUNTER = "PartsReleased"
+# parts waiting in the buffer in front of a station, on every change (not for a saturated first station)
+BUFFER_LEVEL = "BufferLevel"
 
 
 def machine_state_variable(machine_index: int) -> str:
     """The PLC variable holding the state of one machine of a station with several (`Machine1State`, ...)."""
     return f"Machine{machine_index + 1}State"
+
+
+def machine_variable(name: str, machine_index: int, machines: int) -> str:
+    """A per-machine PLC variable: `name` on a station with one machine, `Machine<k><name>` with several."""
+    return name if machines == 1 else f"Machine{machine_index + 1}{name}"
 
 
 @dataclass
@@ -117,6 +130,17 @@ class StationRuntime:
         for variable, state in zip(self.machine_variables, self.machine_states, strict=False):
             self.values[variable] = Timeline()
             self.values[variable].record(0.0, state)
+        # per machine: the product of the part it holds ("" when none) and the parts it has loaded
+        count = len(machines)
+        self.product_variables = [machine_variable("Product", k, count) for k in range(count)]
+        self.started_variables = [machine_variable("PartsStarted", k, count) for k in range(count)]
+        for product, started in zip(self.product_variables, self.started_variables, strict=True):
+            self.values[product] = Timeline()
+            self.values[product].record(0.0, "")
+            self.values[started] = Timeline()
+            self.values[started].record(0.0, 0)
+        self.held: list[Part | None] = [None] * count  # the part each machine was last seen holding
+        self.parts_started = [0] * count
         self.parts: list[dict[str, Any]] = []
         self.commands: list[tuple[float, str]] = []
         self.banks: list[SignalBank] = []
@@ -135,6 +159,32 @@ class StationRuntime:
 def occupancy(machines: list[Machine], buffer: simpy.Store | None) -> int:
     """Parts a station holds now: on its machines and in the buffer in front of it."""
     return sum(1 for m in machines if _holds_a_part(m)) + (len(buffer.items) if buffer is not None else 0)
+
+
+def _watch_level(buffer: simpy.Store, env: simpy.Environment) -> Timeline:
+    """The timeline of the parts in `buffer`, recorded by its two hooks whenever a put or get acts.
+
+    A part enters or leaves a buffer only inside `_do_put` / `_do_get` (SimPy's Store, and the
+    zero-capacity hand-over, which holds none), so wrapping them sees every change, however
+    the engine interleaves the machines at one instant.
+    """
+    timeline = Timeline()
+    timeline.record(0.0, len(buffer.items))  # a conwip release filled the first buffer while building
+    do_put, do_get = buffer._do_put, buffer._do_get
+
+    def put(event: Any) -> bool | None:
+        proceed = do_put(event)
+        timeline.record(env._now, len(buffer.items))
+        return proceed
+
+    def get(event: Any) -> bool | None:
+        proceed = do_get(event)
+        timeline.record(env._now, len(buffer.items))
+        return proceed
+
+    buffer._do_put = put  # type: ignore[method-assign]
+    buffer._do_get = get  # type: ignore[method-assign]
+    return timeline
 
 
 def _holds_a_part(machine: Machine) -> bool:
@@ -183,6 +233,10 @@ class LineRuntime:
             station.values["IdealCycleTime"].record(0.0, spec.ideal_cycle_time or spec.mean_cycle_time(mix))
         if line.release != "saturated":  # orders are counted where they enter: at the first station
             self.stations[0].values[RELEASE_COUNTER] = self.released
+        for station in self.stations:
+            buffer = self.model.buffers[station.index]
+            if buffer is not None:
+                station.values[BUFFER_LEVEL] = _watch_level(buffer, self.env)
         # the counters are refreshed every 10 simulated seconds, and at most twice a wall second
         self.env.process(self._counters(max(10.0, self.speed / 2)))
         if self.keep_signals:
@@ -221,6 +275,13 @@ class LineRuntime:
         station.machine_states[index] = state
         if station.machine_variables:
             station.values[station.machine_variables[index]].record(now, state)
+        part = machine.part
+        if part is not station.held[index]:  # loaded a new part, or handed its part on
+            station.held[index] = part
+            station.values[station.product_variables[index]].record(now, "" if part is None else part[0])
+            if part is not None:
+                station.parts_started[index] += 1
+                station.values[station.started_variables[index]].record(now, station.parts_started[index])
         new = station_state(station.machine_states)
         if new == station.state:
             return

@@ -1,18 +1,25 @@
 """The ground truth of a served run: what the simulated line really did, written as JSON on exit.
 
 Tests and fault-injection checks compare what reached the database with it. Per
-station it holds the final counters, every value the PLC's `State`, `PartsProduced`,
-`PartsScrapped` and `LastCycleTime` variables took (with the source timestamp the
-PLC gave it), every finished part (as published on the events topic), every operator
+station it holds the final counters, every value the PLC's `State` and other kept
+variables took (`PartsProduced`, `LastCycleTime`, `BufferLevel`, `Product`,
+`PartsStarted`, ...: all but the process signals, with the source timestamp the PLC
+gave each), every finished part (as published on the events topic), every operator
 command, and per MQTT topic the messages the broker acknowledged (with the hardware's
 `mqtt.truth_readings`, also every sensor sample handed to the broker). The format is
 documented in docs/simulated-hardware.md; `FORMAT` names its version.
+
+`truth_state` reads the line's state at any instant back from it (the live twin's
+state file, `twin.state`), as the PLCs showed it.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +27,12 @@ from simulations.hardware.clock import ScaledClock
 from simulations.hardware.runtime import LineRuntime
 from simulations.hardware.sensors import iso_utc
 from simulations.hardware.states import state_name
+from twin.state import FORMAT as STATE_FORMAT
+from twin.state import LineState, MachineState, StationState
+from twin.station import STARVED, STATE_NAMES, STOPPED
 
 FORMAT = "fabbrica-truth/1"
+_MACHINE_STATE = re.compile(r"Machine[0-9]+State")
 
 
 def truth_record(
@@ -88,3 +99,57 @@ def write_truth(path: Path, record: dict[str, Any]) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     os.replace(partial, path)
+
+
+def truth_state(record: dict[str, Any], t: float) -> LineState:
+    """The line's state at simulated second `t` of a truth record, as its PLCs showed it then.
+
+    Per station: `BufferLevel` (0 where the PLC has none), and per machine its state
+    (`State`, or `Machine<k>State` on a station with several), the product of its part
+    (`Product` / `Machine<k>Product`) and the time since it entered that state or loaded its
+    part (the later change of the state and of `PartsStarted`); `produced` is `PartsProduced`,
+    `released` the first station's `PartsReleased`. A stopped machine is starved, as in
+    `LineModel.snapshot`. Values stamped at `t` count as shown.
+    """
+    stations: dict[str, StationState] = {}
+    released = None
+    for name, station in record["stations"].items():
+        values = station["values"]
+        count = sum(1 for variable in values if _MACHINE_STATE.fullmatch(variable))
+        machines = []
+        for k in range(max(count, 1)):
+            states = values[f"Machine{k + 1}State"] if count else station["states"]
+            prefix = f"Machine{k + 1}" if count else ""
+            code, since = _at(states, t, "value" if count else "state")
+            _, started = _at(values.get(f"{prefix}PartsStarted", []), t)
+            product, _ = _at(values.get(f"{prefix}Product", []), t)
+            if code == STOPPED:
+                code, since = STARVED, t
+            machines.append(
+                MachineState(
+                    state=STATE_NAMES[code],  # type: ignore[arg-type]
+                    elapsed_s=t - max(since, started if started is not None else since),
+                    product=(product or None) if code != STARVED else None,
+                )
+            )
+        level, _ = _at(values.get("BufferLevel", []), t)
+        produced, _ = _at(values.get("PartsProduced", []), t)
+        stations[name] = StationState(buffer=level or 0, machines=machines, produced=produced or 0)
+        if "PartsReleased" in values and released is None:
+            released, _ = _at(values["PartsReleased"], t)
+    start = datetime.fromisoformat(record["start"].replace("Z", "+00:00")).astimezone(UTC)
+    return LineState(
+        format=STATE_FORMAT,
+        time=start + timedelta(seconds=t / record["speed"]),
+        stations=stations,
+        released=released,
+    )
+
+
+def _at(entries: list[dict[str, Any]], t: float, key: str = "value") -> tuple[Any, Any]:
+    """(value, simulated time) of the last entry stamped at or before `t`; (None, None) if none."""
+    index = bisect.bisect_right([entry["t"] for entry in entries], t)
+    if index == 0:
+        return None, None
+    entry = entries[index - 1]
+    return entry[key], entry["t"]

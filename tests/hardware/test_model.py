@@ -27,9 +27,10 @@ from simulations.hardware.states import (
     PACKML_STATE,
     station_state,
 )
+from simulations.hardware.truth import truth_record, truth_state
 from tests.hardware.conftest import FAST_LINE, ROOT, start_serving
-from twin.line import line_from_dict
-from twin.station import BLOCKED, DOWN, SETUP, STARVED, STOPPED, WORKING
+from twin.line import line_from_dict, load_line
+from twin.station import BLOCKED, DOWN, SETUP, STARVED, STATE_NAMES, STOPPED, WORKING
 
 
 def test_every_state_maps_to_machinery_and_packml() -> None:
@@ -279,9 +280,7 @@ def test_what_the_plcs_show_of_parallel_machines_and_released_orders_calibrates_
 @pytest.mark.parametrize("release", ["saturated", {"interarrival": {"dist": "exponential", "mean": 22}}])
 def test_the_occupancies_add_up_to_the_parts_in_the_line_at_every_refresh(release: object) -> None:
     data = {**FAST_LINE, "release": release}
-    data["stations"] = [
-        {**s, "buffer": 3} if i == 0 else s for i, s in enumerate(FAST_LINE["stations"])
-    ]
+    data["stations"] = [{**s, "buffer": 3} if i == 0 else s for i, s in enumerate(FAST_LINE["stations"])]
     calendar = {"mtbf": 300, "mttr": 30, "basis": "calendar"}
     data["stations"].append({"name": "wash", "cycle_time": 12, "buffer": 0, "failures": calendar})
     line = line_from_dict(data)
@@ -357,6 +356,96 @@ def test_the_occupancy_integral_is_exact_at_every_refresh(release: object) -> No
     for station in runtime.stations:
         values = [v for _, v in station.values["OccupancySeconds"].entries]
         assert values == sorted(values)
+
+
+CALENDAR_WASH = {
+    "name": "wash",
+    "cycle_time": 12,
+    "buffer": 0,
+    "failures": {"mtbf": 300, "mttr": 30, "basis": "calendar"},
+}
+
+
+def engine_view(runtime: LineRuntime) -> dict[str, tuple[int, list[tuple[str, float, str | None]], int]]:
+    """Per station, what its buffer and machines hold now, read from the engine's own objects: the
+    parts in the buffer, per machine (state, seconds since it entered it, product of its part),
+    and the good parts it has finished.
+    A machine stopped by an operator is empty (starved) from that instant, as in a state file."""
+    now = runtime.env.now
+    view = {}
+    for station, buffer in zip(runtime.stations, runtime.model.buffers, strict=True):
+        machines = []
+        for machine in station.machines:
+            if machine.state == STOPPED:
+                machines.append(("starved", 0.0, None))
+                continue
+            product = machine.part[0] if machine.part is not None and machine.state != STARVED else None
+            machines.append((STATE_NAMES[machine.state], now - machine.state_since, product))
+        good = sum(machine.processed - machine.scrapped for machine in station.machines)
+        view[station.name] = (len(buffer.items) if buffer is not None else 0, machines, good)
+    return view
+
+
+@pytest.mark.parametrize(
+    "release",
+    ["saturated", {"interarrival": {"dist": "exponential", "mean": 19}}, {"conwip": 6}, "demonstrator"],
+    ids=["saturated", "interarrival", "conwip", "demonstrator"],
+)
+def test_the_plc_variables_hold_the_engine_state_at_any_instant(release: object) -> None:
+    """What the PLCs publish on every change (State/MachineNState, BufferLevel, Product,
+    PartsStarted), read back at any instant from the truth file (`truth_state`), is what the
+    engine holds then: the parts in each buffer, each machine's state, the time since it
+    entered it or began its part (a new part restarts a `working` machine's cycle), its product.
+
+    A machine broken down on calendar time that takes a part while down shows it (Product) only
+    once repaired, when its state changes: a down machine's product is left out.
+    """
+    if release == "demonstrator":
+        line = load_line(ROOT / "simulations/lines/demonstrator.yaml")
+    else:
+        data = {**FAST_LINE, "release": release}
+        data["stations"] = [{**s, "buffer": 3} if i == 0 else s for i, s in enumerate(FAST_LINE["stations"])]
+        data["stations"].append(CALENDAR_WASH)
+        line = line_from_dict(data)
+    config = HardwareConfig.model_validate({"speed": 1, "mqtt": {"enabled": False}, "opcua": {"signals": []}})
+    runtime = LineRuntime(line, config, seed=4)
+    instants = np.sort(np.random.default_rng(4).uniform(30, 4 * 3600, 250))
+    commands = {3000.0: ("weld", "Stop"), 3400.0: ("weld", "Start")} if release != "demonstrator" else {}
+    views = []
+    for t in instants:
+        while commands and min(commands) < t:  # an operator's call between two instants
+            at = min(commands)
+            runtime.env.run(until=at)
+            runtime.command(*commands.pop(at))
+        runtime.env.run(until=t)
+        views.append(engine_view(runtime))
+    record = truth_record(runtime, ScaledClock(runtime.env, 1.0))
+    seen = {"buffered": 0, "working": 0, "down": 0, "restarted": 0}
+    for t, view in zip(instants, views, strict=True):
+        shown = truth_state(record, float(t))
+        for name, (buffer, machines, good) in view.items():
+            got = shown.stations[name]
+            assert got.buffer == buffer, (t, name)
+            assert got.machines is not None
+            for machine, (state, elapsed, product) in zip(got.machines, machines, strict=True):
+                assert machine.state == state, (t, name)
+                assert machine.elapsed_s == pytest.approx(elapsed, abs=1e-9), (t, name)
+                if state != "down":
+                    assert machine.product == product, (t, name)
+                seen["working"] += state == "working"
+                seen["down"] += state == "down"
+            assert got.produced == good, (t, name)
+            seen["buffered"] += buffer > 0
+    # the comparison saw parts waiting, busy and broken machines, and working machines whose
+    # state had not changed since an earlier part (their time comes from PartsStarted)
+    for station in record["stations"].values():
+        values = station["values"]
+        started = [
+            e["t"] for name, entries in values.items() if name.endswith("PartsStarted") for e in entries
+        ]
+        changes = {e["t"] for name, entries in values.items() if name.endswith("State") for e in entries}
+        seen["restarted"] += len(set(started) - changes - {e["t"] for e in station["states"]})
+    assert min(seen.values()) > 10, seen
 
 
 def test_hardware_passwords_come_from_the_environment(
