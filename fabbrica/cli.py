@@ -14,6 +14,7 @@ import typer
 from fabbrica import (
     __version__,
     calibration_commands,  # noqa: F401  (registers `twin calibrate` and `twin validate`)
+    live_commands,  # noqa: F401  (registers `twin live`)
 )
 from fabbrica.connect_commands import connect_app
 from fabbrica.demo_commands import demo
