@@ -21,6 +21,7 @@ from fabbrica.demo_commands import demo
 from fabbrica.experiment_commands import experiment_app
 from fabbrica.grafana_commands import grafana_app
 from fabbrica.line_commands import line_app
+from fabbrica.optimize_commands import optimize
 from fabbrica.twin_commands import twin_app
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app = typer.Typer(
 app.add_typer(twin_app, name="twin")
 app.command("demo")(demo)
 app.add_typer(experiment_app, name="experiment")
+app.command("optimize")(optimize)
 app.add_typer(connect_app, name="connect")
 app.add_typer(line_app, name="line")
 app.add_typer(grafana_app, name="grafana")

@@ -32,16 +32,21 @@ class Scenario:
     factors: dict[str, Any]
 
 
+def derived_seed(seed: int, stream: int, index: int) -> int:
+    """Run seed `index` of seed stream `stream` under `seed`: 0 replications, 1 warm-up pilots,
+    2 the selection stage of an optimisation. Streams never share a seed."""
+    state = np.random.SeedSequence(seed, spawn_key=(stream, index)).generate_state(2, np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
 def replication_seed(seed: int, replication: int) -> int:
     """The run seed of replication `replication` (0-based) in an experiment seeded with `seed`."""
-    state = np.random.SeedSequence(seed, spawn_key=(0, replication)).generate_state(2, np.uint32)
-    return int(state[0]) << 31 | int(state[1]) >> 1
+    return derived_seed(seed, 0, replication)
 
 
 def pilot_seed(seed: int, pilot: int) -> int:
     """The seed of warm-up pilot run `pilot` (0-based), never the seed of a replication."""
-    state = np.random.SeedSequence(seed, spawn_key=(1, pilot)).generate_state(2, np.uint32)
-    return int(state[0]) << 31 | int(state[1]) >> 1
+    return derived_seed(seed, 1, pilot)
 
 
 def _ids(count: int) -> list[str]:

@@ -53,7 +53,11 @@ def _related(location: str, path: str) -> bool:
 class Experiment:
     """A validated experiment: the spec, the base line data and one validated line per scenario."""
 
-    def __init__(self, spec: ExperimentSpec, source: str, base_dir: Path) -> None:
+    def __init__(
+        self, spec: ExperimentSpec, source: str, base_dir: Path, *, section: str | None = None
+    ) -> None:
+        """`section`: the field that errors in the scenarios' values are reported under
+        (default: `factors`, or `design.scenarios[i]` for explicit scenarios)."""
         self.spec = spec
         self.source = source
         self.line_path = Path(os.path.normpath(base_dir / spec.line))
@@ -77,13 +81,8 @@ class Experiment:
         self.lines: dict[str, Line] = {}
         explicit = isinstance(spec.resolved_design, Scenarios)
         for index, scenario in enumerate(self.scenarios):
-            section = f"design.scenarios[{index}]" if explicit else "factors"
-            data = copy.deepcopy(base)
-            for path, value in scenario.factors.items():
-                self._set(data, path, value, f"{section}.{path}")
-            line = self._validate(data, section, list(scenario.factors), scenario)
-            assert line is not None
-            self.lines[scenario.id] = line
+            where = section or (f"design.scenarios[{index}]" if explicit else "factors")
+            self.lines[scenario.id] = self.scenario_line(scenario.factors, where, scenario)
         self.base_line: Line = base_line or self.lines[self.scenarios[0].id]
         self._check_kpis()
 
@@ -100,6 +99,18 @@ class Experiment:
     ) -> Experiment:
         """An experiment given as plain data (for notebooks); `line` is relative to `base_dir`."""
         return cls(spec_from_dict(dict(data), source), source, Path(base_dir))
+
+    def scenario_line(
+        self, factors: Mapping[str, Any], section: str = "factors", scenario: Scenario | None = None
+    ) -> Line:
+        """The base line (with its overrides) with `factors` applied, validated; errors name
+        `section.PATH`."""
+        data = copy.deepcopy(self.base_data)
+        for path, value in factors.items():
+            self._set(data, path, value, f"{section}.{path}")
+        line = self._validate(data, section, list(factors), scenario)
+        assert line is not None
+        return line
 
     def _set(self, data: dict[str, Any], path: str, value: Any, field: str) -> None:
         try:
