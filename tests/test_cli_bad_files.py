@@ -4,21 +4,30 @@ A bad file is missing, a folder, not UTF-8, not YAML, not a mapping, holds a key
 knows, names an unset `${VAR}`, or is a file of another kind (a sink-only file where a whole
 connector config is needed, a text file where the historian should be). The answer is
 `error: FILE: field: message` on stderr, and never a traceback.
+
+A few cases (SUBPROCESS: one per command, each a different kind of bad file) run as
+`python -m fabbrica` in a fresh interpreter, as a user would; the others through
+tests/fabbrica_driver.py, which calls the same `fabbrica.cli.main` for each case in one
+interpreter, with its own argv, folder, environment and file descriptors 1 and 2, and reports a
+case that leaves a thread running (a process would hang on it). Most of a run is Python
+importing the command: the driver imports it once.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import DEMONSTRATOR
+from tests.conftest import DEMONSTRATOR, ROOT
 
 Make = Callable[[Path], Path]
 UNSET = "FABBRICA_TEST_SURELY_UNSET"
@@ -173,14 +182,36 @@ COMMANDS: list[tuple[str, list[str], dict[str, Make]]] = [
 CASES = {f"{name}-{kind}": (args, make) for name, args, bad in COMMANDS for kind, make in bad.items()}
 
 
+# run as true subprocesses: one case per command, each a different kind of bad file
+SUBPROCESS = (
+    "twin run LINE-missing",
+    "twin calibrate --source-text-historian",
+    "experiment run --sink-config-unset-env",
+    "connect-sink-only",
+    "line serve --hardware-not-utf8",
+    "demo --sink-config-no-sink",
+    "grafana annotate-not-json",
+)
+DRIVER = ROOT / "tests" / "fabbrica_driver.py"
+
+
+@dataclass
+class Answer:
+    """How one case ended: by a fresh `python -m fabbrica`, or by the driver (with its leftover threads)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    threads: list[str] = field(default_factory=list)
+    how: str = "subprocess"
+
+
 @pytest.fixture(scope="module")
-def answers(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
-    """Every case run once, a few at a time (most of each run is Python importing the command)."""
+def answers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Answer]]:
+    """Every case run once: a few as their own process, the rest in one driver process meanwhile."""
     environ = {key: value for key, value in os.environ.items() if key != UNSET}
 
-    def run(case: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    def prepare(case: str) -> tuple[Path, Path, list[str]]:
         args, make = CASES[case]
         folder = tmp_path_factory.mktemp("bad")
         bad = make(folder)
@@ -189,22 +220,47 @@ def answers(
             values["{SINK}"] = str(_sink(folder))
         if "{EXP}" in args:
             values["{EXP}"] = str(_experiment(folder))
-        command = [sys.executable, "-m", "fabbrica", *(values.get(arg, arg) for arg in args)]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=folder, env=environ)
-        return bad, done
+        return folder, bad, [values.get(arg, arg) for arg in args]
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(CASES, pool.map(run, CASES), strict=True))
+    prepared = {case: prepare(case) for case in CASES}
+
+    def alone(case: str) -> Answer:
+        folder, _, args = prepared[case]
+        command = [sys.executable, "-m", "fabbrica", *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=folder, env=environ)
+        return Answer(done.returncode, done.stdout, done.stderr)
+
+    def driven(cases: list[str]) -> list[Answer]:
+        results = tmp_path_factory.mktemp("driver") / "results.json"
+        request = json.dumps([{"args": prepared[case][2], "cwd": str(prepared[case][0])} for case in cases])
+        done = subprocess.run(
+            [sys.executable, str(DRIVER), str(results)],
+            input=request, capture_output=True, text=True, timeout=600, env=environ,
+        )  # fmt: skip
+        assert done.returncode == 0 and not done.stdout and not done.stderr, done.stderr[-3000:]
+        return [Answer(**answer, how="driver") for answer in json.loads(results.read_text())]
+
+    rest = [case for case in CASES if case not in SUBPROCESS]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        in_driver = pool.submit(driven, rest)
+        separate = dict(zip(SUBPROCESS, pool.map(alone, SUBPROCESS), strict=True))
+        found = {**separate, **dict(zip(rest, in_driver.result(), strict=True))}
+    return {case: (prepared[case][1], found[case]) for case in CASES}
+
+
+def test_the_subprocess_cases_are_cases() -> None:
+    assert set(SUBPROCESS) <= set(CASES)
+    commands = {args[0] for args, _ in CASES.values()}
+    assert {CASES[case][0][0] for case in SUBPROCESS} == commands  # every command at least once
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # the first case waits for all of them
 @pytest.mark.parametrize("case", CASES)
-def test_a_bad_file_is_one_line_and_exit_2(
-    case: str, answers: dict[str, tuple[Path, subprocess.CompletedProcess[str]]]
-) -> None:
+def test_a_bad_file_is_one_line_and_exit_2(case: str, answers: dict[str, tuple[Path, Answer]]) -> None:
     bad, done = answers[case]
     lines = done.stderr.strip().splitlines()
+    assert done.threads == [], (done.how, done.threads)
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
     assert len(lines) == 1, done.stderr
