@@ -7,18 +7,19 @@ A first argument that is not a sub-command is taken as the config file.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import click
 import typer
 from typer.core import TyperGroup
 
-from connectors.common.secrets import hide_in_logs
-from connectors.config import SKIPPED_LOCATIONS, ConfigError, LoadedConfig, read_config
 from fabbrica.errors import fail
-from foundation.errors import format_error, validation_message
+
+if TYPE_CHECKING:  # the connectors load when a command runs: every other `fabbrica` command starts sooner
+    import click
+
+    from connectors.config import ConfigError, LoadedConfig
 
 
 class _ConfigOrCommand(TyperGroup):
@@ -43,12 +44,18 @@ connect_app = typer.Typer(
 
 def config_message(source: str, error: ConfigError) -> str:
     """One line: `file: field.path: message`."""
+    from connectors.config import SKIPPED_LOCATIONS
+    from foundation.errors import validation_message
+
     if error.error is None:
         return str(error)
     return validation_message(source, error.error, SKIPPED_LOCATIONS)
 
 
 def load(config_file: Path) -> LoadedConfig:
+    from connectors.common.secrets import hide_in_logs
+    from connectors.config import ConfigError, read_config
+
     try:
         loaded = read_config(config_file)
     except ConfigError as exc:
@@ -68,6 +75,8 @@ def run(
     if check:
         typer.echo(f"{config_file}: ok")
         return
+    import asyncio
+
     from connectors.runner import run as run_connector
 
     # asyncua logs every publish response at INFO: keep it to warnings even with -v.
@@ -105,11 +114,15 @@ def browse(
     ),
 ) -> None:
     """Print the server's variables as a ready-to-edit `opcua:` config section."""
+    import asyncio
+
     from asyncua import ua
     from pydantic import ValidationError
 
+    from connectors.common.secrets import hide_in_logs
     from connectors.opcua.browse import config_section
     from connectors.opcua.config import OpcUaSource
+    from foundation.errors import format_error
 
     if not endpoint.startswith("opc.tcp://"):
         raise fail(f"endpoint: must start with opc.tcp://, got {endpoint!r}")

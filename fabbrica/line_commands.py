@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,11 +9,8 @@ from urllib.parse import urlsplit
 
 import typer
 
-from connectors.common.secrets import hide_in_logs
 from fabbrica.errors import bad_input_exits, duration_option
 from foundation.errors import InputError
-from simulations.hardware.config import load_hardware
-from twin.line import load_line
 
 if TYPE_CHECKING:
     from simulations.hardware.serve import ServedLine
@@ -53,6 +49,13 @@ def serve_command(
     ),
 ) -> None:
     """Run LINE.yaml in scaled real time behind simulated PLCs and sensors."""
+    # the simulated hardware loads only for this command: every other `fabbrica` command starts sooner
+    import asyncio
+
+    from connectors.common.secrets import hide_in_logs
+    from simulations.hardware.config import load_hardware
+    from twin.line import load_line
+
     with bad_input_exits():
         wall = duration_option("--duration", duration)
         if wall is not None and wall <= 0:
