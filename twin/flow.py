@@ -144,9 +144,13 @@ def runs(
         check_state(line, state)
     end = _end(horizon, warmup)
     used: np.ndarray | None = None
+    samples: RunSamples | None = None
     for seed in seeds:
         started = time.perf_counter()
-        samples = RunSamples(line, seed)
+        if samples is None:
+            samples = RunSamples(line, seed)
+        else:
+            samples.reseed(seed)
         start = _Start.of(line, state, seed)
         if used is None:
             samples.draw_for(end, start.parts)

@@ -7,47 +7,181 @@ and the product mix of the releases. The flow engine needs the same values as
 arrays. A `Draws` keeps one stream's generator and the values drawn so far, and draws
 more exactly as the sampler would: in blocks of 256 where the block size matters
 (truncated normal, empirical), in one call where numpy draws value by value.
+
+The generators are seeded as `twin.streams.stream` seeds them, but all of a run's at
+once (`streams`): numpy's SeedSequence takes about 0.1 ms a stream, as long as a short
+run's recursion, so `seed_states` computes its words for every stream in one compiled call.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from numba import njit
+from numpy.random.bit_generator import ISeedSequence
 
 from twin import flow_kernel as kernel
 from twin.distributions import BLOCK, Constant, Exponential, Gamma, Lognormal, Triangular, Uniform, _Dist
 from twin.line import InterarrivalRelease, Line
-from twin.streams import RELEASE_OWNER, stream
+from twin.streams import RELEASE_OWNER, spawn_key
 
 # numpy draws these value by value: one call of n values equals n/256 calls of 256
 VALUE_BY_VALUE = (Exponential, Lognormal, Gamma, Uniform, Triangular)
 PRODUCT_BLOCK = 256  # `LineModel.next_product` draws the product mix 256 parts at a time
 
 
-class Draws:
-    """The values of one stream drawn so far; `ensure(n)` draws until there are at least n."""
+# numpy's SeedSequence (numpy/random/bit_generator.pyx): its constants, on 32-bit words
+_M32 = np.uint64(0xFFFFFFFF)
+_SHIFT = np.uint64(16)
+_INIT_A = np.uint64(0x43B0D7E5)
+_MULT_A = np.uint64(0x931E8875)
+_INIT_B = np.uint64(0x8B51F9DD)
+_MULT_B = np.uint64(0x58F38DED)
+_MIX_L = np.uint64(0xCA01F9DD)
+_MIX_R = np.uint64(0x4973F715)
+_POOL = 4  # SeedSequence's default pool size
 
-    def __init__(self, draw: Callable[[int], np.ndarray], block: int) -> None:
+
+@njit(cache=True, inline="always")
+def _hashmix(value, hash_const):
+    value ^= hash_const
+    hash_const = (hash_const * _MULT_A) & _M32
+    value = (value * hash_const) & _M32
+    return value ^ (value >> _SHIFT), hash_const
+
+
+@njit(cache=True, inline="always")
+def _mix(x, y):
+    result = (_MIX_L * x - _MIX_R * y) & _M32
+    return result ^ (result >> _SHIFT)
+
+
+@njit(cache=True)
+def seed_states(entropy, lengths, out):
+    """`SeedSequence(...).generate_state(4, uint64)` for each row of `entropy` (its first `lengths` words).
+
+    A row holds the 32-bit words SeedSequence assembles from its entropy and spawn key
+    (`_entropy`), one word per uint64; `out` gets the four 64-bit words PCG64 is seeded with.
+    """
+    pool = np.zeros(_POOL, dtype=np.uint64)
+    words = np.zeros(2 * _POOL, dtype=np.uint64)
+    for r in range(entropy.shape[0]):
+        n = lengths[r]
+        hash_const = _INIT_A
+        for i in range(_POOL):
+            value = entropy[r, i] if i < n else np.uint64(0)
+            pool[i], hash_const = _hashmix(value, hash_const)
+        for i_src in range(_POOL):
+            for i_dst in range(_POOL):
+                if i_src != i_dst:
+                    value, hash_const = _hashmix(pool[i_src], hash_const)
+                    pool[i_dst] = _mix(pool[i_dst], value)
+        for i_src in range(_POOL, n):
+            for i_dst in range(_POOL):
+                value, hash_const = _hashmix(entropy[r, i_src], hash_const)
+                pool[i_dst] = _mix(pool[i_dst], value)
+        hash_const = _INIT_B
+        for i in range(2 * _POOL):
+            value = pool[i % _POOL] ^ hash_const
+            hash_const = (hash_const * _MULT_B) & _M32
+            value = (value * hash_const) & _M32
+            words[i] = value ^ (value >> _SHIFT)
+        for i in range(_POOL):
+            out[r, i] = words[2 * i] | (words[2 * i + 1] << np.uint64(32))
+
+
+def _words(value: int) -> list[int]:
+    """An integer as SeedSequence takes it: 32-bit words, least significant first (0: one word)."""
+    words = [value & 0xFFFFFFFF]
+    value >>= 32
+    while value:
+        words.append(value & 0xFFFFFFFF)
+        value >>= 32
+    return words
+
+
+@functools.lru_cache(maxsize=64)
+def _spawn_entropy(keys: tuple[tuple[str, str, int, str], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The words of each stream's spawn key, after room for the seed's (at least `_POOL` words)."""
+    rows = [[word for part in spawn_key(*key) for word in _words(part)] for key in keys]
+    width = max((len(row) for row in rows), default=0)
+    entropy = np.zeros((len(rows), _POOL + width), dtype=np.uint64)
+    for r, row in enumerate(rows):
+        entropy[r, _POOL : _POOL + len(row)] = row
+    return entropy, np.array([_POOL + len(row) for row in rows], dtype=np.int64)
+
+
+class _Seeded(ISeedSequence):
+    """A seed sequence whose state words were computed ahead, for numpy's PCG64."""
+
+    def __init__(self, words: np.ndarray) -> None:
+        self.words = words
+
+    def generate_state(self, n_words: int, dtype: type = np.uint32) -> np.ndarray:
+        assert n_words == _POOL and dtype is np.uint64, "only PCG64's request is known"
+        return self.words
+
+
+def streams(seed: int, keys: Sequence[tuple[str, str, int, str]]) -> list[np.random.Generator]:
+    """`[twin.streams.stream(seed, *key) for key in keys]`, the same generators many times sooner."""
+    spawn, lengths = _spawn_entropy(tuple(keys))
+    run = _words(seed)
+    if len(run) > _POOL:  # a seed of more than 128 bits: its words push the spawn key's along
+        extra = len(run) - _POOL
+        entropy = np.zeros((spawn.shape[0], spawn.shape[1] + extra), dtype=np.uint64)
+        entropy[:, len(run) :] = spawn[:, _POOL:]
+        lengths = lengths + extra
+    else:  # SeedSequence pads the seed's words to the pool's size when there is a spawn key
+        entropy = spawn.copy()
+    entropy[:, : len(run)] = run
+    out = np.zeros((len(keys), _POOL), dtype=np.uint64)
+    seed_states(entropy, lengths, out)
+    return [np.random.Generator(np.random.PCG64(_Seeded(words))) for words in out]
+
+
+class Draws:
+    """The values of one stream drawn so far; `ensure(n)` draws until there are at least n.
+
+    `draw(rng, size)` draws `size` values from the stream's generator `rng`; `restart`
+    begins again with another generator (the same stream in another replication).
+    """
+
+    def __init__(
+        self,
+        draw: Callable[[np.random.Generator, int], np.ndarray],
+        block: int,
+        rng: np.random.Generator | None = None,
+    ) -> None:
         self._draw = draw
         self._block = block
-        self._chunks: list[np.ndarray] = []
-        self.count = 0
+        self.restart(rng)
 
     @classmethod
-    def of(cls, dist: _Dist, rng: np.random.Generator) -> Draws:
+    def of(cls, dist: _Dist, rng: np.random.Generator | None) -> Draws:
         if isinstance(dist, Constant):
-            return cls(lambda size: np.full(size, dist.value, dtype=float), 1)
+            return cls(lambda rng, size: np.full(size, dist.value, dtype=float), 1, rng)
         if isinstance(dist, VALUE_BY_VALUE):
-            return cls(lambda size: dist.draw(rng, size), BLOCK)
-        return cls(lambda size: np.concatenate([dist.draw(rng, BLOCK) for _ in range(size // BLOCK)]), BLOCK)
+            return cls(dist.draw, BLOCK, rng)
+        return cls(
+            lambda rng, size: np.concatenate([dist.draw(rng, BLOCK) for _ in range(size // BLOCK)]),
+            BLOCK,
+            rng,
+        )
+
+    def restart(self, rng: np.random.Generator | None) -> None:
+        """Forget the values drawn; draw from `rng` from now on."""
+        self._rng = rng
+        self._chunks: list[np.ndarray] = []
+        self.count = 0
 
     def ensure(self, n: int) -> None:
         if n <= self.count:
             return
         size = -(-(n - self.count) // self._block) * self._block
-        self._chunks.append(np.asarray(self._draw(size), dtype=float))
+        self._chunks.append(np.asarray(self._draw(self._rng, size), dtype=float))  # type: ignore[arg-type]
         self.count += size
 
     @property
@@ -57,15 +191,14 @@ class Draws:
         return self._chunks[0] if self._chunks else np.zeros(0)
 
 
-def _product_draws(line: Line, seed: int) -> Draws:
+def _product_draws(line: Line) -> Draws:
     mix = line.product_mix
     if len(mix) == 1:
-        return Draws(lambda size: np.zeros(size), 1)
-    rng = stream(seed, RELEASE_OWNER, "product")
+        return Draws(lambda rng, size: np.zeros(size), 1)
     shares = list(mix.values())
     count = len(shares)
     return Draws(
-        lambda size: np.concatenate(
+        lambda rng, size: np.concatenate(
             [rng.choice(count, size=PRODUCT_BLOCK, p=shares) for _ in range(size // PRODUCT_BLOCK)]
         ).astype(float),
         PRODUCT_BLOCK,
@@ -73,15 +206,28 @@ def _product_draws(line: Line, seed: int) -> Draws:
 
 
 class RunSamples:
-    """Every stream one run of `line` with `seed` draws from, keyed (kind, station, product)."""
+    """Every stream one run of `line` with `seed` draws from, keyed (kind, station, product).
+
+    `reseed` starts over for another seed: replications of one line keep its streams' set-up.
+    """
 
     def __init__(self, line: Line, seed: int) -> None:
         self.line = line
         products = list(line.product_mix)
-        self.products = _product_draws(line, seed)
+        self._keys: list[tuple[str, str, int, str]] = []  # the streams of the run, in the order of `_draws`
+        self._draws: list[Draws] = []
+
+        def add(draws: Draws, owner: str, purpose: str, variant: str = "") -> Draws:
+            self._keys.append((owner, purpose, 0, variant))
+            self._draws.append(draws)
+            return draws
+
+        self.products = _product_draws(line)
+        if len(products) > 1:
+            add(self.products, RELEASE_OWNER, "product")
         self.arrivals: Draws | None = None
         if isinstance(line.release, InterarrivalRelease):
-            self.arrivals = Draws.of(line.release.interarrival, stream(seed, RELEASE_OWNER, "arrival"))
+            self.arrivals = add(Draws.of(line.release.interarrival, None), RELEASE_OWNER, "arrival")
         self.cycle: list[list[Draws]] = []
         self.setup: list[Draws | None] = []
         self.scrap: list[Draws | None] = []
@@ -91,19 +237,26 @@ class RunSamples:
             name = station.name
             self.cycle.append(
                 [
-                    Draws.of(station.cycle_time_for(product), stream(seed, name, "cycle", 0, product))
+                    add(Draws.of(station.cycle_time_for(product), None), name, "cycle", product)
                     for product in products
                 ]
             )
             setup, failures = station.setup, station.failures
-            self.setup.append(Draws.of(setup, stream(seed, name, "setup", 0)) if setup else None)
-            self.scrap.append(Draws(stream(seed, name, "scrap", 0).random, 1) if station.scrap > 0 else None)
+            self.setup.append(add(Draws.of(setup, None), name, "setup") if setup else None)
+            scrap = Draws(lambda rng, size: rng.random(size), 1)
+            self.scrap.append(add(scrap, name, "scrap") if station.scrap > 0 else None)
             if failures is None:
                 self.ttf.append(None)
                 self.ttr.append(None)
             else:
-                self.ttf.append(Draws.of(failures.time_to_failure, stream(seed, name, "ttf", 0)))
-                self.ttr.append(Draws.of(failures.time_to_repair, stream(seed, name, "ttr", 0)))
+                self.ttf.append(add(Draws.of(failures.time_to_failure, None), name, "ttf"))
+                self.ttr.append(add(Draws.of(failures.time_to_repair, None), name, "ttr"))
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Start over with the streams of the run seeded with `seed`: nothing drawn yet."""
+        for draws, rng in zip(self._draws, streams(seed, self._keys), strict=True):
+            draws.restart(rng)
 
     def stream_of(self, kind: int, station: int, product: int) -> Draws:
         k = kernel

@@ -22,12 +22,13 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from twin.engine import RunResult
 from twin.experiments.stats import estimate
 from twin.line import Line
 from twin.run import choose_engine, run_line
@@ -66,7 +67,38 @@ def _one(
     still_to_make: int | None,
     path: Sequence[float] = (),
 ) -> Replication:
+    """One replication, alone (`_runs` runs many, the flow engine's batched)."""
     result = run_line(line, engine=engine, seed=seed, horizon=horizon, warmup=0.0, state=state)
+    return _kept(result, still_to_make, path)
+
+
+def _runs(
+    line: Line,
+    state: LineState,
+    engine: str,
+    seeds: Sequence[int],
+    horizon: float,
+    still_to_make: int | None,
+    path: Sequence[float] = (),
+) -> Iterator[Replication]:
+    """The replications of `seeds` in turn.
+
+    The flow engine's runs are a few milliseconds, as long as setting one up: they go
+    through `twin.flow.runs`, which checks the state once and draws ahead for each run
+    as much as the runs before it needed. The SimPy engine's run one by one.
+    """
+    if engine == "flow":
+        from twin.flow import runs  # the flow engine loads numba: only when it runs
+
+        for result in runs(line, seeds, horizon=horizon, warmup=0.0, state=state):
+            yield _kept(result, still_to_make, path)
+    else:
+        for seed in seeds:
+            yield _one(line, state, engine, seed, horizon, still_to_make, path)
+
+
+def _kept(result: RunResult, still_to_make: int | None, path: Sequence[float]) -> Replication:
+    """What the forecast keeps of one run."""
     record = result.kpis
     stations = {
         name: {
@@ -94,7 +126,7 @@ _Chunk = tuple[Line, LineState, str, Sequence[int], float, int | None, Sequence[
 
 def _chunk(args: _Chunk) -> list[Replication]:
     line, state, engine, seeds, horizon, still_to_make, path = args
-    return [_one(line, state, engine, seed, horizon, still_to_make, path) for seed in seeds]
+    return list(_runs(line, state, engine, seeds, horizon, still_to_make, path))
 
 
 def replicate(
@@ -120,8 +152,8 @@ def replicate(
     workers = max(1, min(workers, replications))
     if workers == 1:
         results = []
-        for one in seeds:
-            results.append(_one(line, state, chosen, one, horizon, still, path))
+        for replication in _runs(line, state, chosen, seeds, horizon, still, path):
+            results.append(replication)
             if progress is not None:
                 progress(1)
         return chosen, results

@@ -23,7 +23,12 @@ def _key(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
+def spawn_key(owner: str, purpose: str, index: int = 0, variant: str = "") -> tuple[int, int, int, int]:
+    """The key that sets a stream apart from the others of its run (numpy's SeedSequence spawn key)."""
+    return (_key(owner), PURPOSES.index(purpose), index, _key(variant))
+
+
 def stream(seed: int, owner: str, purpose: str, index: int = 0, variant: str = "") -> np.random.Generator:
     """The generator for `purpose` of `owner` (a station name) in the run seeded with `seed`."""
-    spawn_key = (_key(owner), PURPOSES.index(purpose), index, _key(variant))
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn_key)))
+    key = spawn_key(owner, purpose, index, variant)
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))

@@ -24,10 +24,12 @@ from hypothesis import strategies as st
 from tests.twin.test_flow_engine import Recorder, lines, pairs
 from twin.engine import simulate
 from twin.flow import replicate, runs, simulate_flow
+from twin.flow_samples import RunSamples, streams
 from twin.forecast import forecast
 from twin.line import Line, line_from_dict
 from twin.run import run_line
 from twin.state import FORMAT, HOLDS_A_PART, LineState, state_from_dict
+from twin.streams import stream
 
 SKIP = ("wall_s", "engine", "events")  # which engine ran, how long, and what it counted as an event
 
@@ -302,3 +304,36 @@ def test_a_state_with_many_parts_draws_enough_samples() -> None:
         line_from_dict(data), seed=2, state=state_from_dict({"format": FORMAT, "stations": stations})
     )
     assert np.all(np.diff(result.exit_times) >= 0)
+
+
+# -- the streams, seeded many at a time ----------------------------------------------------------------
+KEYS = st.tuples(
+    st.sampled_from(["a", "lathe", "", "prüfstand", "__release__"]),
+    st.sampled_from(["cycle", "ttf", "ttr", "setup", "scrap", "arrival", "product", "initial"]),
+    st.integers(0, 3),
+    st.sampled_from(["", "A", "B", "buffer"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.one_of(st.integers(0, 2**16), st.integers(0, 2**64), st.integers(2**128, 2**200)),
+    keys=st.lists(KEYS, min_size=1, max_size=4),
+)
+def test_streams_are_the_generators_of_twin_streams(seed: int, keys: list[tuple[str, str, int, str]]) -> None:
+    """`twin.flow_samples.streams` computes numpy's SeedSequence words itself: the same generators."""
+    fast = streams(seed, keys)
+    for key, rng in zip(keys, fast, strict=True):
+        assert rng.bit_generator.state == stream(seed, *key).bit_generator.state, key
+
+
+def test_reseeded_samples_are_those_of_a_new_run() -> None:
+    line = line_from_dict(ARRIVALS)
+    reused = RunSamples(line, 1)
+    reused.draw_for(2000.0)
+    reused.reseed(9)
+    reused.draw_for(2000.0)
+    fresh = RunSamples(line, 9)
+    fresh.draw_for(2000.0)
+    for mine, theirs in zip(reused._draws, fresh._draws, strict=True):
+        assert np.array_equal(mine.values, theirs.values)
