@@ -22,11 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from foundation.errors import InputError
 from twin.optimisation.constraints import Constraints
 from twin.optimisation.evaluate import Evaluator
 from twin.optimisation.space import Design, Space
-from twin.optimisation.spec import OptimisationSpec
+from twin.optimisation.spec import OptimisationError, OptimisationSpec
 
 # batches in a row that bring no new design before the search is taken as exhausted
 STALE_BATCHES = 50
@@ -97,7 +96,7 @@ def open_study(spec: OptimisationSpec, storage: str | None) -> Any:
     if stored is None:
         study.set_user_attr("spec", fingerprint)
     elif stored != fingerprint:
-        raise InputError(
+        raise OptimisationError(
             f"{storage}: holds study {spec.name!r} of a different optimisation file: "
             "use another --out folder, or delete it to start again"
         )
@@ -120,23 +119,27 @@ def resume(study: Any, evaluator: Evaluator) -> int:
     from optuna.trial import TrialState
 
     resumed = 0
+    finished = []
     for trial in study.get_trials(deepcopy=False):
         if trial.state == TrialState.RUNNING:
             study.tell(trial.number, state=TrialState.FAIL)
         elif trial.state == TrialState.COMPLETE and "runs" in trial.user_attrs:
-            design = dict(json.loads(trial.user_attrs["design"]))
-            design_id, new = evaluator.identify(design)
-            if new:
-                records = [
-                    {
-                        **{k: (math.nan if v is None else v) for k, v in r.items()},
-                        "design": design_id,
-                        "stage": "search",
-                    }
-                    for r in trial.user_attrs["runs"]
-                ]
-                evaluator.runs.extend(records)
-                resumed += 1
+            finished.append(trial)
+    # in the order first evaluated, so that designs get their ids (d1, d2, ...) back
+    for trial in sorted(finished, key=lambda t: (t.user_attrs.get("evaluation", 0), t.number)):
+        design = dict(json.loads(trial.user_attrs["design"]))
+        design_id, new = evaluator.identify(design)
+        if new:
+            records = [
+                {
+                    **{k: (math.nan if v is None else v) for k, v in r.items()},
+                    "design": design_id,
+                    "stage": "search",
+                }
+                for r in trial.user_attrs["runs"]
+            ]
+            evaluator.runs.extend(records)
+            resumed += 1
     return resumed
 
 
@@ -178,6 +181,7 @@ def run_search(
             "design": json.dumps(list(evaluator.designs[design_id].items()), default=str),
         }
         if new:
+            attrs["evaluation"] = int(design_id.removeprefix("d"))
             attrs["runs"] = [
                 _plain({k: v for k, v in r.items() if k not in ("design", "stage")})
                 for r in evaluator.runs

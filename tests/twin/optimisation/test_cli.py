@@ -1,0 +1,88 @@
+"""`fabbrica optimize`: the JSON contract, the result files, one answer on 1 or 2 workers, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fabbrica.cli import app
+from tests.twin.optimisation.conftest import BUFFERS, WriteSpec, fabbrica
+from twin.optimisation import Optimisation
+
+runner = CliRunner()
+
+
+def test_json_contract_files_and_workers(write_spec: WriteSpec, tmp_path: Path) -> None:
+    path = write_spec(BUFFERS)
+    out = tmp_path / "out"
+    done = fabbrica("optimize", str(path), "--out", str(out), "--workers", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert set(record) == {"best", "evaluations", "replications", "selection", "wall_s"}
+    assert set(record["best"]) == {"factors", "kpis"}
+    assert set(record["best"]["factors"]) == set(BUFFERS["variables"])
+    assert sum(record["best"]["factors"].values()) <= 4
+    assert "throughput_per_hour" in record["best"]["kpis"]
+    for values in record["best"]["kpis"].values():
+        assert set(values) == {"mean", "ci95"} and all(isinstance(v, float) for v in values.values())
+    assert record["evaluations"] == 8 and isinstance(record["replications"], int)
+    assert record["replications"] >= 8 * 3 + 3 * 5
+    assert record["selection"] == {"procedure": "KN", "delta": 1.0, "alpha": 0.05, "candidates": 3}
+    assert isinstance(record["wall_s"], float) and record["wall_s"] > 0
+
+    assert {p.name for p in out.iterdir()} >= {
+        "evaluations.parquet",
+        "study.journal",
+        "optimization.json",
+        "report.html",
+        "best_line.yaml",
+    }
+    runs = pd.read_parquet(out / "evaluations.parquet")
+    assert len(runs) == record["replications"]
+    assert {"stage", "design", "replication", "seed", "objective:throughput_per_hour"} <= set(runs.columns)
+    meta = json.loads((out / "optimization.json").read_text())
+    assert meta["best"]["factors"] == record["best"]["factors"]
+    assert "probability" in meta["selection"]["guarantee"]
+    report = (out / "report.html").read_text()
+    assert report.startswith("<!DOCTYPE html>") and report.count("<svg") >= 2
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", report) and "<script" not in report
+    best_line = yaml.safe_load((out / "best_line.yaml").read_text())
+    stations = {s["name"]: s for s in best_line["stations"]}
+    assert stations["s2"]["buffer"] == record["best"]["factors"]["stations.s2.buffer"]
+
+    # the same designs and the same answer in this process, on one worker
+    alone = Optimisation.from_yaml(path).run(workers=1)
+    assert alone.to_json()["best"] == record["best"]
+    columns = ["design", "stations.s2.buffer", "stations.s3.buffer", "throughput_per_hour"]
+    assert alone.designs[columns].equals(pd.read_csv(out / "designs.csv")[columns])
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"variables": {"stations.s2.buffer": {"int": [0, "x"]}}}, "variables.stations.s2.buffer.int[1]: "),
+        (
+            {"constraints": [{"sum": ["stations.s2.buffer", "stations.s3.buffer"], "min": 9}]},
+            "constraints[0]: no design of the variables' ranges meets it",
+        ),
+        ({"search": {"method": "grid"}}, "search.method: must be"),
+    ],
+)
+def test_a_bad_file_is_one_line_and_exit_2(
+    write_spec: WriteSpec, tmp_path: Path, change: dict[str, object], expected: str
+) -> None:
+    path = write_spec({**BUFFERS, **change})
+    done = runner.invoke(app, ["optimize", str(path), "--out", str(tmp_path / "out"), "--json"])
+    assert done.exit_code == 2, done.output
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"error: {path}: {expected}"), done.stderr
+    assert done.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+    missing = runner.invoke(app, ["optimize", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")])
+    assert missing.exit_code == 2 and "missing.yaml: file not found" in missing.stderr
