@@ -1,0 +1,292 @@
+"""The line's state rebuilt from what the connectors recorded (`twinloop.state.reconstruct_state`).
+
+A served line (virtual PLCs and sensors, the connectors into the embedded historian, as in
+`fabbrica demo`) is recorded; the state rebuilt from the historian at several instants must be
+the truth file's state then (`simulations.hardware.truth.truth_state`): buffers, machine
+states, products and counts equal, elapsed times within one publishing interval of the PLCs
+(in fact to the microsecond of the source timestamps, times the speed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from foundation.errors import InputError
+from simulations.hardware.config import HardwareConfig
+from simulations.hardware.truth import truth_state
+from tests.hardware.conftest import FAST_LINE
+from twin.line import Line, line_from_dict
+from twin.state import LineState
+from twinloop.history import Query, open_source
+from twinloop.state import LOOKBACK_S, reconstruct_state
+
+SPEED = 1200.0
+HOURS = 4.0
+# the pilot line with orders released into a buffer at its first station, two parallel machines at
+# pack, and a wash station behind a hand-over (no buffer) that breaks down on calendar time
+LINE: dict[str, Any] = {
+    **FAST_LINE,
+    "release": {"interarrival": {"dist": "exponential", "mean": 19}},
+    "stations": [
+        {**FAST_LINE["stations"][0], "buffer": 3},
+        *FAST_LINE["stations"][1:],
+        {"name": "wash", "cycle_time": 12, "buffer": 0,
+         "failures": {"mtbf": 300, "mttr": 30, "basis": "calendar"}},
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Line, dict[str, Any], Query]:
+    """HOURS of the line served at SPEED and recorded by the connectors: line, truth, historian."""
+    from twinloop.demo import stream_line
+
+    out = tmp_path_factory.mktemp("recorded")
+    line = line_from_dict(LINE)
+    truth, _, _, health = asyncio.run(
+        stream_line(line, out, speed=SPEED, hours=HOURS, mqtt_url=None, sink=None, seed=7)
+    )
+    assert health["dropped"] == 0 and health["rejected"] == 0
+    (out / "truth.json").write_text(json.dumps(truth, default=str))
+    return line, truth, open_source(str(out / "historian.duckdb"))
+
+
+def _start(truth: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(truth["start"].replace("Z", "+00:00"))
+
+
+def _instant(truth: dict[str, Any], t: float) -> tuple[datetime, float]:
+    """The wall instant of simulated second ~`t`, moved off any recorded change (a change within a
+    few ms could fall either side once its timestamp is rounded to the microsecond), and its
+    simulated second exactly."""
+    changes = np.array(
+        sorted(
+            entry["t"]
+            for station in truth["stations"].values()
+            for timeline in [station["states"], *station["values"].values()]
+            for entry in timeline
+        )
+    )
+    while np.min(np.abs(changes - t)) < 0.05:
+        t += 0.1
+    at = _start(truth) + timedelta(seconds=t / SPEED)
+    return at, (at - _start(truth)).total_seconds() * SPEED
+
+
+def _inside(truth: dict[str, Any], states: tuple[str, ...]) -> list[float]:
+    """For each of `states`, the middle of the first period in it that starts in the second half."""
+    found: dict[str, float] = {}
+    half = truth["simulated_s"] / 2
+    for station in truth["stations"].values():
+        changes = station["states"]
+        for entry, after in itertools.pairwise(changes):
+            if entry["name"] in states and entry["name"] not in found and entry["t"] > half:
+                found[entry["name"]] = (entry["t"] + after["t"]) / 2
+    assert set(found) == set(states)
+    return list(found.values())
+
+
+def _compare(got: LineState, want: LineState) -> float:
+    """Assert that everything but the elapsed times is equal; return the largest elapsed error (s)."""
+    worst = 0.0
+    assert set(got.stations) == set(want.stations)
+    for name, expected in want.stations.items():
+        station = got.stations[name]
+        assert (station.buffer, station.produced) == (expected.buffer, expected.produced), name
+        assert station.machines is not None and expected.machines is not None
+        for machine, truth in zip(station.machines, expected.machines, strict=True):
+            assert (machine.state, machine.product) == (truth.state, truth.product), name
+            worst = max(worst, abs(machine.elapsed_s - truth.elapsed_s))
+    assert got.released == want.released
+    return worst
+
+
+def test_the_state_rebuilt_from_the_historian_is_the_truth_at_every_instant(
+    recorded: tuple[Line, dict[str, Any], Query],
+) -> None:
+    line, truth, query = recorded
+    tick = HardwareConfig().tick * SPEED  # one publishing interval of the PLCs, in line seconds
+    worst = 0.0
+    seen = {"buffered": 0, "down": 0, "working": 0, "setup": 0, "blocked": 0}
+    # from the middle on: the connectors record from when they first subscribed, a few wall seconds
+    # (an hour or more of line time at this speed) after the line started on a loaded machine
+    instants = [
+        *np.linspace(0.45, 0.97, 7) * truth["simulated_s"],
+        *_inside(truth, ("setup", "blocked", "down")),
+    ]
+    for t in instants:
+        at, t_exact = _instant(truth, float(t))
+        got = reconstruct_state(query, line, at, speed=SPEED)
+        want = truth_state(truth, t_exact)
+        assert got.time == at
+        worst = max(worst, _compare(got, want))
+        for station in want.stations.values():
+            seen["buffered"] += station.buffer > 0
+            for machine in station.machines or []:
+                if machine.state in seen:
+                    seen[machine.state] += 1
+    assert worst <= tick
+    assert worst <= 2e-6 * SPEED  # the source timestamps' microseconds, twice, in line seconds
+    assert min(seen.values()) > 0, seen  # buffers held parts; machines worked, set up, broke, blocked
+
+
+def test_the_speed_is_inferred_when_not_given(recorded: tuple[Line, dict[str, Any], Query]) -> None:
+    """Without the speed, it comes from the PLC values read: the parts' cycle times over the
+    machines' working time, snapped to a round speed-up; so the state is the same."""
+    line, truth, query = recorded
+    for fraction in (0.5, 0.95):
+        at, t_exact = _instant(truth, fraction * truth["simulated_s"])
+        got = reconstruct_state(query, line, at)
+        assert _compare(got, truth_state(truth, t_exact)) <= 2e-6 * SPEED
+
+
+def test_what_the_data_lacks_is_one_line(recorded: tuple[Line, dict[str, Any], Query]) -> None:
+    line, truth, query = recorded
+    before = _start(truth) - timedelta(minutes=1)
+    with pytest.raises(InputError) as error:
+        reconstruct_state(query, line, before, speed=SPEED)
+    assert str(error.value).startswith("--at: nothing recorded at or before")
+    at = _start(truth) + timedelta(seconds=5)
+    other = line_from_dict({**LINE, "name": "other"})
+    with pytest.raises(InputError) as error:
+        reconstruct_state(query, other, at, speed=SPEED)
+    assert "no data of line 'other'" in str(error.value) and "(lines in the data: pilot)" in str(error.value)
+    more = line_from_dict({**LINE, "stations": [*LINE["stations"], {"name": "paint", "cycle_time": 9}]})
+    with pytest.raises(InputError) as error:
+        reconstruct_state(query, more, at, speed=SPEED)
+    assert "no data of station(s) paint" in str(error.value) and "\n" not in str(error.value)
+
+
+# -- on hand-made records -------------------------------------------------------------------------
+T0 = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+ONE_DATA: dict[str, Any] = {
+    "name": "one",
+    "release": {"interarrival": 30},
+    "products": [{"name": "A", "mix": 0.5}, {"name": "B", "mix": 0.5}],
+    "stations": [
+        {"name": "cut", "cycle_time": 20, "buffer": 5, "failures": {"mtbf": 600, "mttr": 60}},
+        {"name": "pack", "cycle_time": 15, "buffer": 2},
+    ],
+}
+ONE = line_from_dict(ONE_DATA)
+
+
+def _records(rows: list[tuple[float, str, dict[str, Any]]]) -> tuple[Query, list[tuple[int, int]]]:
+    """A Query over (seconds after T0, station, fields) rows of line `one`; and the windows it was asked."""
+    frame = pd.DataFrame(
+        [
+            {"time": pd.Timestamp(T0 + timedelta(seconds=t)), "line": "one", "station": s, **f}
+            for t, s, f in rows
+        ]
+    )
+    asked: list[tuple[int, int]] = []
+
+    def read(measurement: str, lo: int, hi: int) -> pd.DataFrame:
+        asked.append((lo, hi))
+        if measurement != "machine":
+            return pd.DataFrame()
+        ns = frame["time"].dt.as_unit("ns").astype("int64")
+        return frame[(ns >= lo) & (ns < hi)].reset_index(drop=True)
+
+    return read, asked
+
+
+BASE = [
+    (0.0, "cut", {"State": 2, "Product": "", "PartsStarted": 0, "BufferLevel": 0, "PartsProduced": 0}),
+    (0.0, "cut", {"PartsReleased": 0}),
+    (0.0, "pack", {"State": 2, "Product": "", "PartsStarted": 0, "BufferLevel": 0, "PartsProduced": 0}),
+]
+
+
+def test_a_state_older_than_the_first_window_is_found_by_widening() -> None:
+    """cut broke down 2 hours before `at` (longer than the first 15 minutes read): the window
+    widens until it holds the breakdown, and the elapsed time runs from it."""
+    rows = [
+        *BASE,
+        (10.0, "cut", {"State": 0, "Product": "B", "PartsStarted": 1, "PartsReleased": 1}),
+        (25.0, "cut", {"State": 3}),
+        (7000.0, "pack", {"BufferLevel": 0}),  # something recent, so the first window is not empty
+    ]
+    read, asked = _records(rows)
+    at = T0 + timedelta(seconds=25 + 7200)
+    state = reconstruct_state(read, ONE, at, speed=1.0)
+    cut = state.stations["cut"]
+    assert cut.machines is not None
+    assert (cut.machines[0].state, cut.machines[0].product) == ("down", "B")
+    assert cut.machines[0].elapsed_s == pytest.approx(7200.0)
+    assert state.released == 1 and cut.produced == 0
+    spans = sorted({(hi - lo) / 1e9 for lo, hi in asked})
+    assert spans == pytest.approx(LOOKBACK_S[:2])  # 15 minutes, then 4 hours
+
+
+def test_a_new_part_restarts_the_cycle_and_a_value_stored_again_does_not() -> None:
+    rows = [
+        *BASE,
+        (10.0, "cut", {"State": 0, "Product": "A", "PartsStarted": 1}),
+        (30.0, "cut", {"PartsStarted": 2, "Product": "B", "PartsProduced": 1}),  # handed on, took the next
+        (40.0, "cut", {"State": 0}),  # a restarted PLC sends its state again: no new state
+        (31.0, "pack", {"State": 0, "Product": "A", "PartsStarted": 1, "BufferLevel": 1}),
+        (35.0, "pack", {"State": 5}),  # stopped by an operator: empty, as in the twin
+    ]
+    read, _ = _records(rows)
+    state = reconstruct_state(read, ONE, T0 + timedelta(seconds=50), speed=2.0)
+    cut, pack = state.stations["cut"], state.stations["pack"]
+    assert cut.machines is not None and pack.machines is not None
+    assert cut.machines[0].model_dump(exclude_none=True) == {
+        "state": "working",
+        "elapsed_s": 40.0,
+        "product": "B",
+    }
+    assert pack.machines[0].model_dump(exclude_none=True) == {"state": "starved", "elapsed_s": 0.0}
+    assert (pack.buffer, cut.produced) == (1, 1)
+
+
+def test_without_buffer_levels_the_sampled_occupancy_is_used_and_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rows = [
+        (0.0, "cut", {"State": 0, "Product": "Z", "PartsStarted": 1, "PartsProduced": 0, "Occupancy": 4}),
+        (0.0, "pack", {"State": 2, "PartsProduced": 0, "Occupancy": 0}),
+    ]
+    read, _ = _records(rows)
+    with caplog.at_level(logging.WARNING):
+        state = reconstruct_state(read, ONE, T0 + timedelta(seconds=5), speed=1.0)
+    cut = state.stations["cut"]
+    assert cut.buffer == 3  # 4 held, one of them on the working machine
+    assert cut.machines is not None and cut.machines[0].product is None  # Z: not a product of the line
+    assert "no BufferLevel recorded" in caplog.text and "products Z are not in the line file" in caplog.text
+
+
+def test_a_station_without_its_machines_states_is_one_line() -> None:
+    two = line_from_dict(
+        {**ONE_DATA, "stations": [ONE_DATA["stations"][0], {**ONE_DATA["stations"][1], "capacity": 2}]}
+    )
+    read, _ = _records(BASE)
+    with pytest.raises(InputError) as error:
+        reconstruct_state(read, two, T0 + timedelta(seconds=5), speed=1.0)
+    assert str(error.value).startswith("--source: no Machine1State of station 'pack'")
+
+
+def test_the_names_read_are_those_the_virtual_plcs_publish() -> None:
+    """The names the reconstruction reads are the ones the virtual PLCs publish."""
+    from simulations.hardware import runtime
+    from twinloop import state
+
+    assert state.BUFFER_LEVEL == runtime.BUFFER_LEVEL and state.RELEASED == runtime.RELEASE_COUNTER
+    for machines in (1, 3):
+        for k in range(machines):
+            for name in ("Product", "PartsStarted"):
+                assert state.machine_variable(name, k, machines) == runtime.machine_variable(
+                    name, k, machines
+                )
+            if machines > 1:
+                assert state.state_variable(k, machines) == runtime.machine_state_variable(k)

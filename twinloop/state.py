@@ -1,0 +1,331 @@
+"""The line's state at an instant, rebuilt from what the connectors recorded of its PLCs.
+
+A live twin starts from where the line is (`twin.state`, format `fabbrica-state/1`). The
+PLCs publish what that state needs on every change (docs/live-twin.md, "What a real line's
+PLC must provide"), and `reconstruct_state` reads it back from the historian or InfluxDB:
+per station the last value at or before `at` of
+
+- `State` (a station with one machine) or `Machine<k>State` (several): each machine's
+  state; `elapsed_s` is `at` minus the later of the source timestamps of that state's last
+  change and of the machine's `PartsStarted` / `Machine<k>PartsStarted` last change (a new
+  part restarts the cycle while the state stays `working`), in line seconds;
+- `Product` / `Machine<k>Product`: the product of the part on the machine ("" when none);
+- `BufferLevel`: the parts waiting in front of the station (without it, `Occupancy` minus
+  the parts on the machines, sampled: a warning says so);
+- `PartsProduced` (the state's `produced`) and, at the first station, `PartsReleased`.
+
+Only a window before `at` is read (15 minutes of recorded time, widened to 4 hours, a day,
+a week, then everything, until every station has shown its state, buffer and count), so a
+live service can call it every minute. The simulated line stamps its values on a clock
+`speed` times slower than the line's own; elapsed times are put back on the line's time
+base with the speed given, or else one inferred from the same PLC values: the cycle times
+(`LastCycleTime`) of the parts finished in the window over the machines' recorded working
+time (`twinloop.history.infer_speed` snaps it; a real line has speed 1). Only the `machine`
+measurement is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from foundation.errors import InputError
+from twin.calibration.records import StationRecord
+from twin.line import Line
+from twin.state import FORMAT, START_STATES, LineState, MachineState, StationState
+from twin.station import STATE_NAMES, STOPPED, WORKING
+from twinloop.history import Query, infer_speed
+
+logger = logging.getLogger(__name__)
+
+# recorded seconds read before `at`, widened in turn until everything needed is in the window
+LOOKBACK_S: tuple[float | None, ...] = (900.0, 4 * 3600.0, 86400.0, 7 * 86400.0, None)
+# parts at one station that a window needs before the speed is inferred from it
+SPEED_PARTS = 30
+BUFFER_LEVEL = "BufferLevel"
+PRODUCED = "PartsProduced"
+RELEASED = "PartsReleased"
+
+
+def machine_variable(name: str, machine_index: int, machines: int) -> str:
+    """A per-machine PLC variable: `name` on a station with one machine, `Machine<k><name>` with several."""
+    return name if machines == 1 else f"Machine{machine_index + 1}{name}"
+
+
+def state_variable(machine_index: int, machines: int) -> str:
+    """`State` on a station with one machine, `Machine<k>State` with several."""
+    return "State" if machines == 1 else f"Machine{machine_index + 1}State"
+
+
+@dataclass(frozen=True)
+class _Last:
+    """A variable's last value at or before `at`, and when that value was first shown (a value
+    stored again unchanged, by a restarted PLC for example, does not restart its time)."""
+
+    value: Any
+    since: pd.Timestamp
+
+
+def reconstruct_state(query: Query, line: Line, at: datetime, *, speed: float | None = None) -> LineState:
+    """The state of `line` at `at` from the recorded PLC values that `query` reads.
+
+    `query` is what `twinloop.history.open_source(SOURCE)` returns; `speed` is the line's
+    seconds per recorded second (None: inferred). Nothing recorded at or before `at`, a
+    line or station the data does not know, or a station without its machines' states is
+    a one-line InputError.
+    """
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    when = at.isoformat().replace("+00:00", "Z")
+    end = _ns(at) + 1  # a value stamped at `at` is shown at `at`
+    raw = rows = pd.DataFrame()
+    start = 0
+    for lookback in LOOKBACK_S:
+        start = 0 if lookback is None else end - int(lookback * 1e9)
+        raw = query("machine", start, end)
+        rows = _of_line(raw, line)
+        if _complete(rows, line) and (speed is not None or _enough_parts(rows)):
+            break
+    logger.debug("state at %s from %d PLC rows since %s", when, len(rows), _utc(start))
+    _check_data(raw, rows, line, when)
+    if speed is None:
+        speed = _infer_speed(rows, line, at)
+    stations: dict[str, StationState] = {}
+    released = None
+    dropped: set[str] = set()
+    for index, station in enumerate(line.stations):
+        own = rows[rows["station"] == station.name] if "station" in rows else rows.iloc[0:0]
+        machines = []
+        for k in range(station.capacity):
+            state = _last(own, state_variable(k, station.capacity))
+            if state is None:
+                raise InputError(
+                    f"--source: no {state_variable(k, station.capacity)} of station {station.name!r} "
+                    f"at or before {when} (a station with {station.capacity} machine(s) must publish "
+                    "it: docs/live-twin.md)"
+                )
+            machines.append(_machine(own, station.capacity, k, state, at, speed, line, dropped))
+        buffer = 0
+        if station.buffer != 0 and not (index == 0 and line.release == "saturated"):
+            buffer = _buffer(own, station.name, machines, when)
+        produced = _last(own, PRODUCED)
+        stations[station.name] = StationState(
+            buffer=buffer,
+            machines=machines,
+            produced=None if produced is None else int(produced.value),
+        )
+        if index == 0 and (count := _last(own, RELEASED)) is not None:
+            released = int(count.value)
+    if dropped:
+        logger.warning(
+            "products %s are not in the line file (products: %s): the twin draws those parts' products",
+            ", ".join(sorted(dropped)),
+            ", ".join(line.product_mix),
+        )
+    return LineState(format=FORMAT, time=at, stations=stations, released=released)
+
+
+def _machine(
+    rows: pd.DataFrame,
+    machines: int,
+    k: int,
+    state: _Last,
+    at: datetime,
+    speed: float,
+    line: Line,
+    dropped: set[str],
+) -> MachineState:
+    """One machine from its state, its last loaded part (`PartsStarted`) and that part's product."""
+    code = int(state.value)
+    if not 0 <= code < len(STATE_NAMES):
+        raise InputError(f"--source: {state_variable(k, machines)}: unknown state code {code}")
+    since = state.since
+    started = _last(rows, machine_variable("PartsStarted", k, machines))
+    if started is not None and started.since > since:
+        since = started.since
+    if code == STOPPED:  # stopped by an operator before loading its next part: empty, as in the twin
+        return MachineState(state="starved")
+    name = STATE_NAMES[code]
+    assert name in START_STATES
+    elapsed = max(0.0, (at - since.to_pydatetime()).total_seconds() * speed)
+    product = None
+    shown = _last(rows, machine_variable("Product", k, machines))
+    if name != "starved" and shown is not None and isinstance(shown.value, str) and shown.value:
+        if shown.value in line.product_mix:
+            product = shown.value
+        else:
+            dropped.add(shown.value)
+    return MachineState(state=name, elapsed_s=elapsed, product=product)  # type: ignore[arg-type]
+
+
+def _buffer(rows: pd.DataFrame, station: str, machines: list[MachineState], when: str) -> int:
+    """`BufferLevel`; without it, the sampled `Occupancy` less the parts on the machines."""
+    level = _last(rows, BUFFER_LEVEL)
+    if level is not None:
+        return int(level.value)
+    occupancy = _last(rows, "Occupancy")
+    if occupancy is None:
+        raise InputError(
+            f"--source: no {BUFFER_LEVEL} (nor Occupancy) of station {station!r} at or before {when} "
+            "(docs/live-twin.md)"
+        )
+    logger.warning(
+        "%s: no %s recorded; its buffer is Occupancy less the parts on its machines, as sampled at %s",
+        station,
+        BUFFER_LEVEL,
+        occupancy.since.isoformat(),
+    )
+    held = sum(machine.state in ("working", "blocked", "down", "setup") for machine in machines)
+    return max(0, int(occupancy.value) - held)
+
+
+def _complete(rows: pd.DataFrame, line: Line) -> bool:
+    """Whether every station has shown its machines' states, its buffer and its count."""
+    if rows.empty or "station" not in rows:
+        return False
+    for index, station in enumerate(line.stations):
+        own = rows[rows["station"] == station.name]
+        needed = [state_variable(k, station.capacity) for k in range(station.capacity)] + [PRODUCED]
+        if station.buffer != 0 and not (index == 0 and line.release == "saturated"):
+            needed.append(BUFFER_LEVEL)
+        if any(name not in own or not own[name].notna().any() for name in needed):
+            return False
+    return True
+
+
+def _enough_parts(rows: pd.DataFrame) -> bool:
+    """Whether some station finished enough parts in the window to infer the speed from."""
+    if PRODUCED not in rows:
+        return False
+    counts = rows.loc[rows[PRODUCED].notna(), "station"].value_counts()
+    return not counts.empty and int(counts.max()) > SPEED_PARTS
+
+
+def _check_data(raw: pd.DataFrame, rows: pd.DataFrame, line: Line, when: str) -> None:
+    """One line saying what is wrong when the data read (`raw`, of which `rows` are the line's)
+    holds nothing of the line or of some of its stations."""
+    if not rows.empty and "station" in rows:
+        known = set(rows["station"].dropna())
+        missing = [station.name for station in line.stations if station.name not in known]
+        if missing:
+            raise InputError(
+                f"--source: no data of station(s) {', '.join(missing)} of line {line.name!r} at or "
+                f"before {when} (stations in the data: {', '.join(sorted(known))})"
+            )
+        return
+    if raw.empty:
+        raise InputError(f"--at: nothing recorded at or before {when}")
+    lines = sorted(set(raw["line"].dropna())) if "line" in raw else []
+    raise InputError(
+        f"--source: no data of line {line.name!r} at or before {when}"
+        + (f" (lines in the data: {', '.join(lines)})" if lines else "")
+    )
+
+
+def _infer_speed(rows: pd.DataFrame, line: Line, at: datetime) -> float:
+    """The line's seconds per recorded second, from the PLC values in the window read.
+
+    Per station, between its first and its last finished part in the window (a change of
+    `PartsProduced` or `PartsScrapped`), the parts' cycle times (`LastCycleTime` as each
+    finished, in line seconds) over its machines' recorded working time: exact for a station
+    with one machine, whose processing is all its working time. The stations' median, snapped
+    to a round speed-up (`twinloop.history.infer_speed`); 1 (a real line) without parts.
+    """
+    records = {}
+    for station in line.stations:
+        own = rows[rows["station"] == station.name]
+        finished = _finished(own)
+        if len(finished) < 2:
+            continue
+        (begin, _, _), end = finished[0], finished[-1][0]
+        working = 0.0
+        for k in range(station.capacity):
+            working += _working_seconds(own, state_variable(k, station.capacity), begin, end)
+        cycles = [cycle for _, count, cycle in finished[1:] for _ in range(count)]
+        records[station.name] = StationRecord(
+            station.name, state_times=[0.0, working], states=["working", "starved"], cycle_times=cycles
+        )
+    speed = infer_speed(records, max((record.state_times[1] for record in records.values()), default=0.0))
+    logger.info(
+        "speed %g inferred from the recorded cycle and working times before %s", speed, at.isoformat()
+    )
+    return speed
+
+
+def _finished(rows: pd.DataFrame) -> list[tuple[pd.Timestamp, int, float]]:
+    """(when, how many, cycle time) of each change of the station's part counters, oldest first."""
+    if PRODUCED not in rows or "LastCycleTime" not in rows:
+        return []
+    counters = [name for name in (PRODUCED, "PartsScrapped") if name in rows]
+    shown = rows[rows[counters].notna().any(axis=1) | rows["LastCycleTime"].notna()]
+    last: dict[str, float] = {}
+    cycle = None
+    out = []
+    for time, *values, value in zip(
+        shown["time"], *(shown[name] for name in counters), shown["LastCycleTime"], strict=True
+    ):
+        if pd.notna(value):
+            cycle = float(value)
+        count = 0
+        for name, number in zip(counters, values, strict=True):
+            if pd.notna(number):
+                if name in last and number > last[name]:
+                    count += int(number - last[name])
+                last[name] = float(number)
+        if count and cycle is not None:
+            out.append((time, count, cycle))
+    return out
+
+
+def _working_seconds(rows: pd.DataFrame, field: str, begin: pd.Timestamp, end: pd.Timestamp) -> float:
+    """Recorded seconds that `field` (a machine's state) showed working between `begin` and `end`."""
+    if field not in rows:
+        return 0.0
+    shown = rows[rows[field].notna()]
+    total = 0.0
+    times = [*shown["time"], end]
+    for code, since, until in zip(shown[field], times, times[1:], strict=False):
+        lo, hi = max(since, begin), min(until, end)
+        if int(code) == WORKING and hi > lo:
+            total += (hi - lo).total_seconds()
+    return total
+
+
+def _of_line(frame: pd.DataFrame, line: Line) -> pd.DataFrame:
+    """The rows of `line`, oldest first."""
+    if frame.empty:
+        return frame
+    if "line" in frame:
+        frame = frame[frame["line"] == line.name]
+    return frame.sort_values("time", kind="stable")
+
+
+def _last(rows: pd.DataFrame, field: str) -> _Last | None:
+    """The last value of `field` in `rows` (oldest first), and the first row of its final run."""
+    if field not in rows:
+        return None
+    shown = rows[field].notna()
+    if not shown.any():
+        return None
+    values = rows[field][shown].tolist()
+    times = rows["time"][shown].tolist()
+    last = values[-1]
+    first = len(values) - 1
+    while first > 0 and values[first - 1] == last:
+        first -= 1
+    return _Last(last, pd.Timestamp(times[first]))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ns(value: datetime) -> int:
+    return (value - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _utc(ns: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=ns // 1000)
