@@ -4,11 +4,11 @@ Saturated exponential lines of three and four single machines with a total buffe
 (every allocation of exactly B places). The exact throughput of every allocation comes
 from the Markov chain of the line (tests/twin/exact/markov.py, built and solved here);
 the simulation never sees it. 40 independent optimisations (seeds 0..19 on each line:
-exhaustive search, then KN over every allocation with delta = 1 part/h and alpha = 0.05)
+exhaustive search, then KN over every allocation with delta = 0.3 part/h and alpha = 0.05)
 must choose an allocation within delta of the true optimum in at least 1 - alpha of them,
-up to binomial tolerance (a one-sided 1% test). The flow engine runs the lines; the
-allocations within delta and the next one are about 0.4 and 1.1 to 1.7 parts/h apart,
-so choosing well is not automatic.
+up to binomial tolerance (a one-sided 1% test: 34 of 40). The flow engine runs the lines.
+The second-best allocations trail the optimum by 0.36 (three stations) and 0.42 parts/h
+(four), so within delta means the exact optimum itself.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from scipy.stats import binom
 from tests.twin.exact.markov import TandemLine, steady_state
 from twin.optimisation import Optimisation
 
-DELTA, ALPHA = 1.0, 0.05
+DELTA, ALPHA = 0.3, 0.05
 RUNS_PER_LINE = 20
 LINES = {
     "three": ((50.0, 70.0, 60.0), 4),  # mean cycle times (s), buffer budget
