@@ -417,15 +417,15 @@ class LiveTwin:
         """Write the points once; TickSkipped when the sink is away or refuses them all."""
         sink = open_writer(self.setup.sink)
         size = self.setup.sink.batch_size
+        rejected = 0
         try:
-            await sink.open()
             try:
-                rejected = 0
+                await sink.open()
                 for start in range(0, len(points), size):
                     batch = points[start : start + size]
                     rejected += await sink.write(encode(batch), len(batch))
             finally:
-                await sink.close()
+                await sink.close()  # also after a failed open: it may have opened a session
         except (SinkUnavailable, OSError, TimeoutError) as exc:
             raise TickSkipped(f"sink: {_one_line(exc)}") from None
         if rejected:
@@ -462,10 +462,10 @@ class LiveTwin:
 
     async def _forecast(self, window: ShiftWindow, at: datetime, outcome: Tick) -> None:
         config = self.config
+        await self._read("source", self._line_is_there, at)
         record = self.memory.record(window)
         if record.base is None:
             record.base = await self._read("source", self._base, window)
-        await self._read("source", self._line_is_there, at)
         state = await self._read("source", self._state_at, at)
         produced = _made_since(self._produced(state), record.base)
         state = _with_produced(state, self.line, produced)
