@@ -65,7 +65,7 @@ def publish(
         "", envvar="INFLUX_TOKEN", show_envvar=True, help="InfluxDB token Grafana sends (empty for 1.x)."
     ),
 ) -> None:
-    """Create or update the InfluxDB datasource and the four dashboards on a running Grafana."""
+    """Create or update the InfluxDB datasource and the dashboards on a running Grafana."""
     from grafana_client.client import GrafanaException
 
     from connectors.common.secrets import hide_in_logs

@@ -1,7 +1,7 @@
 """Grafana for the testbed: dashboards generated from code, file provisioning, and publishing.
 
 - `model`: small builders for dashboards, panels, InfluxQL queries and template variables;
-- `line_overview`, `experiments`, `validation`, `connector_health`: the four dashboards;
+- `line_overview`, `experiments`, `validation`, `connector_health`, `live_twin`: the dashboards;
 - `provisioning`: the datasource and dashboard-provider files, and `generate`/`check` for
   everything under `grafana/`;
 - `publish`: upload dashboards and the datasource to a running Grafana (grafana-client),

@@ -193,6 +193,7 @@ class Dashboard:
     annotations: list[Annotation] = field(default_factory=list)
     refresh: str = "10s"
     time_from: str = "now-1h"
+    time_to: str = "now"  # later than now for a dashboard that draws forecasts
     tags: tuple[str, ...] = ("fabbrica",)
 
     def layout(self) -> list[tuple[Panel, int, int]]:
@@ -250,7 +251,7 @@ class Dashboard:
             "schemaVersion": SCHEMA_VERSION,
             "tags": list(self.tags),
             "templating": {"list": [variable.to_json() for variable in self.variables]},
-            "time": {"from": self.time_from, "to": "now"},
+            "time": {"from": self.time_from, "to": self.time_to},
             "timepicker": {},
             "timezone": "browser",
             "title": self.title,

@@ -2,7 +2,7 @@
 
     grafana/provisioning/datasources/influxdb.yaml   the InfluxDB datasource (InfluxQL)
     grafana/provisioning/dashboards/fabbrica.yaml    where Grafana finds the dashboards
-    grafana/dashboards/*.json                        the four dashboards
+    grafana/dashboards/*.json                        the dashboards
 
 The datasource speaks InfluxQL, which InfluxDB 1.x answers, 2.x through its automatic
 DBRP mapping (database = bucket name), and 3.x. Its URL, database and token come from the
@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from connectors.common.secrets import substitute
-from fabbrica.grafana import connector_health, experiments, line_overview, validation
+from fabbrica.grafana import connector_health, experiments, line_overview, live_twin, validation
 from fabbrica.grafana.model import DATASOURCE_UID, Dashboard
 
 FOLDER_UID = "fabbrica"
@@ -35,6 +35,7 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "experiments.json": experiments.dashboard,
     "twin-validation.json": validation.dashboard,
     "connector-health.json": connector_health.dashboard,
+    "live-twin.json": live_twin.dashboard,
 }
 ENVIRONMENT = ("INFLUX_URL", "INFLUX_DATABASE", "INFLUX_TOKEN")
 

@@ -1,7 +1,7 @@
 """Publishing to a running Grafana over its HTTP API, through grafana-client.
 
 `publish` creates the `fabbrica` folder if needed, creates or updates the InfluxDB datasource
-(the provisioning file's entry with the environment filled in) and uploads the four
+(the provisioning file's entry with the environment filled in) and uploads the
 dashboards (the provisioning JSON) with `overwrite`, so running it again updates them.
 `annotate_experiment` marks an experiment run on the experiments dashboard.
 

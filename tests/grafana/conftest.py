@@ -7,6 +7,10 @@ and `fabbrica experiment run` with `--influx-url/--influx-database`; then
 `fabbrica twin validate` reads the recorded line back from InfluxDB and writes its
 validation there too.
 
+Last, `fabbrica twin live` is replayed on the recorded line (`LiveTwin.tick` at instants inside
+it): two shifts of three wall seconds, two forecasts in each, each shift scored at the first
+tick after it.
+
 The dashboards read only what the line sent: the per-station state-time counters
 (TimeWorking ... TimeSetup), IdealCycleTime and Occupancy come from the PLCs through the
 connector, and the fixture fails when one of them did not arrive.
@@ -14,10 +18,13 @@ connector, and the fixture fails when one of them did not arrive.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,8 @@ import pytest
 import yaml
 
 from twin.line import load_line
+from twinloop.live import LiveTwin
+from twinloop.live_config import read_live_config
 
 from ..connectors.conftest import (  # noqa: F401  (fixtures shared with the connector tests)
     FABBRICA,
@@ -160,6 +169,7 @@ def dataset(influxdb, mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Da
          "--replications", "3", *influx],
         folder,
     )  # fmt: skip
+    _live_twin(url, folder)
     line_model = load_line(LINE_FILE)
     return Dataset(
         url=url,
@@ -174,3 +184,46 @@ def dataset(influxdb, mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Da
         truth=truth,
         folder=folder,
     )
+
+
+def _live_twin(url: str, folder: Path) -> None:
+    """Three ticks of the live twin replayed on the recording, into the same database."""
+    first_ns = influxql(url, DATABASE, 'SELECT first("State") FROM "machine"')[0]["values"][0][0]
+    early = datetime.fromtimestamp(math.ceil(first_ns / 1e9) + 1, UTC)
+    late = early + timedelta(seconds=3)
+    shifts = [
+        {"name": "early", "start": f"{early:%H:%M:%S}", "end": f"{late:%H:%M:%S}", "target": 8},
+        {
+            "name": "late",
+            "start": f"{late:%H:%M:%S}",
+            "end": f"{late + timedelta(seconds=3):%H:%M:%S}",
+            "target": 8,
+        },
+    ]
+    config = {
+        "line": str(LINE_FILE),
+        "source": {"type": "influxdb1", "url": url, "database": DATABASE},
+        "replications": 10,
+        "speed": SPEED,
+        "shifts": shifts,
+        "fan_step": "1s",
+        "stale_after": "5s",
+        "score_delay": "0.2s",
+        "state_file": str(folder / "live-state.json"),
+    }
+    path = folder / "live.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    twin = LiveTwin(read_live_config(path))
+
+    async def ticks() -> list[Any]:
+        try:
+            return [
+                await twin.tick(at)
+                for at in (early + timedelta(seconds=s) for s in (0.5, 1.5, 3.5, 4.5, 6.5))
+            ]
+        finally:
+            await twin.close()
+
+    done = asyncio.run(ticks())
+    assert [tick.status for tick in done] == ["written"] * 4 + ["idle"], [tick.message for tick in done]
+    assert done[2].scored and done[4].scored, "a shift was not scored"
