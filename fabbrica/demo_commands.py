@@ -14,11 +14,12 @@ from foundation.errors import InputError
 
 DEFAULT_LINE = Path(__file__).resolve().parent.parent / "simulations" / "lines" / "demonstrator.yaml"
 PHASES = {
-    "line": "1/5 streaming the simulated line through the connectors",
-    "calibrate": "2/5 calibrating the twin from the historian",
-    "validate": "3/5 validating the twin against the line",
-    "experiment": "4/5 what-if experiment on the calibrated twin",
-    "report": "5/5 report",
+    "line": "1/6 streaming the simulated line through the connectors",
+    "calibrate": "2/6 calibrating the twin from the historian",
+    "validate": "3/6 validating the twin against the line",
+    "experiment": "4/6 what-if experiment on the calibrated twin",
+    "forecast": "5/6 forecast from the middle of the window",
+    "report": "6/6 report",
 }
 
 
@@ -73,6 +74,12 @@ def demo(
     console.print(
         f"throughput: line {validation['throughput']['observed']:.1f}/h, "
         f"twin {validation['throughput']['twin_mean']:.1f}/h; verdict [bold]{validation['verdict']}[/]"
+    )
+    midway = result.midway
+    parts = midway["forecast"]["parts_out"]
+    console.print(
+        f"forecast from the window's middle: P10/P50/P90 {parts['p10']:.0f}/{parts['p50']:.0f}/"
+        f"{parts['p90']:.0f} parts; the line made {midway['actual']['parts_out']}"
     )
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s; report: {result.report}")
     typer.echo(str(result.report))

@@ -71,6 +71,47 @@ def test_demo_produces_every_artefact(demo: Path) -> None:
             assert abs(station["mttr_s"] / mttr - 1) <= 3.29 * repair_cv / np.sqrt(n)
 
 
+def test_the_forecast_from_the_middle_of_the_window_against_what_the_line_did(demo: Path) -> None:
+    """The report's forecast section: the state rebuilt at the middle of the recorded window is the
+    truth's, the twin's fan is coherent, and the line's actual output after the middle is the
+    truth's count and lies within the twin's spread."""
+    from datetime import datetime
+
+    from simulations.hardware.truth import truth_state
+
+    midway = json.loads((demo / "forecast-midway.json").read_text())
+    truth = json.loads((demo / "truth.json").read_text())
+    assert "<h2>5. Forecast from the middle of the window</h2>" in (demo / "report.html").read_text()
+    parts, actual = midway["forecast"]["parts_out"], midway["actual"]["parts_out"]
+    assert isinstance(actual, int) and actual > 0
+    assert parts["p10"] <= parts["p50"] <= parts["p90"]
+    # the fan: 20 instants up to the horizon, each quantile growing, the last one the horizon's
+    path, done = midway["forecast"]["path"], midway["actual"]["path"]
+    assert len(path) == len(done) == 20 and path[-1]["t_s"] == pytest.approx(midway["horizon_s"])
+    for q in ("p10", "p50", "p90"):
+        assert np.all(np.diff([point[q] for point in path]) >= 0) and path[-1][q] == parts[q]
+    assert np.all(np.diff([point["parts_out"] for point in done]) >= 0) and done[-1]["parts_out"] == actual
+    # what the line did: the last station's PLC counter between the middle and the end, in the truth
+    start = datetime.fromisoformat(truth["start"].replace("Z", "+00:00"))
+    at = datetime.fromisoformat(midway["at"].replace("Z", "+00:00"))
+    middle = (at - start).total_seconds() * truth["speed"]
+    assert middle == pytest.approx(midway["at_s"], abs=0.01)
+    counts = truth["stations"]["test"]["values"]["PartsProduced"]
+    made = [e["value"] for e in counts if e["t"] <= truth["simulated_s"]][-1]
+    assert actual == made - [e["value"] for e in counts if e["t"] <= middle][-1]
+    # the state the forecast started from is the line's true state at the middle
+    state, true = midway["state"], truth_state(truth, middle)
+    for name, station in true.stations.items():
+        rebuilt = state["stations"][name]
+        assert (rebuilt.get("buffer", 0), rebuilt.get("produced")) == (station.buffer, station.produced)
+        for machine, expected in zip(rebuilt["machines"], station.machines or [], strict=True):
+            assert (machine["state"], machine.get("product")) == (expected.state, expected.product)
+            assert machine.get("elapsed_s", 0.0) == pytest.approx(expected.elapsed_s, abs=0.01)
+    # a twin of this line from this state: the actual count lies within twice the P10-P90 width
+    # of the P50 (about 5 sd; this run: 220 parts, P10/P50/P90 207/215/225, inside the band)
+    assert abs(actual - parts["p50"]) <= 2 * (parts["p90"] - parts["p10"]), (actual, parts)
+
+
 def test_report_renders_in_chromium(demo: Path, tmp_path: Path) -> None:
     browser = chromium()
     page = (demo / "report.html").as_uri()

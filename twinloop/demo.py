@@ -5,7 +5,10 @@
 2. the connectors stream both into the embedded historian (DuckDB);
 3. the twin is calibrated from the historian, validated against what the line did, and
    asked a what-if question (an experiment on the calibrated twin);
-4. one HTML report tells the story: live KPIs, calibration fits, validation, experiment.
+4. the line's state at the middle of the recorded window is rebuilt from the historian, and
+   the calibrated twin forecasts the rest of the window from it (a fan of quantiles), to set
+   against what the line then did;
+5. one HTML report tells the story: live KPIs, calibration fits, validation, experiment, forecast.
 
 With `--mqtt URL` the sensors use a real broker instead, and with `--sink-config FILE` the
 connectors write where that connector config says (for example InfluxDB, for Grafana).
@@ -36,10 +39,12 @@ from twin.calibration.estimate import StationCalibration
 from twin.calibration.validate import validate
 from twin.engine import simulate
 from twin.experiments import Experiment, ExperimentResult
+from twin.forecast import forecast
 from twin.line import Line, line_from_dict, load_line, read_yaml
 from twinloop.calibration import write_calibration
-from twinloop.history import check_sink, load_records, sink_in_file, sink_reader
+from twinloop.history import Query, check_sink, load_records, sink_in_file, sink_reader
 from twinloop.results import AnySink
+from twinloop.state import reconstruct_state
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +70,7 @@ class DemoResult:
     validation: dict[str, Any]
     experiment: ExperimentResult
     prior_kpis: dict[str, Any]
+    midway: dict[str, Any] = field(default_factory=dict)  # the forecast from the window's middle
     connector: dict[str, Any] = field(default_factory=dict)
     report: Path | None = None
 
@@ -222,6 +228,75 @@ def what_if(calibrated: Path, line: Line, kpis: dict[str, Any], out: Path, hours
     return experiment.run(workers=1, out=out / "experiment")
 
 
+# the forecast from the middle of the window: replications of the calibrated twin, instants of its fan
+MIDWAY_REPLICATIONS = 100
+MIDWAY_POINTS = 20
+MIDWAY_SEED = 101
+
+
+def forecast_midway(
+    read: Query, line: Line, calibrated: Line, first: datetime, last: datetime, speed: float
+) -> dict[str, Any]:
+    """The line's state at the middle of the recorded window [first, last], rebuilt from the
+    records, the calibrated twin's forecast from it to the window's end, and what the line did.
+
+    The forecast counts good parts out of the last station after the middle (`parts_out`, and
+    at `MIDWAY_POINTS` instants its `path`: the fan); `actual` counts the same from the last
+    station's recorded `PartsProduced` (its PLC counter: every change is recorded, with its
+    source timestamp). Times in the result are line seconds after the middle.
+    """
+    window = (last - first).total_seconds() * speed
+    middle = window / 2
+    at = first + timedelta(seconds=middle / speed)
+    state = reconstruct_state(read, line, at, speed=speed)
+    horizon = window - middle
+    instants = [horizon * (k + 1) / MIDWAY_POINTS for k in range(MIDWAY_POINTS)]
+    result = forecast(
+        calibrated,
+        state,
+        horizon=horizon,
+        replications=MIDWAY_REPLICATIONS,
+        seed=MIDWAY_SEED,
+        source="the state at the middle of the window",
+        path=instants,
+    )
+    exits = _exits(read, line, at, last, state.produced(line), speed)
+    parts = result["parts_out"]
+    return {
+        "at": at.isoformat().replace("+00:00", "Z"),
+        "at_s": middle,
+        "horizon_s": horizon,
+        "state": state.to_json(),
+        "forecast": result,
+        "actual": {
+            "parts_out": len(exits),
+            "path": [{"t_s": t, "parts_out": sum(1 for x in exits if x <= t)} for t in instants],
+            "exits_s": [round(t, 3) for t in exits],
+        },
+        "inside_p10_p90": parts["p10"] <= len(exits) <= parts["p90"],
+    }
+
+
+def _exits(read: Query, line: Line, at: datetime, last: datetime, produced: int, speed: float) -> list[float]:
+    """Line seconds after `at` of each good part the last station made up to `last` (a counter
+    that goes up by k is k parts), from its recorded `PartsProduced`, `produced` at `at`."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    ns = lambda t: (t - epoch) // timedelta(microseconds=1) * 1000  # noqa: E731
+    rows = read("machine", ns(at) + 1, ns(last) + 1)
+    if rows.empty or "PartsProduced" not in rows:
+        return []
+    name = line.stations[-1].name
+    own = rows[(rows["station"] == name) & rows["PartsProduced"].notna()].sort_values("time")
+    if "line" in own:
+        own = own[own["line"] == line.name]
+    exits: list[float] = []
+    for time, count in zip(own["time"], own["PartsProduced"], strict=True):
+        after = (time.to_pydatetime() - at).total_seconds() * speed
+        exits += [after] * max(0, int(count) - produced)
+        produced = max(produced, int(count))
+    return exits
+
+
 def run_demo(
     line_path: Path,
     out: Path,
@@ -273,6 +348,9 @@ def run_demo(
     tell("experiment", "what-if study on the calibrated twin")
     calibrated_kpis = simulate(calibrated, seed=seed).kpis
     experiment = what_if(calibrated_path, calibrated, calibrated_kpis, out, hours)
+    tell("forecast", "rebuilding the state at the window's middle and forecasting the rest")
+    midway = forecast_midway(read, line, calibrated, first, last, speed)
+    (out / "forecast-midway.json").write_text(json.dumps(midway, indent=1))
     result = DemoResult(
         out=out,
         line=line,
@@ -285,6 +363,7 @@ def run_demo(
         validation=validation,
         experiment=experiment,
         prior_kpis=prior_kpis,
+        midway=midway,
         connector=health,
     )
     tell("report", "writing report.html")

@@ -2,7 +2,8 @@
 
 Sections: what the line did (throughput over time, station states), what calibration
 learned (fitted cycle-time distributions over the recorded histograms), how the calibrated
-twin compares with the line (validation), and the what-if experiment. Figures are inline SVG.
+twin compares with the line (validation), the what-if experiment, and the forecast made at
+the middle of the window against what the line then did (the fan). Figures are inline SVG.
 """
 
 from __future__ import annotations
@@ -64,6 +65,69 @@ def _states_figure(observed: dict[str, dict[str, float]], twin: dict[str, dict[s
     axes.set_xlabel("share of time")
     axes.legend(ncols=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return _svg(figure)
+
+
+def _forecast_figure(midway: dict[str, Any]) -> str:
+    """The fan (P10-P90 band, P50) of the parts out after the middle and what the line then made;
+    below, the same less the twin's P50, where the band's width shows."""
+    start_h = midway["at_s"] / 3600
+    path = midway["forecast"]["path"]
+    seconds = np.array([0.0] + [point["t_s"] for point in path])
+    hours = start_h + seconds / 3600
+    quantile = {q: np.array([0.0] + [point[q] for point in path]) for q in ("p10", "p50", "p90")}
+    exits = np.asarray(midway["actual"]["exits_s"], dtype=float)
+    line_s = np.concatenate([[0.0], exits, [midway["horizon_s"]]])
+    counts = np.concatenate([[0], np.arange(1, len(exits) + 1), [len(exits)]])
+    figure = _figure(6.5, 3.6)
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    band = {"color": "#56B4E9", "alpha": 0.35, "lw": 0, "label": "twin P10-P90"}
+    for axes, less in ((top, np.zeros_like(seconds)), (bottom, quantile["p50"])):
+        axes.fill_between(hours, quantile["p10"] - less, quantile["p90"] - less, **band)
+        axes.plot(hours, quantile["p50"] - less, color="#0072B2", ls="--", label="twin P50")
+        median_then = np.interp(line_s, seconds, quantile["p50"]) if axes is bottom else 0.0
+        axes.step(
+            start_h + line_s / 3600, counts - median_then, where="post", color="#000000", lw=1.1, label="line"
+        )
+    top.set_ylabel("good parts out\nsince the middle")
+    top.set_title("forecast from the state at the middle of the window, against the line")
+    top.legend(frameon=False, loc="upper left")
+    bottom.set_ylabel("less the\ntwin's P50")
+    bottom.set_xlabel("line time (h)")
+    return _svg(figure)
+
+
+def _forecast_section(midway: dict[str, Any]) -> list[str]:
+    result = midway["forecast"]
+    parts = result["parts_out"]
+    actual = midway["actual"]["parts_out"]
+    state = midway["state"]
+    buffered = sum(station.get("buffer", 0) for station in state["stations"].values())
+    machines = [m for station in state["stations"].values() for m in station.get("machines", [])]
+    down = sum(machine["state"] == "down" for machine in machines)
+    working = sum(machine["state"] == "working" for machine in machines)
+    inside = "inside" if midway["inside_p10_p90"] else "outside"
+    return [
+        "<h2>5. Forecast from the middle of the window</h2>",
+        f"<p>The line's state at {html.escape(midway['at'])} was rebuilt from the historian (each "
+        f"PLC's state, buffer level, product and last state change): {buffered} parts in the buffers, "
+        f"{working} machines working, {down} down. From that state the calibrated twin ran "
+        f"{result['replications']} replications ({html.escape(result['engine'])}) to the end of the "
+        f"window; the line then made <b>{actual}</b> good parts, {inside} the twin's P10-P90 band.</p>",
+        _table(
+            ["", "parts out"],
+            [
+                ["forecast P10", f"{parts['p10']:.0f}"],
+                ["forecast P50", f"{parts['p50']:.0f}"],
+                ["forecast P90", f"{parts['p90']:.0f}"],
+                ["forecast mean ± 95 %", f"{parts['mean']:.1f} ± {parts['ci95']:.1f}"],
+                ["line (recorded)", str(actual)],
+                ["horizon", f"{midway['horizon_s'] / 3600:.2f} h"],
+                ["bottleneck (twin)", result["bottleneck"]],
+            ],
+            numeric_from=1,
+        ),
+        f"<figure>{_forecast_figure(midway)}</figure>",
+    ]
 
 
 def _fit_figure(name: str, samples: list[float], spec: dict[str, Any]) -> str:
@@ -189,6 +253,8 @@ def render(result: DemoResult, records: dict[str, StationRecord], window: float)
                 numeric_from=2,
             )
         )
+        if result.midway:
+            parts += _forecast_section(result.midway)
     body = "\n".join(parts)
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
