@@ -1,11 +1,12 @@
 """Linear constraints on the variables: which designs meet them, whether any does, the nearest one that does.
 
-A constraint bounds a weighted sum of numeric variables (a total buffer budget, a
-cost budget). No design that breaks one is ever simulated: a search proposal that
-breaks one is repaired to the feasible design nearest to it (the sum over the
-constrained variables of |change| / range, a small mixed-integer program solved
-by HiGHS through `scipy.optimize.milp`), and the same program without an
-objective tells at load time whether any design meets them all.
+A constraint bounds a weighted sum of numeric variables (a total buffer budget, a cost
+budget). No design that breaks one is ever simulated: a search proposal that breaks one
+is repaired to the feasible design nearest to it (the sum over the constrained variables
+of |change| / range, a small mixed-integer program solved by HiGHS through
+`scipy.optimize.milp`), and the same program without an objective tells at load time
+whether any design meets them all. Constraints on KPIs are judged after a design ran
+(`evaluate.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def total(constraint: Constraint, design: Mapping[str, Any]) -> float:
 
 
 def meets(constraint: Constraint, design: Mapping[str, Any]) -> bool:
+    """Whether a design meets a constraint on the variables (a KPI constraint: always)."""
+    if constraint.kpi is not None:
+        return True
     value = total(constraint, design)
     if constraint.max is not None and value > constraint.max + TOLERANCE * max(1.0, abs(constraint.max)):
         return False
@@ -70,7 +74,7 @@ class _Program:
     def bound(self, constraint: Constraint) -> None:
         row: dict[int, float] = {}
         shift = 0.0
-        for weight, path in zip(constraint.coefficients, constraint.sum, strict=True):
+        for weight, path in zip(constraint.coefficients, constraint.paths, strict=True):
             const, columns = self.value[path]
             shift += weight * const
             for column, coef in columns.items():
@@ -104,8 +108,8 @@ class Constraints:
 
     def __init__(self, spec: OptimisationSpec) -> None:
         self.spec = spec
-        self.items = list(spec.constraints)
-        self.paths = list(dict.fromkeys(p for c in self.items for p in c.sum))
+        self.items = [c for c in spec.constraints if c.sum is not None]  # on KPIs: see evaluate.py
+        self.paths = list(dict.fromkeys(p for c in self.items for p in c.paths))
 
     def feasible(self, design: Mapping[str, Any]) -> bool:
         return all(meets(c, design) for c in self.items)
@@ -122,7 +126,9 @@ class Constraints:
         """None when some design meets every constraint, else why not (naming one that fails alone)."""
         if not self.items:
             return None
-        for index, constraint in enumerate(self.items):
+        for index, constraint in enumerate(self.spec.constraints):
+            if constraint.sum is None:
+                continue
             program = self._program([constraint])
             if program.solve([0.0] * len(program.lower)) is None:
                 return f"constraints[{index}]: no design of the variables' ranges meets it"

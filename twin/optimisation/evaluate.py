@@ -106,6 +106,23 @@ class Evaluator:
         rows.sort(key=lambda r: r["replication"])
         return np.asarray([r[column] for r in rows], dtype=float)
 
+    def kpi_violations(self, design_id: str) -> dict[str, float]:
+        """For each constraint on a KPI (`constraints[i]`): how far the design's search mean lies
+        outside its bounds (0 or less: met; a KPI without value counts as broken)."""
+        out = {}
+        rows = [r for r in self.runs if r["design"] == design_id and r["stage"] == "search"]
+        for index, constraint in enumerate(self.spec.constraints):
+            if constraint.kpi is None:
+                continue
+            values = np.asarray([r.get(constraint.kpi) for r in rows], dtype=float)
+            values = values[~np.isnan(values)]
+            mean = float(values.mean()) if len(values) else math.nan
+            out[f"constraints[{index}]"] = math.inf if math.isnan(mean) else constraint.violation(mean)
+        return out
+
+    def meets_kpi_constraints(self, design_id: str) -> bool:
+        return all(v <= 0 for v in self.kpi_violations(design_id).values())
+
     def means(self, design_id: str) -> list[float]:
         """The search means of every objective (NaN-free means over the replications)."""
         out = []

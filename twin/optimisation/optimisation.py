@@ -146,15 +146,12 @@ class Optimisation:
 
     def candidates(self, evaluator: Evaluator, order: list[str]) -> list[str]:
         """The designs the selection stage compares: the best found on the first objective, or the
-        Pareto front with several objectives (best first on the first objective)."""
-        signs = np.array([o.sign for o in self.spec.objectives])
-        scored = []
-        for design_id in order:
-            means = np.asarray(evaluator.means(design_id)) * signs
-            if not np.isnan(means).any():
-                scored.append((design_id, means))
+        Pareto front with several objectives (best first on the first objective), among the
+        designs whose search means meet the constraints on KPIs."""
+        scored = scores(self.spec, evaluator, order)
         if len(self.spec.objectives) > 1:
-            scored = [s for s in scored if not any(_dominates(o[1], s[1]) for o in scored)]
+            front = set(pareto_front(self.spec, evaluator, order))
+            scored = [s for s in scored if s[0] in front]
         scored.sort(key=lambda s: -s[1][0])
         wanted = self.spec.selection.candidates if self.spec.selection is not None else 1
         return [design_id for design_id, _ in scored[:wanted]]
@@ -183,6 +180,24 @@ class Optimisation:
             n0=selection.first,
             max_replications=selection.max_replications,
         )
+
+
+def scores(spec: OptimisationSpec, evaluator: Evaluator, order: list[str]) -> list[tuple[str, np.ndarray]]:
+    """The designs that may be chosen (every objective has a mean, the KPI constraints are met),
+    with their search means signed so that larger is better."""
+    signs = np.array([o.sign for o in spec.objectives])
+    out = []
+    for design_id in order:
+        means = np.asarray(evaluator.means(design_id)) * signs
+        if not np.isnan(means).any() and evaluator.meets_kpi_constraints(design_id):
+            out.append((design_id, means))
+    return out
+
+
+def pareto_front(spec: OptimisationSpec, evaluator: Evaluator, order: list[str]) -> list[str]:
+    """The designs no other eligible design dominates on the search means, in evaluation order."""
+    scored = scores(spec, evaluator, order)
+    return [d for d, m in scored if not any(_dominates(o, m) for _, o in scored)]
 
 
 def _dominates(a: np.ndarray, b: np.ndarray) -> bool:

@@ -145,7 +145,9 @@ def build_result(
     )
     pareto = set(candidates) if len(objectives) > 1 else set()
     if len(objectives) > 1:
-        pareto = set(_front(optimisation, evaluator, log.order))
+        from twin.optimisation.optimisation import pareto_front
+
+        pareto = set(pareto_front(spec, evaluator, log.order))
     design_rows = []
     for design_id in log.order:
         row: dict[str, Any] = {"design": design_id, "evaluation": order[design_id] + 1}
@@ -155,6 +157,7 @@ def build_result(
             row[objective.label] = summary["mean"]
             row[f"{objective.label}_ci95"] = summary["ci95"]
         row["replications"] = len(evaluator.values(design_id, objectives[0]))
+        row["meets_kpi_constraints"] = evaluator.meets_kpi_constraints(design_id)
         row["pareto"] = design_id in pareto
         row["candidate"] = design_id in candidates
         row["chosen"] = design_id == chosen
@@ -267,15 +270,6 @@ def build_result(
         metadata=metadata,
         best_line=best_line,
     )
-
-
-def _front(optimisation: Optimisation, evaluator: Evaluator, order: list[str]) -> list[str]:
-    from twin.optimisation.optimisation import _dominates
-
-    signs = np.array([o.sign for o in optimisation.spec.objectives])
-    scored = [(d, np.asarray(evaluator.means(d)) * signs) for d in order]
-    scored = [s for s in scored if not np.isnan(s[1]).any()]
-    return [d for d, m in scored if not any(_dominates(o, m) for _, o in scored)]
 
 
 def _kpis(

@@ -190,6 +190,12 @@ def run_search(
         values = evaluator.means(design_id)
         return (None if any(math.isnan(v) for v in values) else values), attrs
 
+    def limits(design_id: str) -> dict[str, float] | None:
+        """Constraints on KPIs for the sampler (finite: a KPI without value is far outside)."""
+        if not spec.kpi_constraints:
+            return None
+        return {k: min(v, 1e12) for k, v in evaluator.kpi_violations(design_id).items()}
+
     def add(design: Design, design_id: str, new: bool) -> None:
         values, attrs = record(design_id, new)
         study.add_trial(
@@ -199,6 +205,7 @@ def run_search(
                 values=values,
                 state=TrialState.COMPLETE if values is not None else TrialState.FAIL,
                 user_attrs=attrs,
+                constraints=limits(design_id),
             )
         )
 
@@ -260,6 +267,8 @@ def run_search(
             values, attrs = record(design_id, new)
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
+            for key, value in (limits(design_id) or {}).items():
+                trial.set_constraint(key, value)
             if values is None:
                 study.tell(trial, state=TrialState.FAIL)
             else:

@@ -146,19 +146,32 @@ def numeric(variable: IntVariable | ChoiceVariable | FloatVariable) -> bool:
 
 
 class Constraint(Strict):
-    """A linear constraint: min <= sum of weight x variable <= max (weights default to 1)."""
+    """A linear constraint on the variables, min <= sum of weight x variable <= max (weights
+    default to 1), or a bound on a KPI's mean over a design's replications (`kpi`)."""
 
-    sum: list[str] = Field(min_length=1)
+    sum: list[str] | None = Field(default=None, min_length=1)
     weights: list[float] | None = None
+    kpi: str | None = None
     max: float | None = None
     min: float | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> Constraint:
+        if (self.sum is None) == (self.kpi is None):
+            raise ValueError("give exactly one of sum (variables) or kpi")
         if self.max is None and self.min is None:
             raise ValueError("give max, min or both")
         if self.max is not None and self.min is not None and self.min > self.max:
             raise FieldError("min", f"must be <= max ({self.max:g}), got {self.min:g}")
+        if self.kpi is not None:
+            if self.weights is not None:
+                raise FieldError("weights", "weights go with sum, not with kpi")
+            try:
+                check_kpi(self.kpi)
+            except ValueError as exc:
+                raise FieldError("kpi", str(exc)) from None
+            return self
+        assert self.sum is not None
         if self.weights is not None and len(self.weights) != len(self.sum):
             raise FieldError("weights", f"needs one weight per path in sum ({len(self.sum)})")
         if len(set(self.sum)) != len(self.sum):
@@ -166,8 +179,18 @@ class Constraint(Strict):
         return self
 
     @property
+    def paths(self) -> list[str]:
+        return list(self.sum or [])
+
+    @property
     def coefficients(self) -> list[float]:
-        return list(self.weights) if self.weights is not None else [1.0] * len(self.sum)
+        return list(self.weights) if self.weights is not None else [1.0] * len(self.paths)
+
+    def violation(self, value: float) -> float:
+        """How far `value` lies outside the bounds (0 or less: inside)."""
+        over = value - self.max if self.max is not None else -math.inf
+        under = self.min - value if self.min is not None else -math.inf
+        return max(over, under)
 
 
 class Objective(Strict):
@@ -282,7 +305,7 @@ class OptimisationSpec(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> OptimisationSpec:
         for index, constraint in enumerate(self.constraints):
-            for position, path in enumerate(constraint.sum):
+            for position, path in enumerate(constraint.paths):
                 self._numeric_variable(path, f"constraints[{index}].sum[{position}]")
         labels = [objective.label for objective in self.objectives]
         for index, objective in enumerate(self.objectives):
@@ -320,6 +343,11 @@ class OptimisationSpec(Strict):
             raise FieldError(field, f"{path} is not a variable (variables: {', '.join(self.variables)})")
         if not numeric(self.variables[path]):
             raise FieldError(field, f"{path} has choices that are not numbers")
+
+    @property
+    def kpi_constraints(self) -> list[Constraint]:
+        """The constraints on KPIs (judged on each design's mean after it ran)."""
+        return [c for c in self.constraints if c.kpi is not None]
 
     @property
     def primary(self) -> Objective:

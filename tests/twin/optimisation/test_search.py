@@ -142,3 +142,19 @@ def test_several_objectives_give_a_pareto_front(write_spec: WriteSpec) -> None:
     # the selection stage ranks the front on the first objective
     assert record["selection"]["candidates"] == min(on_front.sum(), 3)
     assert result.best["factors"] in [p["factors"] for p in front]
+
+
+def test_a_constraint_on_a_kpi_sets_designs_aside(write_spec: WriteSpec) -> None:
+    data = {**copy.deepcopy(BUFFERS), "search": {"method": "exhaustive"}, "budget": {}}
+    data["constraints"] = [{"kpi": "wip_mean", "max": 4.0}]
+    result = Optimisation.from_yaml(write_spec(data)).run(workers=1)
+    designs = result.designs
+    kept = designs["meets_kpi_constraints"]
+    assert kept.any() and not kept.all()
+    search = result.evaluations[result.evaluations["stage"] == "search"]
+    wip = search.groupby("design")["wip_mean"].mean()
+    assert ((wip <= 4.0).reindex(designs["design"]).to_numpy() == kept.to_numpy()).all()
+    # only designs that meet it are candidates, and the chosen one is among them
+    assert not (designs["candidate"] & ~kept).any()
+    chosen = designs[designs["chosen"]]
+    assert len(chosen) == 1 and bool(chosen["meets_kpi_constraints"].iloc[0])

@@ -49,6 +49,12 @@ BAD: list[tuple[dict[str, Any], tuple[str, ...], str]] = [
         "constraints[0].weights: needs one weight per path",
     ),
     ({"objectives": [{"kpi": "throughput", "goal": "maximize"}]}, (), "objectives[0].kpi: unknown KPI"),
+    (
+        {"constraints": [{"sum": ["stations.s2.buffer"], "kpi": "wip_mean", "max": 3}]},
+        (),
+        "constraints[0]: give exactly one of sum (variables) or kpi",
+    ),
+    ({"constraints": [{"kpi": "wip", "max": 3}]}, (), "constraints[0].kpi: unknown KPI"),
     ({"objectives": [{"kpi": "throughput_per_hour", "goal": "up"}]}, (), "objectives[0].goal: must be"),
     ({"objectives": []}, (), "objectives: must have at least 1"),
     (
