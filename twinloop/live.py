@@ -52,6 +52,7 @@ from twinloop.live_config import LiveSetup, ShiftWindow
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "fabbrica-live/1"
+READ_TIMEOUT = 30.0  # seconds a tick waits at least for one read of the source
 QUANTILES = ("p10", "p50", "p90")
 Reconstruct = Callable[..., LineState]  # (query, line, at, *, speed) -> LineState
 Clock = Callable[[], datetime]
@@ -364,6 +365,11 @@ class LiveTwin:
         self._idle_logged = False
 
     # -- reading -------------------------------------------------------------------------------
+    @property
+    def read_timeout(self) -> float:
+        """How long a tick waits for the source (its readers time out by themselves too)."""
+        return max(self.config.every, self.config.forecast_deadline, READ_TIMEOUT)
+
     def _state_at(self, at: datetime) -> LineState:
         reconstruct = self._reconstruct
         if reconstruct is None:
@@ -375,9 +381,9 @@ class LiveTwin:
     async def _read(self, what: str, function: Callable[..., Any], *args: Any) -> Any:
         """`function(*args)` in a thread (the readers block); TickSkipped naming `what` on failure."""
         try:
-            return await asyncio.wait_for(asyncio.to_thread(function, *args), self.config.forecast_deadline)
+            return await asyncio.wait_for(asyncio.to_thread(function, *args), self.read_timeout)
         except TimeoutError:
-            raise TickSkipped(f"{what}: no answer within {self.config.forecast_deadline:g} s") from None
+            raise TickSkipped(f"{what}: no answer within {self.read_timeout:g} s") from None
         except TickSkipped:
             raise
         except Exception as exc:

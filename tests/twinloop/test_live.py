@@ -217,3 +217,25 @@ def test_a_slow_forecast_is_abandoned_and_the_loop_keeps_its_rhythm(
     assert len(warnings) == len(twin.ticks)  # one line per tick, each skipped for one reason
     assert all(0.45 <= gap <= 1.45 for gap in gaps), gaps  # on the wall clock's seconds, none waited for
     assert twin.worker.process is None  # no forecast process left behind
+
+
+def test_the_loop_forecasts_every_second_and_scores_the_shift_it_leaves(
+    recording: Recording, tmp_path: Path, caplog_live: pytest.LogCaptureFixture
+) -> None:
+    """`run` with every = 1 s on a clock that replays the recording from shift A on: a forecast
+    per tick (a tick that finds the previous one running is skipped), A scored once B runs."""
+    a, _ = recording.shifts
+    began = time.monotonic()
+    twin = _twin(recording, tmp_path, sink="loop", every="1s", deadline="5s")
+    twin.clock = lambda: a.start + timedelta(seconds=0.3 + time.monotonic() - began)
+    asyncio.run(twin.run(ticks=4))
+    statuses = [tick.status for tick in twin.ticks]
+    assert set(statuses) <= {"written", "busy"} and statuses.count("written") >= 2, statuses
+    written = [tick for tick in twin.ticks if tick.status == "written"]
+    assert [row["time"] for row in _rows(recording.url, "loop", "forecast")] == [_ns(t.at) for t in written]
+    in_b = [tick for tick in written if tick.shift == "B" and tick.at >= a.end + timedelta(seconds=0.3)]
+    scored_a = [row for row in _rows(recording.url, "loop", "forecast_score") if row["shift"] == "A"]
+    forecasts_in_a = [tick for tick in written if tick.shift == "A"]
+    if in_b and forecasts_in_a:
+        assert len(scored_a) == len(forecasts_in_a)
+    assert len(_lines(caplog_live)) == statuses.count("busy")  # a warning for each skipped tick only
