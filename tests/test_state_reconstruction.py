@@ -149,8 +149,21 @@ def test_the_speed_is_inferred_when_not_given(recorded: tuple[Line, dict[str, An
         assert _compare(got, truth_state(truth, t_exact)) <= 2e-6 * SPEED
 
 
+def in_memory(query: Query) -> Query:
+    """The same records, read once (each widening of the window reads the historian file again)."""
+    frames = {measurement: query(measurement, 0, 2**62) for measurement in ("machine", "part")}
+
+    def read(measurement: str, lo: int, hi: int) -> pd.DataFrame:
+        frame = frames[measurement]
+        ns = frame["time"].dt.as_unit("ns").astype("int64")
+        return frame[(ns >= lo) & (ns < hi)]
+
+    return read
+
+
 def test_what_the_data_lacks_is_one_line(recorded: tuple[Line, dict[str, Any], Query]) -> None:
     line, truth, query = recorded
+    query = in_memory(query)
     before = _start(truth) - timedelta(minutes=1)
     with pytest.raises(InputError) as error:
         reconstruct_state(query, line, before, speed=SPEED)

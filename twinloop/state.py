@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from foundation.errors import InputError
@@ -209,7 +210,7 @@ def _check_data(raw: pd.DataFrame, rows: pd.DataFrame, line: Line, when: str) ->
     """One line saying what is wrong when the data read (`raw`, of which `rows` are the line's)
     holds nothing of the line or of some of its stations."""
     if not rows.empty and "station" in rows:
-        known = set(rows["station"].dropna())
+        known = {str(name) for name in rows["station"].dropna().unique()}
         missing = [station.name for station in line.stations if station.name not in known]
         if missing:
             raise InputError(
@@ -296,11 +297,20 @@ def _working_seconds(rows: pd.DataFrame, field: str, begin: pd.Timestamp, end: p
 
 
 def _of_line(frame: pd.DataFrame, line: Line) -> pd.DataFrame:
-    """The rows of `line`, oldest first."""
+    """The rows of `line` that hold a variable read here (not the process signals, which are
+    most of the rows), with those columns only, oldest first."""
     if frame.empty:
         return frame
     if "line" in frame:
         frame = frame[frame["line"] == line.name]
+    read = {PRODUCED, "PartsScrapped", "LastCycleTime", BUFFER_LEVEL, "Occupancy", RELEASED}
+    for station in line.stations:
+        for k in range(station.capacity):
+            read |= {state_variable(k, station.capacity)}
+            read |= {machine_variable(name, k, station.capacity) for name in ("Product", "PartsStarted")}
+    fields = [column for column in frame.columns if column in read]
+    frame = frame[[column for column in ("time", "line", "station") if column in frame] + fields]
+    frame = frame[frame[fields].notna().any(axis=1)]
     return frame.sort_values("time", kind="stable")
 
 
@@ -308,16 +318,16 @@ def _last(rows: pd.DataFrame, field: str) -> _Last | None:
     """The last value of `field` in `rows` (oldest first), and the first row of its final run."""
     if field not in rows:
         return None
-    shown = rows[field].notna()
-    if not shown.any():
+    column = rows[field]
+    shown = np.flatnonzero(column.notna().to_numpy())
+    if not len(shown):
         return None
-    values = rows[field][shown].tolist()
-    times = rows["time"][shown].tolist()
-    last = values[-1]
-    first = len(values) - 1
-    while first > 0 and values[first - 1] == last:
+    values = column.to_numpy()
+    last = values[shown[-1]]
+    first = len(shown) - 1
+    while first > 0 and values[shown[first - 1]] == last:
         first -= 1
-    return _Last(last, pd.Timestamp(times[first]))
+    return _Last(last, pd.Timestamp(rows["time"].iloc[shown[first]]))
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
