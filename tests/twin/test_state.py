@@ -38,6 +38,7 @@ from twin.distributions import (
 from twin.engine import LineModel, simulate
 from twin.forecast import forecast
 from twin.line import line_from_dict, load_line
+from twin.run import run_line
 from twin.state import (
     LineState,
     StateError,
@@ -416,16 +417,27 @@ BUSY = state(
 )
 
 
-def test_the_same_state_and_seed_give_the_same_run_and_forecast() -> None:
-    busy = state_from_dict(BUSY)
-    first = simulate(LINE, seed=11, horizon=3600.0, warmup=0.0, state=busy)
-    again = simulate(LINE, seed=11, horizon=3600.0, warmup=0.0, state=busy)
-    assert first.exit_times == again.exit_times and len(first.exit_times) > 20
+@pytest.mark.parametrize("engine", ["simpy", "flow"])
+def test_the_same_state_and_seed_give_the_same_run_and_forecast(engine: str) -> None:
+    """For flow, the line's packing station has one machine (the flow engine's lines)."""
+    line = LINE
+    busy_data = BUSY
+    if engine == "flow":
+        stations = [dict(station) for station in LINE_DATA["stations"]]
+        stations[2]["capacity"] = 1
+        line = line_from_dict({**LINE_DATA, "stations": stations})
+        busy_data = copy.deepcopy(BUSY)
+        busy_data["stations"]["pack"]["machines"].pop()
+    busy = state_from_dict(busy_data)
+    first = run_line(line, engine=engine, seed=11, horizon=3600.0, warmup=0.0, state=busy)
+    again = run_line(line, engine=engine, seed=11, horizon=3600.0, warmup=0.0, state=busy)
+    assert list(first.exit_times) == list(again.exit_times) and len(first.exit_times) > 20
+    assert first.kpis["engine"] == engine
     assert {**first.kpis, "wall_s": 0} == {**again.kpis, "wall_s": 0}
-    other = simulate(LINE, seed=12, horizon=3600.0, warmup=0.0, state=busy)
-    assert other.exit_times != first.exit_times
-    once = forecast(LINE, busy, horizon=1800.0, replications=6, seed=40)
-    assert forecast(LINE, busy, horizon=1800.0, replications=6, seed=40) == once
+    other = run_line(line, engine=engine, seed=12, horizon=3600.0, warmup=0.0, state=busy)
+    assert list(other.exit_times) != list(first.exit_times)
+    once = forecast(line, busy, horizon=1800.0, replications=6, seed=40, engine=engine)
+    assert forecast(line, busy, horizon=1800.0, replications=6, seed=40, engine=engine) == once
 
 
 CHANGES = {
