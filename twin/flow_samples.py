@@ -316,9 +316,10 @@ class RunSamples:
         Rare streams (breakdowns, repairs) get a wider margin: their counts vary more.
         """
         k = kernel
+        counts = used.tolist()  # (numpy's scalars are slow to index one by one)
 
         def ahead(kind: int, station: int, product: int, wider: float = 1.0) -> int:
-            return int(used[kind, station, product] * scale * margin * wider) + 256
+            return int(counts[kind][station][product] * scale * margin * wider) + 256
 
         self.products.ensure(ahead(k.PRODUCT, 0, 0))
         if self.arrivals is not None:

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.twin.test_flow_engine import Recorder, lines, pairs
+from twin import flow as flow_module
 from twin.engine import simulate
 from twin.flow import replicate, runs, simulate_flow
 from twin.flow_samples import RunSamples, streams
@@ -236,6 +237,18 @@ def test_the_breakdown_under_way_is_not_a_failure_of_the_run() -> None:
     record = simulate_flow(line_from_dict(data), seed=0, state=state_from_dict(state)).kpis
     assert record["stations"]["a"]["failures"] == 0
     assert record["stations"]["a"]["down"] > 0.3
+
+
+def test_long_runs_from_a_state_are_sized_on_a_pilot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        flow_module, "PILOT_FROM", 100
+    )  # every run here counts as long: the pilot starts there too
+    stations = {
+        "a": {"machines": machine("down", 3.0)},
+        "b": {"buffer": 2, "machines": machine("setup", 1.0, product="B")},
+        "c": {"machines": machine("blocked")},
+    }
+    assert_same_run_from({**SERIAL, "horizon": 20000.0}, {"format": FORMAT, "stations": stations}, seed=4)
 
 
 # -- replications and the engine choice ---------------------------------------------------------------------
