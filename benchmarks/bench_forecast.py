@@ -228,7 +228,7 @@ def main() -> None:
     row("a. flow engine, 2 workers", clocks["flow-2"], clocks["simpy-serial"])
     row("a. peer: SimPy engine, 1 worker", clocks["simpy-serial"])
     row(
-        f"b. SimPy engine, {workers} workers (default)",
+        f"b. SimPy engine, {workers} worker{'s' if workers > 1 else ''} (default)",
         clocks["demonstrator"],
         clocks["minimal"],
         "goal < 10 s",
