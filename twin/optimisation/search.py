@@ -22,9 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from twin.optimisation.constraints import Constraints
 from twin.optimisation.evaluate import Evaluator
-from twin.optimisation.space import Design, Space
+from twin.optimisation.space import Design, Space, design_key
 from twin.optimisation.spec import OptimisationError, OptimisationSpec
 
 # batches in a row that bring no new design before the search is taken as exhausted
@@ -43,6 +45,24 @@ class SearchLog:
     resumed: int
     stopped: str
     wall_s: float
+
+
+# a discrete space up to this size is counted, so that a search that has seen it all stops
+COUNTED_SPACE = 20_000
+
+
+def _feasible_count(space: Space, constraints: Constraints) -> int | None:
+    """How many feasible designs a small discrete space has (None: continuous or large)."""
+    size = space.size()
+    if size is None or size > COUNTED_SPACE:
+        return None
+    return sum(1 for design in space.grid() if constraints.feasible(design))
+
+
+def _unseen(space: Space, constraints: Constraints, evaluator: Evaluator, seed: int) -> Design:
+    """A feasible design not evaluated yet, drawn at random from a counted space."""
+    left = [d for d in space.grid() if constraints.feasible(d) and design_key(d) not in evaluator.ids]
+    return left[int(np.random.default_rng(seed).integers(len(left)))]
 
 
 def spec_fingerprint(spec: OptimisationSpec) -> str:
@@ -235,7 +255,11 @@ def run_search(
                 trials += 1
             report()
     stale = 0
+    everything = _feasible_count(space, constraints)
     while stopped is None and spec.search.method != "exhaustive":
+        if everything is not None and len(order) >= everything:
+            stopped = "exhausted"
+            break
         count = spec.search.batch
         if budget.evaluations is not None:
             count = min(count, budget.evaluations - len(order))
@@ -274,8 +298,17 @@ def run_search(
             else:
                 study.tell(trial, values)
         order.extend(fresh)
-        report()
         stale = 0 if fresh else stale + 1
+        if stale and everything is not None and len(order) < everything:
+            # the sampler keeps proposing what it has seen: take an unseen feasible design at random
+            design = _unseen(space, constraints, evaluator, seed=spec.seed + len(order))
+            design_id, _ = evaluator.identify(design)
+            evaluator.run([design_id], reps, "search")
+            add(design, design_id, True)
+            order.append(design_id)
+            trials += 1
+            stale = 0
+        report()
         stopped = spent() or ("exhausted" if stale >= STALE_BATCHES else None)
     return SearchLog(
         order=order,

@@ -158,3 +158,14 @@ def test_a_constraint_on_a_kpi_sets_designs_aside(write_spec: WriteSpec) -> None
     assert not (designs["candidate"] & ~kept).any()
     chosen = designs[designs["chosen"]]
     assert len(chosen) == 1 and bool(chosen["meets_kpi_constraints"].iloc[0])
+
+
+def test_a_search_that_has_seen_every_feasible_design_stops(write_spec: WriteSpec) -> None:
+    data = copy.deepcopy(BUFFERS)
+    data["constraints"] = [{"sum": ["stations.s2.buffer", "stations.s3.buffer"], "min": 4, "max": 4}]
+    data["budget"] = {"evaluations": 60}
+    result = Optimisation.from_yaml(write_spec(data)).run(workers=1)
+    search = result.metadata["search"]
+    assert search["stopped"] == "exhausted" and search["evaluations"] == 5
+    pairs = set(zip(result.designs["stations.s2.buffer"], result.designs["stations.s3.buffer"], strict=True))
+    assert pairs == {(a, 4 - a) for a in range(5)}
