@@ -71,6 +71,15 @@ def spec_fingerprint(spec: OptimisationSpec) -> str:
     return json.dumps(data, sort_keys=True, default=str)
 
 
+def startup_trials(spec: OptimisationSpec) -> int:
+    """TPE's random designs before its model: as given, else a quarter of the evaluations
+    (at least 3, at most Optuna's default 10), so that a small budget is not all random."""
+    if spec.search.startup is not None:
+        return spec.search.startup
+    evaluations = spec.budget.evaluations
+    return 10 if evaluations is None else max(3, min(10, evaluations // 4))
+
+
 def _sampler(spec: OptimisationSpec, offset: int) -> Any:
     import optuna
 
@@ -78,7 +87,7 @@ def _sampler(spec: OptimisationSpec, offset: int) -> Any:
     if spec.search.method == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=spec.search.population or 20)
     if spec.search.method == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.search.startup or 10)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(spec))
     return optuna.samplers.RandomSampler(seed=seed)
 
 
