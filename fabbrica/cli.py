@@ -2,27 +2,63 @@
 
 Bad input never shows a traceback: it prints one line naming the file and field and
 exits with code 2.
+
+Each sub-command's module is imported when that command runs (or lists its help), so
+`fabbrica connect` never loads the twin, nor `fabbrica twin run` the connectors: a new
+command is one line in COMMANDS.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from fabbrica import (
-    __version__,
-    calibration_commands,  # noqa: F401  (registers `twin calibrate` and `twin validate`)
-    live_commands,  # noqa: F401  (registers `twin live`)
-)
-from fabbrica.connect_commands import connect_app
-from fabbrica.demo_commands import demo
-from fabbrica.experiment_commands import experiment_app
-from fabbrica.grafana_commands import grafana_app
-from fabbrica.line_commands import line_app
-from fabbrica.optimize_commands import optimize
-from fabbrica.twin_commands import twin_app
+from fabbrica import __version__
+
+# name: (module, attribute): a command function or a Typer group, in the order --help lists them
+# (as Typer lists an app's own commands before its added groups)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("fabbrica.demo_commands", "demo"),
+    "optimize": ("fabbrica.optimize_commands", "optimize"),
+    "twin": ("fabbrica.twin_commands", "twin_app"),
+    "experiment": ("fabbrica.experiment_commands", "experiment_app"),
+    "connect": ("fabbrica.connect_commands", "connect_app"),
+    "line": ("fabbrica.line_commands", "line_app"),
+    "grafana": ("fabbrica.grafana_commands", "grafana_app"),
+}
+# modules that add their commands to a group when imported
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "twin": ("fabbrica.calibration_commands", "fabbrica.live_commands"),  # calibrate, validate; live
+}
+
+
+def _command(name: str) -> TyperCommand | TyperGroup:
+    """The command `name` as Typer builds it for `app.add_typer(...)` or `app.command(name)(...)`."""
+    module, attribute = COMMANDS[name]
+    for extension in EXTENSIONS.get(name, ()):
+        importlib.import_module(extension)
+    target = getattr(importlib.import_module(module), attribute)
+    holder = typer.Typer()
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+    return typer.main.get_group(holder).commands[name]
+
+
+class _Commands(TyperGroup):
+    """The root group: its sub-commands come from COMMANDS, imported on first use."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | TyperGroup | None:
+        return _command(cmd_name) if cmd_name in COMMANDS else None
+
 
 app = typer.Typer(
     name="fabbrica",
@@ -30,14 +66,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
-app.add_typer(twin_app, name="twin")
-app.command("demo")(demo)
-app.add_typer(experiment_app, name="experiment")
-app.command("optimize")(optimize)
-app.add_typer(connect_app, name="connect")
-app.add_typer(line_app, name="line")
-app.add_typer(grafana_app, name="grafana")
 
 
 def _version(value: bool) -> None:
