@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 STATE_FORMAT = "fabbrica-live/1"
 READ_TIMEOUT = 30.0  # seconds a tick waits at least for one read of the source
 QUANTILES = ("p10", "p50", "p90")
-Reconstruct = Callable[..., LineState]  # (query, line, at, *, speed) -> LineState
 Clock = Callable[[], datetime]
 
 
@@ -339,24 +338,15 @@ class Tick:
 class LiveTwin:
     """The live service for one configuration. `await tick()` once, or `await run()` until stopped.
 
-    `reconstruct(query, line, at, speed=...)` gives the line's state at `at` (by default
-    `twinloop.state.reconstruct_state`); `clock()` the instant of a tick (UTC, default: now).
+    `clock()` gives the instant of each tick (UTC; by default now, a replay passes its own).
     """
 
-    def __init__(
-        self,
-        setup: LiveSetup,
-        *,
-        reconstruct: Reconstruct | None = None,
-        clock: Clock | None = None,
-        query: Any = None,
-    ) -> None:
+    def __init__(self, setup: LiveSetup, *, clock: Clock | None = None) -> None:
         self.setup = setup
         self.config = setup.config
         self.line = setup.line
-        self._reconstruct = reconstruct
         self.clock = clock or _clock
-        self.query = query if query is not None else setup.open_query()
+        self.query = setup.open_query()
         self.memory = Memory(setup.state_path, setup.line_tag).load()
         self.worker = ForecastProcess()
         self.worker.warm_up()  # the fork server warms the twin while the first tick reads
@@ -371,12 +361,9 @@ class LiveTwin:
         return max(self.config.every, self.config.forecast_deadline, READ_TIMEOUT)
 
     def _state_at(self, at: datetime) -> LineState:
-        reconstruct = self._reconstruct
-        if reconstruct is None:
-            from twinloop.state import reconstruct_state
+        from twinloop.state import reconstruct_state
 
-            reconstruct = reconstruct_state
-        return reconstruct(self.query, self.line, at, speed=self.config.speed)
+        return reconstruct_state(self.query, self.line, at, speed=self.config.speed)
 
     async def _read(self, what: str, function: Callable[..., Any], *args: Any) -> Any:
         """`function(*args)` in a thread (the readers block); TickSkipped naming `what` on failure."""
@@ -417,6 +404,25 @@ class LiveTwin:
                 "shift %s: no state at its start (%s): its parts are counted from 0", window.name, exc
             )
             return 0
+
+    def _actual(self, record: ShiftRecord) -> int | None:
+        """Parts the shift made; None (its forecasts dropped, a warning) when no state can be
+        rebuilt at its end from the data. A source that cannot be read skips the tick."""
+        from twinloop.history import SourceError
+
+        try:
+            state = self._state_at(record.end_time)
+        except SourceError:
+            raise
+        except InputError as exc:
+            log.warning(
+                "shift %s of %s cannot be scored, its forecasts are dropped: %s",
+                record.name,
+                record.date,
+                exc,
+            )
+            return None
+        return _made_since(self._produced(state), record.base if record.base is not None else 0)
 
     # -- writing -------------------------------------------------------------------------------
     async def _send(self, points: list[Point]) -> None:
@@ -462,6 +468,12 @@ class LiveTwin:
             outcome.status = "skipped"
             outcome.message = str(exc)
             log.warning("tick %s skipped: %s", _stamp(at), exc)
+        except Exception as exc:  # a fault of this tick alone: the service goes on
+            outcome.status = "skipped"
+            outcome.message = f"{type(exc).__name__}: {_one_line(exc)}"
+            log.error(
+                "tick %s failed: %s", _stamp(at), outcome.message, exc_info=log.isEnabledFor(logging.DEBUG)
+            )
         outcome.wall_s = time.monotonic() - started
         self.ticks.append(outcome)
         return outcome
@@ -509,9 +521,11 @@ class LiveTwin:
             if end + timedelta(seconds=self.config.score_delay) > at:
                 continue
             if record.forecasts:
-                state = await self._read("source", self._state_at, end)
-                base = record.base if record.base is not None else 0
-                actual = _made_since(self._produced(state), base)
+                actual = await self._read("source", self._actual, record)
+                if actual is None:
+                    del self.memory.shifts[key]
+                    self.memory.save()
+                    continue
                 await self._send(score_points(self.setup.line_tag, record, actual))
                 inside = sum(made.p10 <= actual <= made.p90 for made in record.forecasts)
                 log.info(

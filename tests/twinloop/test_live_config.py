@@ -219,3 +219,13 @@ def test_points_count_the_shift_and_scores_compare_with_the_actual_output() -> N
     assert (
         second.fields["error"] == -8.0 and second.fields["inside"] == 0 and second.fields["abs_error"] == 8.0
     )
+
+
+def test_a_state_file_it_cannot_read_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    (tmp_path / "live-state.json").write_text('{"format": "fabbrica-live/0", "shifts": []}')
+    result = runner.invoke(app, ["twin", "live", str(_write(tmp_path)), "--once"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        f"error: {tmp_path / 'live-state.json'}: not a live twin state file (format must be "
+        "'fabbrica-live/1', got 'fabbrica-live/0'); move it away to start afresh"
+    )
