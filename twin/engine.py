@@ -229,8 +229,13 @@ class LineModel:
             entries = []
             for machine in machines:
                 code = machine.state
-                if code == DOWN and machine.logical_state in (BLOCKED, STARVED, STOPPED):
-                    code = machine.logical_state  # down by the calendar while idle
+                # down by the calendar while idle (only calendar breakdowns keep a `logical_state`)
+                if (
+                    code == DOWN
+                    and machine.calendar_failures
+                    and machine.logical_state in (BLOCKED, STARVED, STOPPED)
+                ):
+                    code = machine.logical_state
                 if code == STOPPED or (code != DOWN and machine.part is None):
                     code = STARVED  # stopped before loading, or about to take a part at this instant
                 elif code == STARVED and machine.part is not None:

@@ -296,6 +296,39 @@ def test_a_machine_down_by_the_calendar_while_idle_is_snapshotted_idle() -> None
     assert seen.keys() == {"starved", "blocked", "down"}, seen
 
 
+def test_a_machine_broken_down_in_its_work_is_snapshotted_down() -> None:
+    """Operation-based breakdowns keep no `logical_state`: the snapshot must still say `down`,
+    with the time since the breakdown, and the part it holds."""
+    line = line_from_dict(
+        {
+            "stations": [
+                {"name": "feed", "cycle_time": {"dist": "exponential", "mean": 10}},
+                {
+                    "name": "press",
+                    "cycle_time": {"dist": "exponential", "mean": 8},
+                    "buffer": 3,
+                    "failures": {"mtbf": 60, "mttr": 30},
+                },
+            ]
+        }
+    )
+    model = LineModel(line, 4)
+    downs = 0
+    instant = 0.0
+    while instant < 5_000:
+        instant += 2.9
+        model.env.run(until=instant)
+        machine = model.machines[1][0]
+        given = model.snapshot().stations["press"].machines[0]  # type: ignore[index]
+        if machine.state == DOWN:
+            downs += 1
+            assert given.state == "down" and given.product == "default"
+            assert given.elapsed_s == pytest.approx(instant - machine.state_since)
+        else:
+            assert given.state != "down"
+    assert downs > 20
+
+
 # -- residual lives --------------------------------------------------------------------------------
 DRAWS = 600
 PASS = 1e-3  # a KS test at a fixed seed passes with p above this; the wrong draws are refused below it
