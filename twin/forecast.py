@@ -259,7 +259,7 @@ def summarise(
         result["target"] = {
             "parts": int(target),
             "probability": float(np.mean(np.isfinite(reached))),
-            "eta_s": {name: _finite(np.quantile(reached, q)) for name, q in QUANTILES.items()},
+            "eta_s": {name: _quantile_or_none(reached, q) for name, q in QUANTILES.items()},
         }
     if len(path):
         counts = np.array([run.path for run in runs], dtype=float)
@@ -270,5 +270,12 @@ def summarise(
     return result
 
 
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
+def _quantile_or_none(values: np.ndarray, q: float) -> float | None:
+    """np.quantile's (linear) q-quantile of `values`, where inf stands for "not within the horizon":
+    None when the quantile reaches into those (interpolating towards inf would only warn)."""
+    ordered = np.sort(values)
+    position = q * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    if not math.isfinite(ordered[high]):
+        return None
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
