@@ -7,6 +7,7 @@ the tests that need it on a developer's machine and fails them under CI=true.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -273,17 +274,24 @@ def node_opcua() -> NodeOpcua:
     version = package["dependencies"]["node-opcua-client"]
     target = NODE_CACHE / version
     stamp = target / ".installed"
-    if not stamp.is_file():
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(NODE_DIR / "package.json", target / "package.json")
-        lock = NODE_DIR / "package-lock.json"
-        if lock.is_file():
-            shutil.copy(lock, target / "package-lock.json")
-        command = [npm, "ci" if lock.is_file() else "install", "--no-audit", "--no-fund", "--loglevel=error"]
-        result = subprocess.run(command, cwd=target, capture_output=True, text=True, timeout=600, check=False)
-        if result.returncode != 0:
-            missing(f"the npm package node-opcua-client@{version} ({result.stderr.strip()[-500:]})")
-        stamp.write_text(version)
+    NODE_CACHE.mkdir(parents=True, exist_ok=True)
+    # one install at a time: pytest-xdist workers (and other runs) share the cache
+    with open(NODE_CACHE / f"{version}.lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if not stamp.is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(NODE_DIR / "package.json", target / "package.json")
+            lock = NODE_DIR / "package-lock.json"
+            if lock.is_file():
+                shutil.copy(lock, target / "package-lock.json")
+            command = [npm, "ci" if lock.is_file() else "install", "--no-audit", "--no-fund"]
+            command.append("--loglevel=error")
+            result = subprocess.run(
+                command, cwd=target, capture_output=True, text=True, timeout=600, check=False
+            )
+            if result.returncode != 0:
+                missing(f"the npm package node-opcua-client@{version} ({result.stderr.strip()[-500:]})")
+            stamp.write_text(version)
     return NodeOpcua(node, target / "node_modules", NODE_DIR / "opcua_probe.js")  # type: ignore[arg-type]
 
 
