@@ -31,33 +31,6 @@ HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or (
 settings.load_profile(HYPOTHESIS_PROFILE)
 
 
-# Under pytest-xdist (scripts/test.sh runs `-n 3 --dist loadfile`) each test file runs whole on
-# one worker, so a module-scoped server or recording starts once; these folders share a costly
-# session fixture among their files and run whole on one worker too (the Grafana dataset, the
-# chaos stack, the Dask cluster). Session fixtures start once per worker, on free ports and in
-# the worker's own temporary folder.
-ONE_WORKER_FOLDERS = ("tests/grafana/", "tests/chaos/", "tests/twin/experiments/")
-
-
-def work_unit(nodeid: str) -> str:
-    """What runs whole on one worker: the test's file, or its folder if that is in ONE_WORKER_FOLDERS."""
-    where = nodeid.split("::", 1)[0]
-    return next((folder for folder in ONE_WORKER_FOLDERS if where.startswith(folder)), where)
-
-
-@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    if config.getvalue("dist") != "loadfile":
-        return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ByWorkUnit(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return work_unit(nodeid)
-
-    return ByWorkUnit(config, log)
-
-
 @pytest.fixture
 def write_line(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
     """Write a line definition to a YAML file in a temporary folder and return its path."""
