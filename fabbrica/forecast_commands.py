@@ -112,9 +112,8 @@ def forecast(
 
 
 def _reconstructed(line: Any, source: str, at: str, speed: float | None) -> Any:
-    from twinloop.state import reconstruct_state
-
     from twinloop.history import open_source, parse_time
+    from twinloop.state import reconstruct_state
 
     instant = parse_time(at, "--at")
     if speed is not None and speed <= 0:
