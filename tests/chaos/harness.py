@@ -79,6 +79,11 @@ PLC_VARIABLES = (
     "Occupancy",
     "OccupancySeconds",
     "IdealCycleTime",
+    "BufferLevel",  # what the live twin rebuilds the line's state from (twinloop.state)
+    "PartsStarted",
+    "Product",
+    "Machine[0-9]*PartsStarted",
+    "Machine[0-9]*Product",
 )
 # the sample hardware's sensors at 10 samples per wall second (2 for ambient), the PLC without security
 HARDWARE = {
