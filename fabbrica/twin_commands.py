@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -14,9 +14,9 @@ from rich.table import Table
 from fabbrica import sink_options as so
 from fabbrica.errors import bad_input_exits, duration_option
 from fabbrica.forecast_commands import forecast
-from twin.kpi_catalogue import Kpi, kpis_at
-from twin.line import load_line
-from twin.run import choose_engine, run_line
+
+if TYPE_CHECKING:
+    from twin.kpi_catalogue import Kpi
 
 twin_app = typer.Typer(help="Run, forecast, calibrate and validate the digital twin.", no_args_is_help=True)
 twin_app.command("forecast")(forecast)
@@ -53,6 +53,9 @@ def run(
             overrides["seed"] = seed
         if engine is not None:
             overrides["engine"] = engine
+        from twin.line import load_line  # the twin loads numpy, simpy and numba: only when run
+        from twin.run import choose_engine, run_line
+
         line = load_line(line_file, overrides)
         chosen = choose_engine(line, source=str(line_file))
         result = run_line(line, engine=chosen)
@@ -86,6 +89,8 @@ def _shown(value: Any, scale: float) -> str:
 
 def print_kpis(name: str, kpis: dict[str, Any]) -> None:
     """The KPIs as readable tables: the line's, then per station shares, parts out, bottleneck."""
+    from twin.kpi_catalogue import kpis_at
+
     console = Console() if sys.stdout.isatty() else Console(width=160)
     summary = Table(
         title=f"{name}: {kpis['horizon_s'] / 3600:g} h simulated, {kpis['warmup_s'] / 3600:g} h warm-up"
