@@ -34,6 +34,17 @@ def split_path(path: str) -> list[str]:
     return parts
 
 
+def check_paths(value: Mapping[str, Any]) -> Any:
+    """A field validator for mappings keyed by dotted paths (`overrides`, `factors`, `variables`):
+    `value` unchanged, or a ValueError naming the first key that is not a dotted path."""
+    for path in value:
+        try:
+            split_path(path)
+        except PathError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
 def _named(entries: list[Any], name: str) -> dict[str, Any] | None:
     for entry in entries:
         if isinstance(entry, dict) and str(entry.get("name")) == name:

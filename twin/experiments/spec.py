@@ -41,7 +41,7 @@ from foundation.durations import PositiveDuration, parse_duration
 from foundation.errors import InputError
 from foundation.models import Strict
 from foundation.yamlfile import read_mapping
-from twin.experiments.paths import PathError, split_path
+from twin.experiments.paths import check_paths
 from twin.kpi_catalogue import names
 from twin.line import format_error
 
@@ -228,15 +228,7 @@ class ExperimentSpec(Strict):
         default_factory=lambda: list(DEFAULT_KPIS), min_length=1
     )
 
-    @field_validator("overrides", "factors")
-    @classmethod
-    def _paths(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for path in value:
-            try:
-                split_path(path)
-            except PathError as exc:
-                raise ValueError(str(exc)) from None
-        return value
+    _paths = field_validator("overrides", "factors")(check_paths)
 
     @field_validator("kpis")
     @classmethod

@@ -48,7 +48,7 @@ from foundation.durations import PositiveDuration, parse_duration
 from foundation.errors import FieldError, InputError
 from foundation.models import Strict
 from foundation.yamlfile import read_mapping
-from twin.experiments.paths import PathError, split_path
+from twin.experiments.paths import check_paths
 from twin.experiments.spec import Number, check_kpi
 from twin.line import format_error
 
@@ -292,15 +292,7 @@ class OptimisationSpec(Strict):
     search: Search = Field(default_factory=Search)
     selection: Selection | None = None
 
-    @field_validator("overrides", "variables")
-    @classmethod
-    def _paths(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for path in value:
-            try:
-                split_path(path)
-            except PathError as exc:
-                raise ValueError(str(exc)) from None
-        return value
+    _paths = field_validator("overrides", "variables")(check_paths)
 
     @model_validator(mode="after")
     def _consistent(self) -> OptimisationSpec:
