@@ -1,4 +1,5 @@
-"""Shared fixtures: paths of the shipped examples and a helper to write line files.
+"""Shared fixtures: paths of the shipped examples, helpers to write line and study files, and a
+real Dask cluster on loopback for the tests that run on `--scheduler` (tests/dask_cluster.py).
 
 Also the hypothesis profile of every property in tests/: the default suite ("fixed") draws the
 same examples on every machine and keeps no database, so it passes or fails alike everywhere;
@@ -12,13 +13,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from hypothesis import settings
+
+from tests.dask_cluster import dask_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMONSTRATOR = ROOT / "simulations" / "lines" / "demonstrator.yaml"
@@ -41,6 +44,35 @@ def write_line(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
         return path
 
     return write
+
+
+WriteStudy = Callable[..., Path]
+
+
+def study_writer(folder: Path, default_line: Mapping[str, Any], default_name: str) -> WriteStudy:
+    """`write(data, line=None, name=default_name)`: write a line file (`default_line` unless given) to
+    folder/lines/tandem.yaml and a study file (an experiment or an optimisation) naming it,
+    `{"line": "lines/tandem.yaml", **data}`, to folder/name; return the study file's path."""
+
+    def write(
+        data: Mapping[str, Any], line: Mapping[str, Any] | None = None, name: str = default_name
+    ) -> Path:
+        (folder / "lines").mkdir(exist_ok=True)
+        line_data = dict(line or default_line)
+        (folder / "lines" / "tandem.yaml").write_text(yaml.safe_dump(line_data, sort_keys=False))
+        path = folder / name
+        path.write_text(yaml.safe_dump({"line": "lines/tandem.yaml", **data}, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Dask scheduler and two single-threaded worker processes on 127.0.0.1, one for the
+    whole session; yields its address (tcp://127.0.0.1:PORT)."""
+    with dask_cluster(tmp_path_factory.mktemp("dask")) as address:
+        yield address
 
 
 def run_fabbrica(

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, run_fabbrica
+from tests.conftest import ROOT, WriteStudy, run_fabbrica, study_writer
 
 # `fabbrica` run in a fresh interpreter from the project root, as a user would
 fabbrica = partial(run_fabbrica, timeout=180, cwd=ROOT)
@@ -42,18 +39,10 @@ BUFFERS = {
     "selection": {"delta": 1.0, "alpha": 0.05, "candidates": 3, "first": 5, "max_replications": 40},
 }
 
-WriteSpec = Callable[..., Path]
+WriteSpec = WriteStudy
 
 
 @pytest.fixture
 def write_spec(tmp_path: Path) -> WriteSpec:
     """Write a line (default: a three-station exponential tandem) and an optimisation file; its path."""
-
-    def write(spec: dict[str, Any], line: dict[str, Any] | None = None, name: str = "opt.yaml") -> Path:
-        (tmp_path / "lines").mkdir(exist_ok=True)
-        (tmp_path / "lines" / "tandem.yaml").write_text(yaml.safe_dump(line or TANDEM, sort_keys=False))
-        path = tmp_path / name
-        path.write_text(yaml.safe_dump({"line": "lines/tandem.yaml", **spec}, sort_keys=False))
-        return path
-
-    return write
+    return study_writer(tmp_path, TANDEM, "opt.yaml")
