@@ -20,6 +20,7 @@ import simpy
 from twin import kpis as kpi_module
 from twin.buffer import make_buffer
 from twin.line import Line
+from twin.network import Network
 from twin.release import Release
 from twin.state import FORMAT as STATE_FORMAT
 from twin.state import LineState, MachineState, StartPlan, StationState, check_state, start_plan
@@ -95,8 +96,19 @@ class LineModel:
             only = self.products[0]
             self.next_product = lambda: only
 
+        # per product since the start (not reset by the warm-up): released, out, scrapped
+        self.product_counts: dict[str, list[int]] = {name: [0, 0, 0] for name in line.product_mix}
+        self.network: Network | None = None
         self.machines: list[list[Machine]] = []
         self.buffers: list[simpy.Store | None] = []
+        if line.is_network:  # routes, rework, assembly, branches, transport: twin.network
+            self.machines = [
+                [self._machine(index, m) for m in range(station.capacity)]
+                for index, station in enumerate(line.stations)
+            ]
+            self.release = None
+            self.network = Network(self)
+            return
         for index, station in enumerate(line.stations):
             self.buffers.append(
                 None if index == 0 and line.release == "saturated" else make_buffer(self.env, station.buffer)
@@ -185,6 +197,20 @@ class LineModel:
         self.wip_area += self.wip * (now - self.wip_since)
         self.wip_since = now
         self.wip += 1
+        self.product_counts[part[0]][0] += 1
+
+    def _count(self, part: Part, column: int) -> None:
+        """Count `part` out (1) or scrapped (2) in its product, with the components it carries."""
+        counts = self.product_counts
+        counts[part[0]][column] += 1
+        if len(part) > 3 and part[3]:
+            for component in part[3]:
+                counts[component[0]][column] += 1
+
+    def parts_joined(self, joined: int) -> None:
+        """An assembly joined `joined` + 1 parts into one: `joined` fewer parts in the line."""
+        for _ in range(joined):
+            self._part_left()
 
     def _part_left(self) -> None:
         now = self.env._now
@@ -195,6 +221,7 @@ class LineModel:
             self.release.release()  # type: ignore[union-attr]
 
     def part_exited(self, part: Part) -> None:
+        self._count(part, 1)
         self.exits += 1
         now = self.env._now
         self.exit_times.append(now)
@@ -202,6 +229,7 @@ class LineModel:
         self._part_left()
 
     def part_scrapped(self, machine: Machine, part: Part) -> None:
+        self._count(part, 2)
         self.scrapped += 1
         self._part_left()
 
@@ -216,12 +244,40 @@ class LineModel:
             for machine in machines:
                 machine.restart_statistics(now)
 
+    def parts_in_line(self) -> list[Part]:
+        """Every part in the line now: in buffers, on machines (and on transports)."""
+        if self.network is not None:
+            return self.network.parts_in_line()
+        parts = [part for buffer in self.buffers if buffer is not None for part in buffer.items]
+        parts.extend(
+            machine.part for machines in self.machines for machine in machines if machine.part is not None
+        )
+        return parts
+
+    def conservation(self) -> dict[str, dict[str, int]]:
+        """Per product since the start: parts released, out, scrapped, and found in the line now.
+
+        Components ride in the part that carries them and count in their own product, so
+        `released == out + scrapped + wip` holds for every product of every line.
+        """
+        found = dict.fromkeys(self.product_counts, 0)
+        for part in self.parts_in_line():
+            found[part[0]] += 1
+            for component in (part[3] or ()) if len(part) > 3 else ():
+                found[component[0]] += 1
+        return {
+            product: {"released": released, "out": out, "scrapped": scrapped, "wip": found[product]}
+            for product, (released, out, scrapped) in self.product_counts.items()
+        }
+
     def snapshot(self) -> LineState:
         """The line's state now, as a state file holds it (`produced`: since the statistics' restart).
 
         A state file's `down` machine holds a part in work. A machine down by the calendar
         while it is starved or blocked is given in that state: the rest of its repair is lost.
         """
+        if self.network is not None:
+            raise ValueError("a snapshot needs a chain line (docs/networks.md)")
         now = self.env._now
         stations = {}
         for index, (station, machines) in enumerate(zip(self.line.stations, self.machines, strict=True)):

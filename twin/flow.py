@@ -39,8 +39,24 @@ PILOT_SHARE = 0.02
 MAX_SAMPLES = 50_000_000  # per stream (400 MB): a line that needs more is stuck at zero durations
 
 
+NETWORK_KEYS = {
+    "inputs": "an assembly or a station fed out of file order",
+    "release": "a feeder branch with its own release",
+    "product": "a feeder branch with its own product",
+    "rework": "a rework loop",
+    "transport": "a transport between stations",
+}
+
+
 def flow_obstacle(line: Line) -> str | None:
     """Why the flow engine cannot run `line`, as 'field: reason', or None when it can."""
+    if line.routes is not None:
+        return "routes: product routes need the simpy engine (the flow engine runs chains)"
+    for index, station in enumerate(line.stations):
+        for key in ("inputs", "release", "product", "rework", "transport"):
+            if getattr(station, key) is not None:
+                what = NETWORK_KEYS[key]
+                return f"stations[{index}].{key}: {what} needs the simpy engine (the flow engine runs chains)"
     if isinstance(line.release, ConwipRelease):
         return "release: conwip release needs the simpy engine"
     for index, station in enumerate(line.stations):

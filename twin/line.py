@@ -92,34 +92,6 @@ def _exponential(mean: float | None) -> _Dist:
     return Exponential(dist="exponential", mean=mean)
 
 
-class Station(_Strict):
-    """One work station: `capacity` identical machines fed from one buffer in front of them."""
-
-    name: str = Field(min_length=1)
-    cycle_time: CycleTime
-    capacity: int = Field(default=1, ge=1)
-    buffer: int | None = Field(default=None, ge=0)
-    failures: Failures | None = None
-    setup: Distribution | None = None
-    scrap: float = Field(default=0.0, ge=0.0, lt=1.0)
-    ideal_cycle_time: PositiveDuration | None = None
-
-    def cycle_time_for(self, product: str) -> _Dist:
-        if isinstance(self.cycle_time, dict):
-            return self.cycle_time[product]
-        return self.cycle_time
-
-    def mean_cycle_time(self, mix: Mapping[str, float]) -> float:
-        return sum(share * self.cycle_time_for(name).mean for name, share in mix.items())
-
-
-class Product(_Strict):
-    """A product variant and its share of the releases."""
-
-    name: str = Field(min_length=1)
-    mix: float = Field(default=1.0, gt=0)
-
-
 class InterarrivalRelease(_Strict):
     """Orders arrive at random: parts enter the line at intervals drawn from a distribution."""
 
@@ -155,6 +127,67 @@ Release = Annotated[
 ]
 
 
+class Rework(_Strict):
+    """A part that fails inspection goes back: with `probability`, into the buffer of station `to`."""
+
+    probability: float = Field(gt=0.0, lt=1.0)
+    to: str = Field(min_length=1)
+
+
+class Transport(_Strict):
+    """The move into a station: an AGV fleet or conveyor with `capacity` parts on the way at most.
+
+    Every move from another station into this one takes `time`; a sender finds no free place on
+    it and is blocked (blocking after service), and a part that arrived waits on the transport,
+    holding its place, until the station's buffer takes it.
+    """
+
+    time: Distribution
+    capacity: int = Field(default=1, ge=1)
+
+
+class Station(_Strict):
+    """One work station: `capacity` identical machines fed from one buffer in front of them."""
+
+    name: str = Field(min_length=1)
+    cycle_time: CycleTime
+    capacity: int = Field(default=1, ge=1)
+    buffer: int | None = Field(default=None, ge=0)
+    failures: Failures | None = None
+    setup: Distribution | None = None
+    scrap: float = Field(default=0.0, ge=0.0, lt=1.0)
+    ideal_cycle_time: PositiveDuration | None = None
+    # lines as networks (docs/networks.md): none of these, and the line is a chain
+    inputs: list[str] | None = Field(default=None, min_length=1)
+    release: Release | None = None
+    product: str | None = None
+    rework: Rework | None = None
+    transport: Transport | None = None
+
+    @property
+    def networked(self) -> bool:
+        """True when the station uses a key of lines as networks."""
+        return any(
+            value is not None
+            for value in (self.inputs, self.release, self.product, self.rework, self.transport)
+        )
+
+    def cycle_time_for(self, product: str) -> _Dist:
+        if isinstance(self.cycle_time, dict):
+            return self.cycle_time[product]
+        return self.cycle_time
+
+    def mean_cycle_time(self, mix: Mapping[str, float]) -> float:
+        return sum(share * self.cycle_time_for(name).mean for name, share in mix.items())
+
+
+class Product(_Strict):
+    """A product variant and its share of the releases."""
+
+    name: str = Field(min_length=1)
+    mix: float = Field(default=1.0, gt=0)
+
+
 class Line(_Strict):
     """A flow line: parts visit `stations` in order; blocking after service between them."""
 
@@ -166,6 +199,7 @@ class Line(_Strict):
     seed: int = Field(default=1, ge=0)
     engine: Literal["auto", "simpy", "flow"] = "auto"
     stations: list[Station] = Field(min_length=1)
+    routes: dict[str, list[str]] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Line:
@@ -202,7 +236,16 @@ class Line(_Strict):
                         f"stations[{index}].cycle_time{where}",
                         "mean must be > 0 (a machine needs time to process a part)",
                     )
+        if self.is_network:
+            from twin.topology import check_network
+
+            check_network(self)
         return self
+
+    @property
+    def is_network(self) -> bool:
+        """True when the line is more than one chain (routes, rework, assembly, branches, transport)."""
+        return self.routes is not None or any(station.networked for station in self.stations)
 
     @property
     def product_mix(self) -> dict[str, float]:

@@ -142,6 +142,11 @@ def read_state(path: str | Path) -> LineState:
 
 def check_state(line: Line, state: LineState, source: str = "<state>") -> None:
     """Refuse, with one line naming `source` and the field, a state that `line` cannot hold."""
+    if line.is_network:
+        raise StateError(
+            f"{source}: a run from a state needs a chain line; {line.name!r} has routes, rework,"
+            " an assembly, a branch or a transport (docs/networks.md)"
+        )
     products = list(line.product_mix)
     names = {station.name: index for index, station in enumerate(line.stations)}
     last = len(line.stations) - 1

@@ -1,8 +1,8 @@
 """Independent random-number streams, one per station, machine and purpose.
 
 Every stream is keyed by names, not positions: the station's name, the purpose
-(cycle times, failures, repairs, set-ups, scrap, arrivals, product mix, and the
-residual times and products of a run started from a state) and the
+(cycle times, failures, repairs, set-ups, scrap, arrivals, product mix, the
+residual times and products of a run started from a state, rework and transport times) and the
 machine or product. Changing one station's parameters, or inserting a station,
 leaves every other stream untouched: common random numbers for experiments.
 No global random state is used anywhere.
@@ -15,7 +15,7 @@ import zlib
 import numpy as np
 
 # appended only: a stream's key is its purpose's position, so older streams never change
-PURPOSES = ("cycle", "ttf", "ttr", "setup", "scrap", "arrival", "product", "initial")
+PURPOSES = ("cycle", "ttf", "ttr", "setup", "scrap", "arrival", "product", "initial", "rework", "transport")
 RELEASE_OWNER = "__release__"
 
 
