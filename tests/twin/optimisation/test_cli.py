@@ -1,4 +1,5 @@
-"""`fabbrica optimize`: the JSON contract, the result files, one answer on 1 or 2 workers, exit code 2."""
+"""`fabbrica optimize`: the JSON contract, the result files, one answer on 1 or 2 workers and on a
+Dask cluster, exit code 2."""
 
 from __future__ import annotations
 
@@ -61,6 +62,61 @@ def test_json_contract_files_and_workers(write_spec: WriteSpec, tmp_path: Path) 
     assert alone.to_json()["best"] == record["best"]
     columns = ["design", "stations.s2.buffer", "stations.s3.buffer", "throughput_per_hour"]
     assert alone.designs[columns].equals(pd.read_csv(out / "designs.csv")[columns])
+
+
+def _tasks_done(address: str) -> int:
+    """How many tasks the workers of the Dask cluster at `address` have run so far, together."""
+    from distributed import Client  # there, or the fixture `dask_scheduler` failed (CI) or skipped
+
+    with Client(address, timeout=30, set_as_default=False) as client:
+        done = client.run(lambda dask_worker: dask_worker.state.executed_count)
+    return sum(done.values())
+
+
+def test_on_a_dask_cluster_the_same_answer_as_on_local_workers(
+    write_spec: WriteSpec, tmp_path: Path, dask_scheduler: str
+) -> None:
+    # small: 6 designs x 2 replications of 3 h in the search, KN over 3 with 4 first replications
+    small = {
+        **BUFFERS,
+        "horizon": "3h",
+        "replications": 2,
+        "budget": {"evaluations": 6},
+        "selection": {**BUFFERS["selection"], "first": 4, "max_replications": 12},
+    }
+    path = write_spec(small)
+    # the reference on two local worker processes, through the API (a second command would only
+    # add its start-up)
+    local = Optimisation.from_yaml(path).run(workers=2, out=tmp_path / "local")
+    before = _tasks_done(dask_scheduler)
+    done = fabbrica(
+        "optimize", str(path), "--out", str(tmp_path / "dask"), "--scheduler", dask_scheduler, "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    on_dask, on_local = json.loads(done.stdout), json.loads(json.dumps(local.to_json()))
+    assert on_dask.pop("wall_s") > 0 and on_local.pop("wall_s") > 0
+    assert on_dask == on_local  # the same best design, its KPIs to the bit, the same counts
+    assert on_dask["evaluations"] == 6
+
+    # every run, search and selection, the same to the bit; the same designs and the same KN stage
+    runs = pd.read_parquet(tmp_path / "dask" / "evaluations.parquet")
+    pd.testing.assert_frame_equal(
+        runs, pd.read_parquet(tmp_path / "local" / "evaluations.parquet"), check_exact=True
+    )
+    assert set(runs["stage"]) == {"search", "selection"}
+    for name in ("designs.csv", "selection.csv"):
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / "dask" / name), pd.read_csv(tmp_path / "local" / name), check_exact=True
+        )
+
+    # and the runs went to the cluster: its two workers ran exactly the result's runs
+    meta = json.loads((tmp_path / "dask" / "optimization.json").read_text())
+    assert meta["executor"] == {"executor": "dask", "scheduler": dask_scheduler, "workers": 2, "threads": 2}
+    assert json.loads((tmp_path / "local" / "optimization.json").read_text())["executor"] == {
+        "executor": "local-processes",
+        "workers": 2,
+    }
+    assert _tasks_done(dask_scheduler) - before == on_dask["replications"] == len(runs)
 
 
 @pytest.mark.parametrize(
