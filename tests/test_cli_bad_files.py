@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -94,6 +95,51 @@ SOURCE_BAD: dict[str, Make] = {
     "text-historian": _write("historian.duckdb", "this is no database\n"),
     "historian-missing": _write("sink-gone.yaml", "sink: {type: embedded, path: gone.duckdb}\n"),
 }
+ASSEMBLY = ROOT / "simulations" / "lines" / "assembly.yaml"
+
+
+def _network(name: str, station: str, key: str, value: Any) -> Make:
+    """The shipped assembly line with one bad value of a network key (`station` None: line level)."""
+
+    def make(folder: Path) -> Path:
+        data = yaml.safe_load(ASSEMBLY.read_text())
+        target = data if station is None else next(s for s in data["stations"] if s["name"] == station)
+        target[key] = value
+        path = folder / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return make
+
+
+# the keys of lines as networks (docs/networks.md): (bad file, the field its one line names)
+NETWORK_BAD: dict[str, tuple[Make, str]] = {
+    "inputs-unknown": (
+        _network("inputs.yaml", "assembly", "inputs", ["wash", "debur"]),
+        "stations[5].inputs[1]",
+    ),
+    "routes-unknown": (
+        _network("routes.yaml", None, "routes", {"A": ["mill", "lathe", "wsh"]}),
+        "routes.A[2]",
+    ),
+    "rework-to-unknown": (
+        _network("rework.yaml", "test", "rework", {"probability": 0.1, "to": "scrw"}),
+        "stations[7].rework.to",
+    ),
+    "rework-into-assembly": (
+        _network("rework-assembly.yaml", "test", "rework", {"probability": 0.1, "to": "assembly"}),
+        "stations[7].rework.to",
+    ),
+    "route-outside-branches": (
+        _network("route-assembly.yaml", None, "routes", {"A": ["mill", "screw", "assembly", "test"]}),
+        "routes.A[2]",
+    ),
+    "product-on-non-head": (_network("product.yaml", "deburr", "product", "cover"), "stations[4].product"),
+    "conwip-on-branch": (_network("conwip.yaml", "press", "release", {"conwip": 3}), "stations[3].release"),
+    "cycle": (_network("cycle.yaml", "test", "inputs", ["pack"]), "stations[7].inputs"),
+    "fed-twice": (_network("fed-twice.yaml", "screw", "inputs", ["wash"]), "stations[6].inputs"),
+}
+NETWORK_FIELDS = {f"twin run LINE-{kind}": field for kind, (_, field) in NETWORK_BAD.items()}
 JSON_BAD: dict[str, Make] = {
     "missing": lambda folder: folder / "experiment.json",
     "not-json": _write("experiment.json", "{not json"),
@@ -130,7 +176,11 @@ SINK_SHORT = {
 }
 # (name, arguments with {F} where the bad file goes, the bad files to try)
 COMMANDS: list[tuple[str, list[str], dict[str, Make]]] = [
-    ("twin run LINE", ["twin", "run", "{F}"], COMMON),
+    (
+        "twin run LINE",
+        ["twin", "run", "{F}"],
+        COMMON | {kind: make for kind, (make, _) in NETWORK_BAD.items()},
+    ),
     ("twin run --sink-config", ["twin", "run", LINE, "--sink-config", "{F}"], SINK_BAD),
     (
         "twin calibrate --line",
@@ -265,3 +315,5 @@ def test_a_bad_file_is_one_line_and_exit_2(case: str, answers: dict[str, tuple[P
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ") and bad.name in lines[0], lines[0]
+    if case in NETWORK_FIELDS:
+        assert f"{bad.name}: {NETWORK_FIELDS[case]}: " in lines[0], lines[0]

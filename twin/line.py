@@ -216,6 +216,11 @@ class Line(_Strict):
             if station.name in seen:
                 raise FieldError(f"stations[{index}].name", f"duplicate station name {station.name!r}")
             seen.add(station.name)
+            if isinstance(station.release, InterarrivalRelease) and station.release.interarrival.mean <= 0:
+                raise FieldError(
+                    f"stations[{index}].release.interarrival",
+                    "mean must be > 0 (orders cannot all arrive at once)",
+                )
             if isinstance(station.cycle_time, dict):
                 keys = set(station.cycle_time)
                 missing = [name for name in names if name not in keys]

@@ -48,6 +48,12 @@ class Topology:
                     "stations[0].release",
                     "the first station takes the line's release (set `release` at line level)",
                 )
+            if i == 0 and station.inputs is not None:
+                raise FieldError(
+                    "stations[0].inputs",
+                    "the first station takes the line's release and has no inputs"
+                    " (list the stations in flow order, feeders first)",
+                )
             if station.inputs is not None:
                 inputs = []
                 for k, name in enumerate(station.inputs):
@@ -71,20 +77,10 @@ class Topology:
         for i, inputs in enumerate(self.inputs):
             for source in inputs:
                 if source in fed_by:
-                    other = self.names[fed_by[source]]
-                    implicit = stations[i].inputs is None
-                    hint = (
-                        f"; give {self.names[i]!r} its own `release` (a branch head) or `inputs`"
-                        if implicit
-                        else ""
-                    )
-                    raise FieldError(
-                        f"stations[{i}]" if implicit else f"stations[{i}].inputs",
-                        f"{self.names[source]!r} already feeds {other!r}{hint}",
-                    )
+                    self._fed_twice(line, source, fed_by[source], i)
                 fed_by[source] = i
         self.downstream = [fed_by.get(i, EXIT) for i in range(count)]
-        self._check_cycles()
+        self._check_cycles(line)
         self.assembly = [len(inputs) >= 2 for inputs in self.inputs]
         self.heads = [i for i in range(count) if not self.inputs[i]]
         # each station with the stations upstream of it
@@ -98,7 +94,8 @@ class Topology:
                 if station.release is None:
                     raise FieldError(
                         f"stations[{i}].product",
-                        "a product is set on a branch head (a station with `release`)",
+                        "only a branch head (a station with its own `release`) makes a product;"
+                        f" {station.name!r} has none",
                     )
                 if station.product not in product_names:
                     raise FieldError(
@@ -108,7 +105,9 @@ class Topology:
                 self.pinned[i] = station.product
             if isinstance(station.release, ConwipRelease):
                 raise FieldError(
-                    f"stations[{i}].release", "a branch's release is 'saturated' or {interarrival: DIST}"
+                    f"stations[{i}].release",
+                    "a branch's release is 'saturated' or {interarrival: DIST};"
+                    " {conwip: N} is only the line's release (it counts every part in the line)",
                 )
         pinned_products = set(self.pinned.values())
         self.line_products = [name for name in product_names if name not in pinned_products]
@@ -124,18 +123,39 @@ class Topology:
         self._check_rework(line)
 
     # -- the graph ----------------------------------------------------------------------------
-    def _check_cycles(self) -> None:
+    def _check_cycles(self, line: Line) -> None:
         for start in range(len(self.names)):
-            seen = {start}
+            path = [start]
             at = self.downstream[start]
             while at != EXIT:
-                if at in seen:
+                if at in path:
+                    cycle = path[path.index(at) :]
+                    # a cycle holds a station with `inputs`: the implicit feed only runs down the file
+                    explicit = next(i for i in cycle if line.stations[i].inputs is not None)
+                    shown = " -> ".join(self.names[i] for i in [*cycle, at])
                     raise FieldError(
-                        f"stations[{at}].inputs",
-                        f"the stations feed each other in a cycle through {self.names[at]!r}",
+                        f"stations[{explicit}].inputs",
+                        f"the stations feed each other in a cycle ({shown}); `rework` sends a part back",
                     )
-                seen.add(at)
+                path.append(at)
                 at = self.downstream[at]
+
+    def _fed_twice(self, line: Line, source: int, first: int, second: int) -> None:
+        """Refuse a station that feeds two: name the one that takes it implicitly, with the cure."""
+        name, names = self.names[source], self.names
+        for taker, other in ((first, second), (second, first)):
+            if line.stations[taker].inputs is None:
+                raise FieldError(
+                    f"stations[{taker}]",
+                    f"{names[taker]!r} is fed by {name!r}, the station before it in the file, and"
+                    f" {names[other]!r} lists {name!r} in its `inputs` too: give {names[taker]!r} its"
+                    " own `release` (a branch head) or `inputs`",
+                )
+        raise FieldError(
+            f"stations[{second}].inputs",
+            f"{name!r} already feeds {names[first]!r}: a station feeds one station (an assembly joins"
+            " several)",
+        )
 
     def _upstream(self, station: int) -> set[int]:
         found = {station}

@@ -10,9 +10,9 @@ import pytest
 
 from connectors.config import ConfigError, config_from_dict
 from foundation.durations import parse_duration
-from tests.conftest import DEMONSTRATOR
+from tests.conftest import DEMONSTRATOR, ROOT
 from twin.distributions import Constant, Empirical, Exponential, Gamma, Lognormal, Normal, Triangular, Uniform
-from twin.line import LineError, line_from_dict, load_line
+from twin.line import LineError, line_from_dict, load_line, read_yaml
 
 
 def base_line(**station: Any) -> dict[str, Any]:
@@ -267,3 +267,146 @@ def test_shipped_demonstrator_is_valid() -> None:
 def test_zero_durations_that_would_stall_the_clock_are_refused(change: dict[str, Any], expected: str) -> None:
     with pytest.raises(LineError, match=expected):
         line_from_dict(change, "line.yaml")
+
+
+# -- lines as networks (docs/networks.md): the new keys, each bad one refused in one line ------------
+ASSEMBLY = ROOT / "simulations" / "lines" / "assembly.yaml"
+
+
+def _station(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(station for station in data["stations"] if station["name"] == name)
+
+
+def _set(name: str, key: str, value: Any) -> Any:
+    return lambda data: _station(data, name).__setitem__(key, value)
+
+
+def _route(product: str, stations: list[str]) -> Any:
+    return lambda data: data["routes"].__setitem__(product, stations)
+
+
+def _cycle(data: dict[str, Any]) -> None:
+    data.pop("routes")
+    data["products"] = [{"name": "A"}]
+    data["stations"] = [
+        {"name": "a", "cycle_time": 1},
+        {"name": "b", "cycle_time": 1, "inputs": ["c"]},
+        {"name": "c", "cycle_time": 1, "inputs": ["b"]},
+    ]
+
+
+def _unpin_press(data: dict[str, Any]) -> None:
+    press = _station(data, "press")
+    del press["release"], press["product"]
+
+
+NETWORK_ERRORS = {
+    "inputs-unknown-station": (
+        _set("assembly", "inputs", ["wash", "debur"]),
+        r"stations\[5\]\.inputs\[1\]: unknown station 'debur' \(stations: mill, lathe, wash, press",
+    ),
+    "routes-unknown-station": (
+        _route("B", ["mill", "lathe", "asembly", "screw", "test", "pack"]),
+        r"routes\.B\[2\]: unknown station 'asembly' \(stations: mill,",
+    ),
+    "routes-unknown-product": (
+        _route("C", ["mill"]),
+        r"routes\.C: unknown product \(products: A, B, cover\)",
+    ),
+    "rework-to-unknown-station": (
+        _set("test", "rework", {"probability": 0.05, "to": "scrw"}),
+        r"stations\[7\]\.rework\.to: unknown station 'scrw'",
+    ),
+    "rework-into-an-assembly": (
+        _set("test", "rework", {"probability": 0.05, "to": "assembly"}),
+        r"stations\[7\]\.rework\.to: 'assembly' is an assembly: a part cannot go back into it",
+    ),
+    "rework-past-an-assembly": (
+        _set("test", "rework", {"probability": 0.05, "to": "lathe"}),
+        r"stations\[7\]\.rework\.to: a part sent back to 'lathe' would pass the assembly 'assembly' again",
+    ),
+    "rework-downstream": (
+        _set("screw", "rework", {"probability": 0.05, "to": "test"}),
+        r"stations\[6\]\.rework\.to: 'test' is not 'screw' itself or upstream of it",
+    ),
+    "rework-off-the-route": (
+        _route("B", ["mill", "lathe", "assembly", "test", "pack"]),
+        r"routes\.B: visits 'test', which sends parts back to 'screw', not on the route before it",
+    ),
+    "rework-probability-1": (
+        _set("test", "rework", {"probability": 1, "to": "screw"}),
+        r"stations\[7\]\.rework\.probability: must be < 1",
+    ),
+    "route-into-an-assembly-from-outside-its-branches": (
+        _route("B", ["mill", "screw", "assembly", "test", "pack"]),
+        r"routes\.B\[2\]: 'assembly' is an assembly; the route comes to it from 'screw',"
+        r" which is in none of its inputs' branches \(wash, deburr\)",
+    ),
+    "route-of-a-component-goes-on": (
+        _route("cover", ["press", "deburr", "assembly", "screw"]),
+        r"routes\.cover\[2\]: 'cover' joins 'assembly' as a component \(not its first input\)",
+    ),
+    "route-not-from-the-first-station": (
+        _route("B", ["lathe", "assembly", "screw", "test", "pack"]),
+        r"routes\.B\[0\]: with a saturated release every route starts at the first station 'mill'",
+    ),
+    "product-on-a-non-head": (
+        _set("deburr", "product", "cover"),
+        r"stations\[4\]\.product: only a branch head \(a station with its own `release`\) makes a product;"
+        r" 'deburr' has none",
+    ),
+    "product-unknown": (_set("press", "product", "lid"), r"stations\[3\]\.product: unknown product 'lid'"),
+    "conwip-on-a-branch": (
+        _set("press", "release", {"conwip": 5}),
+        r"stations\[3\]\.release: a branch's release is 'saturated' or \{interarrival: DIST\};"
+        r" \{conwip: N\} is only the line's release",
+    ),
+    "branch-arrivals-all-at-once": (
+        _set("press", "release", {"interarrival": 0}),
+        r"stations\[3\]\.release\.interarrival: mean must be > 0",
+    ),
+    "cycle": (_cycle, r"stations\[1\]\.inputs: the stations feed each other in a cycle \(b -> c -> b\)"),
+    "first-station-with-inputs": (
+        _set("mill", "inputs", ["pack"]),
+        r"stations\[0\]\.inputs: the first station takes the line's release and has no inputs",
+    ),
+    "fed-twice": (
+        _set("screw", "inputs", ["wash"]),
+        r"stations\[6\]\.inputs: 'wash' already feeds 'assembly': a station feeds one station",
+    ),
+    "fed-twice-by-file-order": (
+        _unpin_press,
+        r"stations\[3\]: 'press' is fed by 'wash', the station before it in the file, and 'assembly' lists"
+        r" 'wash' in its `inputs` too: give 'press' its own `release` \(a branch head\) or `inputs`",
+    ),
+    "head-with-inputs": (
+        _set("press", "inputs", ["wash"]),
+        r"stations\[3\]\.inputs: a branch head \(with `release`\) has no inputs",
+    ),
+    "transport-capacity-0": (
+        _set("pack", "transport", {"time": 60, "capacity": 0}),
+        r"stations\[8\]\.transport\.capacity: must be >= 1",
+    ),
+    "transport-without-time": (
+        _set("pack", "transport", {"capacity": 2}),
+        r"stations\[8\]\.transport\.time: required field missing",
+    ),
+}
+
+
+def test_shipped_assembly_line_is_a_network() -> None:
+    line = load_line(ASSEMBLY)
+    assert line.is_network and line.routes is not None and len(line.routes) == 2
+    keys = ("inputs", "release", "product", "rework", "transport")
+    used = {key for station in line.stations for key in keys if getattr(station, key) is not None}
+    assert used == set(keys)
+
+
+@pytest.mark.parametrize("case", NETWORK_ERRORS)
+def test_network_errors_name_file_and_field(case: str) -> None:
+    change, expected = NETWORK_ERRORS[case]
+    data = read_yaml(ASSEMBLY)
+    change(data)
+    with pytest.raises(LineError, match=rf"^assembly\.yaml: {expected}") as error:
+        line_from_dict(data, "assembly.yaml")
+    assert "\n" not in str(error.value)
