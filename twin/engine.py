@@ -39,6 +39,9 @@ class Observer(Protocol):
 
     # optional: `part_released(now)` is called for every order released into the line
     # (interarrival or conwip release), as a line-entry counter would count it
+    # optional, lines as networks only: `part_routed(machine, part, came_from, to, reworked, now)`
+    # is called just before `part_finished` with where the part came from and where it goes
+    # (twin.network; a chain's parts come from the station before and go to the one after)
 
 
 @dataclass

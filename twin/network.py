@@ -13,6 +13,12 @@ these parts of a real line:
   together: the first input's part carries the others as components;
 - a transport into a station has `capacity` places: the sender waits for a free place (blocked),
   the part travels, then waits on the transport until the buffer takes it.
+
+An observer may also define `part_routed(machine, part, came_from, to, reworked, now)`: each
+machine calls it for every part it finished, just before `part_finished`, with the station the
+part came from (its index; None for a part made or released at this station's branch), where it
+goes (a station's index, EXIT when it leaves the line, None when scrapped) and whether it goes
+back for rework. The simulated PLCs publish these on each part event.
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ from twin.topology import EXIT, Topology
 if TYPE_CHECKING:
     from twin.engine import LineModel
 
-# a network part: [product, release time, position in its route (-1: no route), components]
-PRODUCT, RELEASED, POSITION, COMPONENTS = range(4)
+# a network part: [product, release time, position in its route (-1: no route), components,
+# the station that passed it in (None: made or released into the line and not yet passed on)]
+PRODUCT, RELEASED, POSITION, COMPONENTS, CAME_FROM = range(5)
 
 
 class WatchedStore(simpy.Store):
@@ -95,13 +102,20 @@ class Transport:
         self.places = simpy.Resource(env, capacity=capacity)
         self.travel = travel
         self.on_the_way: list[list[Any]] = []  # parts travelling or waiting for the buffer
+        # told +1 or -1 just before a part comes onto the transport or leaves it (the simulated PLCs
+        # count the parts on it); None: nobody watches
+        self.watch: Callable[[int], None] | None = None
 
     def carry(
         self, part: list[Any], place: simpy.Event, into: simpy.Store
     ) -> Generator[simpy.Event, Any, None]:
+        if self.watch is not None:
+            self.watch(+1)
         self.on_the_way.append(part)
         yield self.env.timeout(self.travel())
         yield into.put(part)
+        if self.watch is not None:
+            self.watch(-1)
         self.on_the_way.remove(part)
         self.places.release(place)  # type: ignore[arg-type]
 
@@ -202,7 +216,7 @@ class Network:
 
         def release_one() -> None:
             product = draw()
-            part = [product, env._now, 0 if product in self.routes else -1, None]
+            part = [product, env._now, 0 if product in self.routes else -1, None, None]
             if on_release is not None:
                 on_release(env._now)
             target = self.routes[product][0] if product in self.routes else head
@@ -299,6 +313,7 @@ class Network:
         timeout = env.timeout
         set_state = machine.set_state if calendar_failures else machine._enter
         observer = machine.observer
+        routed = getattr(observer, "part_routed", None)
 
         while True:
             if machine.stop_requested:
@@ -341,7 +356,7 @@ class Network:
                         break
                     if head_draw is not None:
                         product = head_draw()
-                        part = [product, env._now, 0 if product in self.routes else -1, None]
+                        part = [product, env._now, 0 if product in self.routes else -1, None, None]
                         model.part_entered(part)
                         break
                     set_state(STARVED)
@@ -384,18 +399,24 @@ class Network:
                 machine.scrapped += 1
                 machine.part = None
                 model.part_scrapped(machine, part)
+                if routed is not None:
+                    routed(machine, part, part[CAME_FROM], None, False, env._now)
                 if observer is not None:
                     observer.part_finished(machine, part, duration, True, env._now)
                 continue
+            # -- where it goes: on, back for rework, or out --
+            reworked = rework is not None and rework() < rework_probability
+            target = self.destination(station, part, reworked)
+            if routed is not None:
+                routed(machine, part, part[CAME_FROM], target, reworked, env._now)
             if observer is not None:
                 observer.part_finished(machine, part, duration, False, env._now)
             # -- pass it on --
-            reworked = rework is not None and rework() < rework_probability
-            target = self.destination(station, part, reworked)
             if target == EXIT:
                 machine.part = None
                 model.part_exited(part)
             else:
+                part[CAME_FROM] = station
                 back = self.returns[target] if reworked else None
                 into = back if back is not None else self.inputs[target][topology.input_slot(target, station)]
                 transport = self.transports[target]
