@@ -116,7 +116,9 @@ class Transport:
         yield into.put(part)
         if self.watch is not None:
             self.watch(-1)
-        self.on_the_way.remove(part)
+        on_the_way = self.on_the_way
+        # this part, not another with the same contents
+        del on_the_way[next(k for k, other in enumerate(on_the_way) if other is part)]
         self.places.release(place)  # type: ignore[arg-type]
 
 
@@ -154,8 +156,8 @@ class Network:
         mix = line.product_mix
 
         # -- buffers: one per input of an assembly, one otherwise --------------------------------
-        # a part sent back for rework waits in a queue of its own at `to`, served first and never
-        # full, so that rework cannot deadlock the line (a rework cart beside the buffer)
+        # a part sent back for rework goes straight (no transport) into a queue of its own at `to`,
+        # served first and never full, so that rework cannot deadlock the line (a rework cart)
         self.returns: list[WatchedStore | None] = [
             WatchedStore(env, float("inf")) if i in topology.rework_to else None for i in range(len(stations))
         ]
@@ -419,7 +421,7 @@ class Network:
                 part[CAME_FROM] = station
                 back = self.returns[target] if reworked else None
                 into = back if back is not None else self.inputs[target][topology.input_slot(target, station)]
-                transport = self.transports[target]
+                transport = self.transports[target] if back is None else None  # the rework cart: no transport
                 if transport is not None:
                     place = transport.places.request()
                     if not place.triggered:

@@ -82,6 +82,13 @@ class Topology:
         self.downstream = [fed_by.get(i, EXIT) for i in range(count)]
         self._check_cycles(line)
         self.assembly = [len(inputs) >= 2 for inputs in self.inputs]
+        for i, station in enumerate(stations):
+            if self.assembly[i] and station.transport is not None:
+                raise FieldError(
+                    f"stations[{i}].transport",
+                    "a transport into an assembly can fill with one input's parts while the assembly waits"
+                    " for another's, and stop the line; put the transport before the inputs' last stations",
+                )
         self.heads = [i for i in range(count) if not self.inputs[i]]
         # each station with the stations upstream of it
         self.upstream: list[set[int]] = [self._upstream(i) for i in range(count)]
