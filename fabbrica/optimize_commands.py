@@ -83,7 +83,12 @@ def _print_result(result: OptimisationResult, out: Path) -> None:
     meta = result.metadata
     best = meta["best"]
     if best is None:
-        console.print("no design could be evaluated")
+        if meta["selection"].get("feasibility", {}).get("dropped"):
+            console.print(meta["selection"]["guarantee"])  # each candidate shown to break a KPI constraint
+        elif meta["search"]["evaluations"]:
+            console.print("no design evaluated meets the constraints on KPIs (on its search mean)")
+        else:
+            console.print("no design could be evaluated")
         return
     table = Table(
         title=f"{result.name}: best of {meta['search']['evaluations']} designs ({meta['runs']} runs)"
@@ -97,6 +102,13 @@ def _print_result(result: OptimisationResult, out: Path) -> None:
         mean = values["mean"]
         text = "-" if mean is None else f"{mean:.4g}" + ("" if half is None else f" ± {half:.2g}")
         table.add_row(kpi, text)
+    for check in meta["selection"].get("kpi_constraints", []):
+        bounds = [f"{side} bound {check[side]:.4g}" for side in ("lower", "upper") if check[side] is not None]
+        mean = "-" if check["mean"] is None else f"{check['mean']:.4g}"
+        table.add_row(
+            f"{check['constraint']} ({check['kpi']})",
+            f"{mean}, {', '.join(bounds) or 'no bound'}: {check['decision']}",
+        )
     console.print(table)
     console.print(meta["selection"]["guarantee"])
     console.print(f"results in {out}/: evaluations.parquet, optimization.json, report.html, best_line.yaml")

@@ -4,8 +4,9 @@
 `warmup` and the `overrides`, validates the line at the lowest and the highest
 value of every variable (errors name `variables.PATH`) and refuses constraints
 that no design meets. `run` searches (`twin.optimisation.search`), takes the best
-designs found (the Pareto front with several objectives) as candidates, and runs
-KN on them with fresh replications (`twin.optimisation.selection`).
+designs found (the Pareto front with several objectives) as candidates, tests their
+constraints on KPIs on fresh replications (`twin.optimisation.feasibility`), and runs
+KN on the ones not shown to break one (`twin.optimisation.selection`).
 
     >>> result = Optimisation.from_yaml("simulations/optimisation/buffers.yaml").run(workers=2)
     >>> result.designs        # one row per design evaluated (pandas)
@@ -14,9 +15,11 @@ KN on them with fresh replications (`twin.optimisation.selection`).
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from twin.experiments.spec import DEFAULT_KPIS
 from twin.experiments.spec import spec_from_dict as experiment_spec
 from twin.optimisation.constraints import Constraints
 from twin.optimisation.evaluate import Evaluator
+from twin.optimisation.feasibility import FeasibilityResult, Limits, check_feasibility
 from twin.optimisation.results import OptimisationResult, build_result
 from twin.optimisation.search import open_study, run_search
 from twin.optimisation.selection import KNResult, kn
@@ -126,7 +130,7 @@ class Optimisation:
             evaluator = Evaluator(self.spec, self.experiment, executor)
             log = run_search(self.spec, evaluator, study, progress)
             candidates = self.candidates(evaluator, log.order)
-            selection = self.select(evaluator, candidates)
+            selection, feasibility = self.select(evaluator, candidates)
         except BaseException:
             executor.close(cancel=True)
             raise
@@ -137,6 +141,7 @@ class Optimisation:
             log,
             candidates,
             selection,
+            feasibility=feasibility,
             executor=executor.description,
             wall_s=time.perf_counter() - started,
         )
@@ -156,30 +161,88 @@ class Optimisation:
         wanted = self.spec.selection.candidates if self.spec.selection is not None else 1
         return [design_id for design_id, _ in scored[:wanted]]
 
-    def select(self, evaluator: Evaluator, candidates: list[str]) -> KNResult | None:
-        """KN on the first objective over the candidates, with fresh replications (common random numbers)."""
+    def select(
+        self, evaluator: Evaluator, candidates: list[str]
+    ) -> tuple[KNResult | None, FeasibilityResult | None]:
+        """The selection stage over the candidates, on fresh replications (common random numbers):
+        with constraints on KPIs, first the feasibility check (`twin.optimisation.feasibility`),
+        which drops the candidates shown to break one; then KN on the first objective over the
+        rest. KN's indices are the candidates'; with every candidate dropped it does not run."""
         selection = self.spec.selection
         if selection is None or not candidates:
-            return None
+            return None, None
+        runs = SelectionRuns(evaluator, candidates)
+        settings = {
+            "alpha": selection.alpha,
+            "n0": selection.first,
+            "max_replications": selection.max_replications,
+        }
+        constraints = self.spec.kpi_constraints
+        feasibility = None
+        alive = list(range(len(candidates)))
+        if constraints:
+            kpis = [str(c.kpi) for c in constraints]
+            feasibility = check_feasibility(
+                lambda indices, start, stop: runs.table(indices, start, stop, kpis),
+                len(candidates),
+                [Limits(c.min, c.max) for c in constraints],
+                **settings,
+            )
+            alive = [i for i in alive if not feasibility.broken(i)]
+            if not alive:
+                return None, feasibility
         objective = self.spec.primary
-        column = f"objective:{objective.label}"
+        column = [f"objective:{objective.label}"]
 
-        def draw(indices: Any, start: int, stop: int) -> np.ndarray:
-            ids = [candidates[i] for i in indices]
-            records = evaluator.run(ids, range(start, stop), "selection")
-            table = np.full((len(ids), stop - start), np.nan)
-            for record in records:
-                table[ids.index(record["design"]), record["replication"] - start] = record[column]
-            return objective.sign * table
+        def draw(indices: Sequence[int], start: int, stop: int) -> np.ndarray:
+            return objective.sign * runs.table([alive[i] for i in indices], start, stop, column)[:, :, 0]
 
-        return kn(
-            draw,
-            len(candidates),
-            delta=selection.delta,
-            alpha=selection.alpha,
-            n0=selection.first,
-            max_replications=selection.max_replications,
-        )
+        result = kn(draw, len(alive), delta=selection.delta, among=len(candidates), **settings)
+        return _widen(result, alive, len(candidates)), feasibility
+
+
+class SelectionRuns:
+    """The selection stage's runs of the candidates: each replication runs once, whoever asks for it
+    first (the feasibility check or KN), and is kept in the evaluator's records."""
+
+    def __init__(self, evaluator: Evaluator, candidates: list[str]) -> None:
+        self.evaluator = evaluator
+        self.candidates = candidates
+        self.records: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def table(self, indices: Sequence[int], start: int, stop: int, columns: Sequence[str]) -> np.ndarray:
+        """Replications start..stop-1 of the candidates `indices`, shape (candidates, replications,
+        columns); a column without a value in a run is NaN."""
+        ids = [self.candidates[i] for i in indices]
+        missing: dict[range, list[str]] = {}
+        for design_id in ids:
+            todo = [r for r in range(start, stop) if (design_id, r) not in self.records]
+            if todo:
+                span = range(todo[0], todo[-1] + 1)
+                assert len(span) == len(todo), "replications are asked for in order"
+                missing.setdefault(span, []).append(design_id)
+        for span, group in missing.items():
+            for record in self.evaluator.run(group, span, "selection"):
+                self.records[record["design"], record["replication"]] = record
+        table = np.full((len(ids), stop - start, len(columns)), np.nan)
+        for row, design_id in enumerate(ids):
+            for r in range(start, stop):
+                record = self.records[design_id, r]
+                table[row, r - start] = [
+                    math.nan if record.get(c) is None else float(record[c]) for c in columns
+                ]
+        return table
+
+
+def _widen(result: KNResult, alive: list[int], k: int) -> KNResult:
+    """KN's result over the candidates `alive` (of k) in the candidates' indices; the others have no
+    observations and were not eliminated by KN (the feasibility check dropped them)."""
+    observations: list[list[float]] = [[] for _ in range(k)]
+    eliminated: list[int | None] = [None] * k
+    for position, i in enumerate(alive):
+        observations[i] = result.observations[position]
+        eliminated[i] = result.eliminated_at[position]
+    return replace(result, chosen=alive[result.chosen], observations=observations, eliminated_at=eliminated)
 
 
 def scores(spec: OptimisationSpec, evaluator: Evaluator, order: list[str]) -> list[tuple[str, np.ndarray]]:

@@ -67,7 +67,7 @@ def front_figure(result: OptimisationResult, first: str, second: str) -> str:
 
 
 def selection_figure(result: OptimisationResult, label: str) -> str:
-    shown = result.selection.sort_values("mean", ascending=False).head(30)
+    shown = result.selection.dropna(subset=["mean"]).sort_values("mean", ascending=False).head(30)
     figure = _figure(6.4, 0.9 + 0.24 * len(shown))
     axes = figure.subplots()
     ys = np.arange(len(shown))[::-1]
@@ -124,13 +124,35 @@ def render_report(result: OptimisationResult) -> str:
         return _document(title, parts)
     best = meta["best"]
     parts.append("<h2>The chosen design</h2>")
-    parts.append(_table(["variable", "value"], [[p, v] for p, v in best["factors"].items()], numeric_from=1))
-    parts.append(
-        _table(
-            ["KPI", "mean", "± 95%"],
-            [[k, v["mean"], v["ci95"]] for k, v in best["kpis"].items()],
+    if best is None:
+        parts.append("<p>None: no design meets the constraints on KPIs.</p>")
+    else:
+        rows = [[p, v] for p, v in best["factors"].items()]
+        parts.append(_table(["variable", "value"], rows, numeric_from=1))
+        parts.append(
+            _table(
+                ["KPI", "mean", "± 95%"],
+                [[k, v["mean"], v["ci95"]] for k, v in best["kpis"].items()],
+            )
         )
-    )
+    checks = selection.get("kpi_constraints") or []
+    if checks:
+        parts.append(
+            _table(
+                ["constraint on a KPI", "mean", "lower bound", "upper bound", "replications", "decision"],
+                [
+                    [
+                        f"{c['constraint']}: {c['kpi']}",
+                        c["mean"],
+                        c["lower"],
+                        c["upper"],
+                        c["replications"],
+                        c["decision"] + (f" at {c['confidence']:.0%}" if c["established"] else ""),
+                    ]
+                    for c in checks
+                ],
+            )
+        )
     with rc_context(STYLE):
         parts.append("<h2>Convergence</h2>")
         parts.append(
@@ -152,6 +174,7 @@ def render_report(result: OptimisationResult) -> str:
             )
             parts.append(f"<figure>{selection_figure(result, label)}</figure>")
             frame = result.selection
+            feasibility = "kpi_constraints" in frame.columns  # the feasibility check's decision
             parts.append(
                 _table(
                     [
@@ -162,6 +185,7 @@ def render_report(result: OptimisationResult) -> str:
                         "eliminated after",
                         "difference to chosen",
                         "± 95%",
+                        *(["constraints on KPIs"] if feasibility else []),
                     ],
                     [
                         [
@@ -172,6 +196,7 @@ def render_report(result: OptimisationResult) -> str:
                             _round(r.eliminated_at),
                             r.diff_to_chosen,
                             r.diff_ci95,
+                            *([r.kpi_constraints] if feasibility else []),
                         ]
                         for r in frame.itertuples()
                     ],

@@ -8,7 +8,8 @@
   front, a candidate of the selection stage, the chosen one;
 - `selection`: one row per candidate: its mean over the selection stage, the
   replications it got, the round it was eliminated, and the paired difference to the
-  chosen design (common random numbers);
+  chosen design (common random numbers); with constraints on KPIs, the feasibility
+  check's decision and each constraint's mean and one-sided bound;
 - `metadata`: the `optimization.json` record.
 
 `write(out)` puts them into `evaluations.parquet`, `designs.csv`, `selection.csv`,
@@ -37,11 +38,13 @@ from twin.experiments.results import git_commit
 from twin.experiments.spec import DEFAULT_KPIS
 from twin.experiments.stats import estimate
 from twin.optimisation.evaluate import Evaluator
+from twin.optimisation.feasibility import Check, FeasibilityResult, Limits, describe, statement
 from twin.optimisation.search import SearchLog
 from twin.optimisation.selection import KNResult, guarantee
 
 if TYPE_CHECKING:
     from twin.optimisation.optimisation import Optimisation
+    from twin.optimisation.spec import Constraint, OptimisationSpec
 
 
 @dataclass
@@ -71,6 +74,8 @@ class OptimisationResult:
                 key: meta["selection"][key] for key in ("procedure", "delta", "alpha", "candidates")
             },
         }
+        if "kpi_constraints" in meta["selection"]:
+            out["selection"]["kpi_constraints"] = meta["selection"]["kpi_constraints"]
         if len(meta["objectives"]) > 1:
             out["pareto"] = meta["pareto"]
         out["wall_s"] = float(meta["wall_s"])
@@ -116,10 +121,12 @@ def build_result(
     candidates: list[str],
     selection: KNResult | None,
     *,
+    feasibility: FeasibilityResult | None = None,
     executor: dict[str, Any],
     wall_s: float,
 ) -> OptimisationResult:
-    """Assemble frames and metadata from the evaluator's runs."""
+    """Assemble frames and metadata from the evaluator's runs (`selection` and `feasibility` as
+    `Optimisation.select` returns them)."""
     spec = optimisation.spec
     paths = list(spec.variables)
     objectives = spec.objectives
@@ -140,9 +147,13 @@ def build_result(
         rest = [c for c in frame.columns if c not in objective_columns]
         frame = frame[rest[: 4 + len(paths)] + objective_columns + rest[4 + len(paths) :]]
 
-    chosen = (
-        candidates[selection.chosen] if selection is not None else (candidates[0] if candidates else None)
-    )
+    if selection is not None:
+        chosen: str | None = candidates[selection.chosen]
+    elif feasibility is not None:
+        chosen = None  # every candidate was shown to break a constraint on a KPI
+    else:
+        chosen = candidates[0] if candidates else None
+    constraints = [(f"constraints[{i}]", c) for i, c in enumerate(spec.constraints) if c.kpi is not None]
     pareto = set(candidates) if len(objectives) > 1 else set()
     if len(objectives) > 1:
         from twin.optimisation.optimisation import pareto_front
@@ -185,6 +196,17 @@ def build_result(
             diff_to_chosen=_num(diff.mean),
             diff_ci95=_num(diff.ci95),
         )
+        if feasibility is not None:
+            row["kpi_constraints"] = feasibility.decision(index)
+            for (label, _), check in zip(constraints, feasibility.checks[index], strict=True):
+                row.update(
+                    {
+                        f"{label}:mean": check.mean,
+                        f"{label}:lower": check.lower,
+                        f"{label}:upper": check.upper,
+                        f"{label}:decision": check.decision,
+                    }
+                )
         selection_rows.append(row)
     selection_frame = pd.DataFrame.from_records(selection_rows)
 
@@ -200,6 +222,7 @@ def build_result(
             set_path(best_line, path, value)
     line = optimisation.experiment.base_line
     sel = spec.selection
+    chosen_index = candidates.index(chosen) if chosen is not None else None
     selection_meta: dict[str, Any] = {
         "procedure": "KN" if sel is not None else "none",
         "delta": sel.delta if sel is not None else None,
@@ -209,20 +232,18 @@ def build_result(
         "first_stage": sel.first if sel is not None else None,
         "max_replications": sel.max_replications if sel is not None else None,
         "truncated": bool(selection.truncated) if selection is not None else False,
-        "guarantee": (
-            guarantee(selection, len(candidates), sel.delta, sel.alpha)
-            if selection is not None and sel is not None
-            else "no selection stage: the best search mean, without a stated probability"
-        ),
+        "guarantee": _guarantee(spec, candidates, selection, feasibility, chosen_index),
     }
     if selection is not None:
         selection_meta.update(
             eta=selection.eta,
             h2=selection.h2,
             rounds=selection.rounds,
-            replications={d: n for d, n in zip(candidates, selection.replications, strict=True)},
+            replications={d: len(evaluator.values(d, primary, "selection")) for d in candidates},
             seeds="selection seed r = f(seed, stream 2, r): fresh, shared by all candidates",
         )
+    if feasibility is not None:
+        selection_meta.update(_feasibility_meta(feasibility, candidates, constraints, chosen_index))
     metadata = {
         "optimisation": spec.name,
         "description": spec.description,
@@ -270,6 +291,87 @@ def build_result(
         metadata=metadata,
         best_line=best_line,
     )
+
+
+def _guarantee(
+    spec: OptimisationSpec,
+    candidates: list[str],
+    selection: KNResult | None,
+    feasibility: FeasibilityResult | None,
+    chosen: int | None,
+) -> str:
+    """What the selection stage states, in words: KN's guarantee, and with constraints on KPIs the
+    feasibility check's, the chosen design's constraints and what holds of both together."""
+    sel = spec.selection
+    if sel is None or not candidates:
+        return "no selection stage: the best search mean, without a stated probability"
+    if feasibility is None:
+        assert selection is not None
+        return guarantee(selection, len(candidates), sel.delta, sel.alpha)
+    names = [describe(str(c.kpi), Limits(c.min, c.max)) for c in spec.kpi_constraints]
+    words = statement(feasibility, names, chosen)
+    if selection is None:
+        return f"{words}; KN did not run"
+    left = len(candidates) - sum(feasibility.broken(i) for i in range(len(candidates)))
+    kn_words = guarantee(selection, left, sel.delta, sel.alpha)
+    words += f"; KN over the {left} candidate{'s' if left > 1 else ''} left: {kn_words}"
+    if left > 1 and not selection.truncated:
+        words += f"; both statements hold together with probability >= {1 - 2 * sel.alpha:.0%}"
+    return words
+
+
+def _feasibility_meta(
+    feasibility: FeasibilityResult,
+    candidates: list[str],
+    constraints: list[tuple[str, Constraint]],
+    chosen: int | None,
+) -> dict[str, Any]:
+    """`kpi_constraints` (the chosen design's constraints on KPIs, as tested) and `feasibility` (the
+    check and every candidate's constraints) of optimization.json's selection."""
+
+    def checks(i: int) -> list[dict[str, Any]]:
+        return [
+            _check_record(label, constraint, check, feasibility.alpha)
+            for (label, constraint), check in zip(constraints, feasibility.checks[i], strict=True)
+        ]
+
+    return {
+        "kpi_constraints": checks(chosen) if chosen is not None else [],
+        "feasibility": {
+            "procedure": "one-sided Student-t bounds at looks, Bonferroni over candidates, limits and looks "
+            "(a feasibility check after Batur & Kim 2010 and Andradóttir & Kim 2010, without a tolerance)",
+            "confidence": 1 - feasibility.alpha,
+            "looks": feasibility.looks,
+            "limits": feasibility.sides,
+            "level_per_bound": feasibility.level,
+            "dropped": [d for i, d in enumerate(candidates) if feasibility.broken(i)],
+            "candidates": {
+                d: {
+                    "decision": feasibility.decision(i),
+                    "replications": feasibility.replications[i],
+                    "constraints": checks(i),
+                }
+                for i, d in enumerate(candidates)
+            },
+        },
+    }
+
+
+def _check_record(label: str, constraint: Constraint, check: Check, alpha: float) -> dict[str, Any]:
+    """One constraint on a KPI of one candidate: its limits, the mean, the one-sided bounds, the decision."""
+    return {
+        "constraint": label,
+        "kpi": constraint.kpi,
+        "min": constraint.min,
+        "max": constraint.max,
+        "mean": check.mean,
+        "lower": check.lower,
+        "upper": check.upper,
+        "replications": check.replications,
+        "decision": check.decision,
+        "established": check.established,
+        "confidence": 1 - alpha,
+    }
 
 
 def _kpis(

@@ -54,11 +54,25 @@ def kn_constants(k: int, n0: int, alpha: float) -> tuple[float, float]:
     return eta, 2 * eta * (n0 - 1)
 
 
-def kn(draw: Draw, k: int, *, delta: float, alpha: float, n0: int, max_replications: int) -> KNResult:
-    """Run KN on k candidates (larger is better); see the module docstring."""
+def kn(
+    draw: Draw,
+    k: int,
+    *,
+    delta: float,
+    alpha: float,
+    n0: int,
+    max_replications: int,
+    among: int | None = None,
+) -> KNResult:
+    """Run KN on k candidates (larger is better); see the module docstring.
+
+    `among` (>= k) sets η as for that many candidates: when some candidates were set aside on
+    other grounds first (a constraint shown broken), each remaining pair keeps the share of α
+    it had, so the guarantee holds whichever were set aside.
+    """
     first = draw(list(range(k)), 0, n0)
     observations = [list(map(float, row)) for row in np.asarray(first, dtype=float)]
-    eta, h2 = kn_constants(k, n0, alpha)
+    eta, h2 = kn_constants(max(k, among or k), n0, alpha)
     eliminated: list[int | None] = [None] * k
     if k == 1:
         return KNResult(0, observations, eliminated, eta, h2)

@@ -147,7 +147,8 @@ def numeric(variable: IntVariable | ChoiceVariable | FloatVariable) -> bool:
 
 class Constraint(Strict):
     """A linear constraint on the variables, min <= sum of weight x variable <= max (weights
-    default to 1), or a bound on a KPI's mean over a design's replications (`kpi`)."""
+    default to 1), or a bound on a KPI's mean over a design's replications (`kpi`: judged on the
+    search mean, then tested in the selection stage at confidence 1 - alpha)."""
 
     sum: list[str] | None = Field(default=None, min_length=1)
     weights: list[float] | None = None
@@ -250,6 +251,8 @@ class Selection(Strict):
 
     With probability >= 1 - alpha it picks a design within `delta` (the objective's unit) of the
     best candidate; `first` fresh replications each, then one more per round up to `max_replications`.
+    Constraints on KPIs are tested first on the same replications, at confidence 1 - alpha
+    (`twin.optimisation.feasibility`); a candidate shown to break one is dropped.
     """
 
     procedure: Literal["kn"] = "kn"

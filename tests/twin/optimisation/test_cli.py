@@ -18,6 +18,8 @@ from twin.optimisation import Optimisation
 
 runner = CliRunner()
 
+BUFFERS_SELECTION = {"procedure": "KN", "delta": 1.0, "alpha": 0.05, "candidates": 3}
+
 
 def test_json_contract_files_and_workers(write_spec: WriteSpec, tmp_path: Path) -> None:
     path = write_spec(BUFFERS)
@@ -34,7 +36,7 @@ def test_json_contract_files_and_workers(write_spec: WriteSpec, tmp_path: Path) 
         assert set(values) == {"mean", "ci95"} and all(isinstance(v, float) for v in values.values())
     assert record["evaluations"] == 8 and isinstance(record["replications"], int)
     assert record["replications"] >= 8 * 3 + 3 * 5
-    assert record["selection"] == {"procedure": "KN", "delta": 1.0, "alpha": 0.05, "candidates": 3}
+    assert record["selection"] == BUFFERS_SELECTION
     assert isinstance(record["wall_s"], float) and record["wall_s"] > 0
 
     assert {p.name for p in out.iterdir()} >= {
@@ -62,6 +64,45 @@ def test_json_contract_files_and_workers(write_spec: WriteSpec, tmp_path: Path) 
     assert alone.to_json()["best"] == record["best"]
     columns = ["design", "stations.s2.buffer", "stations.s3.buffer", "throughput_per_hour"]
     assert alone.designs[columns].equals(pd.read_csv(out / "designs.csv")[columns])
+
+
+def test_a_kpi_constraint_excludes_a_design_and_the_selection_states_it(
+    write_spec: WriteSpec, tmp_path: Path
+) -> None:
+    # every allocation of at most 4 places; mean WIP at most 3.5 parts rules out the ones with most output
+    data = {**BUFFERS, "search": {"method": "exhaustive"}, "budget": {}}
+    data["constraints"] = [*BUFFERS["constraints"], {"kpi": "wip_mean", "max": 3.5}]
+    out = tmp_path / "out"
+    done = runner.invoke(
+        app, ["optimize", str(write_spec(data)), "--out", str(out), "--workers", "1", "--json"]
+    )
+    assert done.exit_code == 0, done.output
+    record = json.loads(done.stdout)
+    selection = record["selection"]
+    assert set(selection) == {"procedure", "delta", "alpha", "candidates", "kpi_constraints"}
+    assert {k: selection[k] for k in ("procedure", "delta", "alpha", "candidates")} == BUFFERS_SELECTION
+    [check] = selection["kpi_constraints"]  # the chosen design's one constraint on a KPI
+    assert check["constraint"] == "constraints[1]" and check["kpi"] == "wip_mean" and check["max"] == 3.5
+    assert check["decision"] == "met" and check["established"] is True and check["confidence"] == 0.95
+    assert check["mean"] < check["upper"] <= 3.5 and check["lower"] is None and check["replications"] >= 5
+
+    # the design with the most output in the search breaks the limit: not a candidate, not chosen
+    designs = pd.read_csv(out / "designs.csv")
+    top = designs.loc[designs["throughput_per_hour"].idxmax()]
+    assert not top["meets_kpi_constraints"] and not top["candidate"] and not top["chosen"]
+    chosen = designs[designs["chosen"]].iloc[0]
+    assert record["best"]["factors"] == {p: int(chosen[p]) for p in BUFFERS["variables"]}
+    assert chosen["throughput_per_hour"] < top["throughput_per_hour"]
+    # the selection stage's own test of every candidate, in the table and in optimization.json
+    table = pd.read_csv(out / "selection.csv")
+    assert set(table["kpi_constraints"]) <= {"met", "undecided", "broken"}
+    assert (table["constraints[1]:mean"] <= table["constraints[1]:upper"]).all()
+    meta = json.loads((out / "optimization.json").read_text())["selection"]
+    assert meta["kpi_constraints"] == selection["kpi_constraints"]
+    assert set(meta["feasibility"]["candidates"]) == set(table["design"])
+    assert meta["feasibility"]["looks"] == [5, 10, 20, 40]
+    assert "wip_mean <= 3.5 established at 95%" in meta["guarantee"]
+    assert "both statements hold together with probability >= 90%" in meta["guarantee"]
 
 
 def _tasks_done(address: str) -> int:
