@@ -19,6 +19,11 @@ station (see docs/simulated-hardware.md for the state mapping):
   station), and per machine `Product` (String, the product of the part it holds, "" when
   none) and `PartsStarted` (UInt32, monotonic: parts loaded), named `Machine<k>Product` and
   `Machine<k>PartsStarted` on a station with several machines;
+- on a line that is a network (docs/networks.md), the same on every change: an assembly's
+  `BufferLevel.<UPSTREAM>` (UInt32, one per input, named after the station that feeds it, in
+  place of `BufferLevel`), `ReworkLevel` (UInt32, parts sent back to the station for rework and
+  waiting there) and `TransportLevel` (UInt32, parts on the transport into the station,
+  travelling or waiting for its buffer) where the station has them;
 - one Double per process signal (by default `SpindleSpeed`, `Temperature`, `Power`);
 - methods `Start`, `Stop` and `Reset`.
 
@@ -45,7 +50,7 @@ from simulations.hardware.clock import ScaledClock
 from simulations.hardware.config import OpcUaConfig
 from simulations.hardware.history import TimelineHistory
 from simulations.hardware.pki import TrustList, server_certificate
-from simulations.hardware.runtime import BUFFER_LEVEL, COMMANDS, RELEASE_COUNTER, LineRuntime, StationRuntime
+from simulations.hardware.runtime import COMMANDS, RELEASE_COUNTER, LineRuntime, StationRuntime
 from simulations.hardware.states import MACHINERY_ITEM_STATE, PACKML_STATE, state_name
 
 logger = logging.getLogger(__name__)
@@ -281,7 +286,7 @@ class VirtualPlcs:
         """The station's variables: those of every station, and one state per machine if it has several."""
         machines = [(name, ua.VariantType.Int32, 0) for name in station.machine_variables]
         released = [(RELEASE_COUNTER, ua.VariantType.UInt32, 0)] if RELEASE_COUNTER in station.values else []
-        level = [(BUFFER_LEVEL, ua.VariantType.UInt32, 0)] if BUFFER_LEVEL in station.values else []
+        level = [(name, ua.VariantType.UInt32, 0) for name in station.levels]
         products = [(name, ua.VariantType.String, "") for name in station.product_variables]
         started = [(name, ua.VariantType.UInt32, 0) for name in station.started_variables]
         return [*STATION_VARIABLES, *released, *level, *machines, *products, *started]

@@ -29,6 +29,9 @@ def plc_records(runtime: LineRuntime, counters: bool) -> dict[str, StationRecord
             record.cycle_times.append(event["cycle_time_s"])
             record.scrapped.append(event["scrapped"])
             record.products.append(event["product"])
+            record.came_from.append(event["from"])
+            record.goes_to.append(event["to"])
+            record.reworked.append(event["reworked"])
         record.occupancy_times = [t for t, _ in station.values["Occupancy"].entries]
         record.occupancy = [float(v) for _, v in station.values["Occupancy"].entries]
         if counters:

@@ -13,6 +13,14 @@ SimPy hooks), and per machine its state, the product of the part it holds (`Prod
 and the parts it has loaded (`PartsStarted`: a new part restarts the machine's cycle
 even when its state stays `working`).
 
+Every finished part is an event with where it came from (`from`: the station that passed it
+in, or `release` for a new part) and where it goes (`to`: the next station, `exit`, or None
+when scrapped; `reworked`: sent back for rework). On a line that is a network (twin.network)
+the engine says so (`part_routed`); a chain's parts come from the station before and go to
+the one after. A network line also shows, per station, each of its buffers (an assembly has
+one per input: `BufferLevel.<UPSTREAM>`), the parts sent back to it for rework
+(`ReworkLevel`) and the parts on the transport into it (`TransportLevel`).
+
 Two changes of the same value at the same simulated instant are one change: a
 station that is starved and gets its part at once was never seen starved, and a
 historian keyed by timestamp could not store both anyway.
@@ -20,7 +28,7 @@ historian keyed by timestamp could not store both anyway.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +38,12 @@ import simpy
 from simulations.hardware.config import HardwareConfig, SignalSpec
 from simulations.hardware.signals import SignalBank, station_generator
 from simulations.hardware.states import station_state
+from twin.calibration.records import FROM_RELEASE, TO_EXIT
 from twin.engine import LineModel
 from twin.line import Line
+from twin.network import Network, Transport
 from twin.station import BLOCKED, DOWN, SETUP, STARVED, STOPPED, WORKING, Machine, Part
+from twin.topology import EXIT
 
 COMMANDS = ("Start", "Stop", "Reset")
 VALUE_VARIABLES = (
@@ -62,6 +73,15 @@ HOLDS_A_PART = (WORKING, SETUP, BLOCKED, DOWN)
 RELEASE_COUNTER = "PartsReleased"
 # parts waiting in the buffer in front of a station, on every change (not for a saturated first station)
 BUFFER_LEVEL = "BufferLevel"
+# a network line: parts sent back to a station for rework and waiting there, and parts on the
+# transport into a station (travelling, or waiting for its buffer), on every change
+REWORK_LEVEL = "ReworkLevel"
+TRANSPORT_LEVEL = "TransportLevel"
+
+
+def input_level_variable(upstream: str) -> str:
+    """The variable of the buffer in front of an assembly that takes the parts from `upstream`."""
+    return f"{BUFFER_LEVEL}.{upstream}"
 
 
 def machine_state_variable(machine_index: int) -> str:
@@ -122,6 +142,13 @@ class StationRuntime:
         self.parts_scrapped = 0
         self.last_cycle_time = 0.0
         self.values = {name: Timeline() for name in VALUE_VARIABLES}
+        # the item lists of the places in front of the station that hold parts for it (its buffers,
+        # its rework queue, the transport into it), and the variables that show how many each holds
+        self.holds: list[list[Part]] = []
+        self.levels: list[str] = []
+        # a chain's part events: where its parts come from and go (a network's engine says it per part)
+        self.came_from = FROM_RELEASE
+        self.goes_to = TO_EXIT
         # a station with parallel machines also shows each machine's own state, as a real cell's
         # PLC shows each machine's: an aggregate state cannot tell one machine's breakdown from two
         self.machine_variables = (
@@ -161,23 +188,34 @@ def occupancy(machines: list[Machine], buffer: simpy.Store | None) -> int:
     return sum(1 for m in machines if _holds_a_part(m)) + (len(buffer.items) if buffer is not None else 0)
 
 
-def _watch_level(buffer: simpy.Store, env: simpy.Environment) -> Timeline:
+def station_occupancy(station: StationRuntime) -> int:
+    """Parts a station holds now: on its machines and in every place in front of it (`holds`)."""
+    return sum(1 for m in station.machines if _holds_a_part(m)) + sum(len(items) for items in station.holds)
+
+
+def _watch_level(
+    buffer: simpy.Store, env: simpy.Environment, before: Callable[[float], None] | None = None
+) -> Timeline:
     """The timeline of the parts in `buffer`, recorded by its two hooks whenever a put or get acts.
 
     A part enters or leaves a buffer only inside `_do_put` / `_do_get` (SimPy's Store, and the
     zero-capacity hand-over, which holds none), so wrapping them sees every change, however
-    the engine interleaves the machines at one instant.
+    the engine interleaves the machines at one instant. `before(now)` is called before each.
     """
     timeline = Timeline()
     timeline.record(0.0, len(buffer.items))  # a conwip release filled the first buffer while building
     do_put, do_get = buffer._do_put, buffer._do_get
 
     def put(event: Any) -> bool | None:
+        if before is not None:
+            before(env._now)
         proceed = do_put(event)
         timeline.record(env._now, len(buffer.items))
         return proceed
 
     def get(event: Any) -> bool | None:
+        if before is not None:
+            before(env._now)
         proceed = do_get(event)
         timeline.record(env._now, len(buffer.items))
         return proceed
@@ -233,16 +271,79 @@ class LineRuntime:
             station.values["IdealCycleTime"].record(0.0, spec.ideal_cycle_time or spec.mean_cycle_time(mix))
         if line.release != "saturated":  # orders are counted where they enter: at the first station
             self.stations[0].values[RELEASE_COUNTER] = self.released
-        for station in self.stations:
-            buffer = self.model.buffers[station.index]
-            if buffer is not None:
-                station.values[BUFFER_LEVEL] = _watch_level(buffer, self.env)
+        network = self.model.network
+        if network is None:
+            names = [station.name for station in self.stations]
+            for station in self.stations:
+                index = station.index
+                station.came_from = names[index - 1] if index > 0 else FROM_RELEASE
+                station.goes_to = names[index + 1] if index + 1 < len(names) else TO_EXIT
+                buffer = self.model.buffers[index]
+                if buffer is not None:
+                    station.values[BUFFER_LEVEL] = _watch_level(buffer, self.env)
+                    station.holds.append(buffer.items)
+                    station.levels.append(BUFFER_LEVEL)
+        else:
+            self._watch_network(network)
+        self._routing: tuple[int | None, int | None, bool] | None = None
         # the counters are refreshed every 10 simulated seconds, and at most twice a wall second
         self.env.process(self._counters(max(10.0, self.speed / 2)))
         if self.keep_signals:
             self._start_sampling("signals", config.opcua.signals, self.signal_samples)
         if self.keep_sensors:
             self._start_sampling("sensors", config.mqtt.sensors, self.sensor_samples)
+
+    def _watch_network(self, network: Network) -> None:
+        """Show each station's buffers (one per input of an assembly), rework queue and transport.
+
+        A part moves into or out of them at instants the engine need not tell the observer of (a
+        branch's release, a transport's arrival), so each change first closes the occupancy integral.
+        """
+        topology = network.topology
+        before = self._integrate_occupancy
+        for station in self.stations:
+            index = station.index
+            buffers = network.inputs[index]
+            if topology.assembly[index]:
+                names = [input_level_variable(topology.names[source]) for source in topology.inputs[index]]
+            else:
+                names = [BUFFER_LEVEL]
+            shown = not self._never_fed(network, index)
+            for name, buffer in zip(names, buffers, strict=True):
+                station.holds.append(buffer.items)
+                if shown:
+                    station.values[name] = _watch_level(buffer, self.env, before)
+                    station.levels.append(name)
+            returns = network.returns[index]
+            if returns is not None:
+                station.values[REWORK_LEVEL] = _watch_level(returns, self.env, before)
+                station.holds.append(returns.items)
+                station.levels.append(REWORK_LEVEL)
+            transport = network.transports[index]
+            if transport is not None:
+                timeline = Timeline()
+                timeline.record(0.0, 0)
+                station.values[TRANSPORT_LEVEL] = timeline
+                station.holds.append(transport.on_the_way)
+                station.levels.append(TRANSPORT_LEVEL)
+                transport.watch = self._transport_watch(transport, timeline)
+
+    def _never_fed(self, network: Network, index: int) -> bool:
+        """Whether nothing ever enters the buffer of station `index`: a saturated branch head (or the
+        first station of a saturated line) that no route comes back to."""
+        topology = network.topology
+        if topology.inputs[index] or index not in network.saturated_heads:
+            return False
+        return not any(index in route[1:] for route in topology.routes.values())
+
+    def _transport_watch(self, transport: Transport, timeline: Timeline) -> Callable[[int], None]:
+        env = self.env
+
+        def changed(step: int) -> None:
+            self._integrate_occupancy(env._now)
+            timeline.record(env._now, len(transport.on_the_way) + step)
+
+        return changed
 
     # -- the occupancy integral ----------------------------------------------------------
     def _integrate_occupancy(self, now: float) -> None:
@@ -259,9 +360,8 @@ class LineRuntime:
         since = self.occupancy_since
         if now <= since:
             return
-        buffers = self.model.buffers
         for station in self.stations:
-            station.occupancy_seconds += occupancy(station.machines, buffers[station.index]) * (now - since)
+            station.occupancy_seconds += station_occupancy(station) * (now - since)
         self.occupancy_since = now
 
     # -- the engine's Observer protocol ----------------------------------------------------
@@ -295,12 +395,28 @@ class LineRuntime:
         self.parts_released += 1
         self.released.record(now, self.parts_released)
 
+    def part_routed(
+        self, machine: Machine, part: Part, came_from: int | None, to: int | None, reworked: bool, now: float
+    ) -> None:
+        """A network line's machine says where the part it finished came from and where it goes."""
+        self._routing = (came_from, to, reworked)
+
     def part_finished(
         self, machine: Machine, part: Part, cycle_time: float, scrapped: bool, now: float
     ) -> None:
         if now > self.occupancy_since:
             self._integrate_occupancy(now)
         station = self.stations[machine.station_index]
+        if self._routing is not None:
+            index_from, index_to, reworked = self._routing
+            self._routing = None
+            came_from = FROM_RELEASE if index_from is None else self.stations[index_from].name
+            if index_to is None:
+                goes_to = None
+            else:
+                goes_to = TO_EXIT if index_to == EXIT else self.stations[index_to].name
+        else:
+            came_from, goes_to, reworked = station.came_from, None if scrapped else station.goes_to, False
         if scrapped:
             station.parts_scrapped += 1
             station.values["PartsScrapped"].record(now, station.parts_scrapped)
@@ -316,6 +432,9 @@ class LineRuntime:
             "scrapped": scrapped,
             "parts_produced": station.parts_produced,
             "parts_scrapped": station.parts_scrapped,
+            "from": came_from,
+            "to": goes_to,
+            "reworked": reworked,
         }
         station.parts.append(event)
         if self.keep_events:
@@ -325,7 +444,6 @@ class LineRuntime:
         """Refresh each station's time-in-state counters, its occupancy and its occupancy integral
         every `period`."""
         env = self.env
-        buffers = self.model.buffers
         while True:
             now = env._now
             self._integrate_occupancy(now)
@@ -333,7 +451,7 @@ class LineRuntime:
                 totals = station.totals(now)
                 for variable, codes in TIME_COUNTERS:
                     station.values[variable].record(now, sum(totals[code] for code in codes))
-                station.values["Occupancy"].record(now, occupancy(station.machines, buffers[station.index]))
+                station.values["Occupancy"].record(now, station_occupancy(station))
                 station.values["OccupancySeconds"].record(now, station.occupancy_seconds)
             yield env.timeout(period)
 

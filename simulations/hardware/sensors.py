@@ -4,8 +4,10 @@ Each sample goes to `<prefix>/<line>/<station>/<sensor>` as JSON
 `{"ts": "2025-01-31T08:00:00.250000Z", "value": 1.25, "unit": "kWh"}` with the sensor's QoS;
 each finished part goes to `<prefix>/<line>/<station>/events` as
 `{"ts": ..., "product": "A", "cycle_time_s": 55.2, "scrapped": false,
-"parts_produced": 12, "parts_scrapped": 0}`. `ts` is the UTC wall instant of the
-simulated instant, ISO 8601 with microseconds.
+"parts_produced": 12, "parts_scrapped": 0, "from": "lathe", "to": "test", "reworked": false}`
+(`from`: the station that passed the part in, or `release`; `to`: the next station, `exit`,
+or null when scrapped). `ts` is the UTC wall instant of the simulated instant, ISO 8601 with
+microseconds.
 
 One paho-mqtt client carries all of it. Its network thread reconnects by itself after
 a broker restart (with a short back-off); QoS 1 and 2 messages published meanwhile

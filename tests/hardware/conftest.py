@@ -61,6 +61,30 @@ FAST_LINE: dict[str, Any] = {
     ],
 }
 
+# a small line that is a network (docs/networks.md): two feeder branches (cut > lathe, and cover,
+# which makes the covers C) into an assembly, then wash and test; two products with their own
+# routes (B skips the lathe), an AGV (a transport of two places) into the lathe, and a test that
+# sends one good part in five back to the wash for rework
+NETWORK_LINE: dict[str, Any] = {
+    "name": "cell",
+    "release": "saturated",
+    "seed": 11,
+    "products": [{"name": "A", "mix": 0.6}, {"name": "B", "mix": 0.4}, {"name": "C"}],
+    "routes": {"A": ["cut", "lathe", "assembly", "wash", "test"], "B": ["cut", "assembly", "wash", "test"]},
+    "stations": [
+        {"name": "cut", "cycle_time": {"dist": "exponential", "mean": 9}, "scrap": 0.02},
+        {"name": "lathe", "cycle_time": {"dist": "gamma", "mean": 12, "cv": 0.5}, "buffer": 3,
+         "transport": {"time": {"dist": "uniform", "low": 5, "high": 9}, "capacity": 2}},
+        {"name": "cover", "release": "saturated", "product": "C",
+         "cycle_time": {"dist": "exponential", "mean": 14}, "failures": {"mtbf": "20min", "mttr": 60}},
+        {"name": "assembly", "inputs": ["lathe", "cover"], "buffer": 2,
+         "cycle_time": {"dist": "lognormal", "mean": 13, "cv": 0.3}},
+        {"name": "wash", "cycle_time": {"dist": "exponential", "mean": 8}, "buffer": 2},
+        {"name": "test", "cycle_time": {"dist": "exponential", "mean": 10}, "buffer": 2,
+         "rework": {"probability": 0.2, "to": "wash"}},
+    ],
+}  # fmt: skip
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

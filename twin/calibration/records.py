@@ -13,6 +13,10 @@ import numpy as np
 
 from twin.station import REPORTED_STATES, STATE_NAMES, Machine
 
+# what a part event names as the origin of a part new to the line, and the destination of one leaving it
+FROM_RELEASE = "release"
+TO_EXIT = "exit"
+
 
 @dataclass
 class StationRecord:
@@ -25,6 +29,11 @@ class StationRecord:
     cycle_times: list[float] = field(default_factory=list)
     scrapped: list[bool] = field(default_factory=list)
     products: list[str] = field(default_factory=list)
+    # per finished part, where it came from (a station, or `release`), where it went (a station,
+    # `exit`, or None when scrapped) and whether it went back for rework; empty when not recorded
+    came_from: list[str] = field(default_factory=list)
+    goes_to: list[str | None] = field(default_factory=list)
+    reworked: list[bool] = field(default_factory=list)
     # per-machine state histories of a station with parallel machines (only states are used)
     machines: list[StationRecord] = field(default_factory=list)
     # the first station of a line with a release: when orders entered the line
@@ -133,6 +142,8 @@ class Recorder:
 
     A station with several machines (`capacities` > 1) gets one state history per machine,
     as its PLC's `MachineNState` variables show them; a single machine's states are the station's.
+    On a line that is a network, each part's origin and destination are recorded too (the
+    engine's `part_routed`), named as the PLCs' part events name them.
     """
 
     def __init__(
@@ -154,6 +165,14 @@ class Recorder:
 
     def part_released(self, now: float) -> None:
         self.records[self._names[0]].release_times.append(now - self.start)
+
+    def part_routed(
+        self, machine: Machine, part: list, came_from: int | None, to: int | None, reworked: bool, now: float
+    ) -> None:
+        record = self.records[self._names[machine.station_index]]
+        record.came_from.append(FROM_RELEASE if came_from is None else self._names[came_from])
+        record.goes_to.append(None if to is None else TO_EXIT if to < 0 else self._names[to])
+        record.reworked.append(reworked)
 
     def part_finished(
         self, machine: Machine, part: list, cycle_time: float, scrapped: bool, now: float
