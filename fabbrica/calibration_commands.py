@@ -18,7 +18,7 @@ from fabbrica import sink_options as so
 from fabbrica.errors import bad_input_exits
 from fabbrica.twin_commands import twin_app
 from twin.station import REPORTED_STATES
-from twinloop.calibration import product_label
+from twinloop.calibration import product_label, route_label
 
 if TYPE_CHECKING:  # scipy and pandas load only when a command needs them: `fabbrica connect` stays light
     from twin.calibration.estimate import StationCalibration
@@ -44,7 +44,8 @@ def calibrate(
         None, min=0.0, help="Simulated seconds per recorded second (default: inferred; 1 for a real line)."
     ),
 ) -> None:
-    """Estimate cycle times, breakdowns, set-ups and scrap from recorded data; write a calibrated line."""
+    """Estimate cycle times, breakdowns, set-ups, scrap, rework and routes from recorded data; write a
+    calibrated line."""
     from twinloop.calibration import calibrate_from_source
 
     with bad_input_exits():
@@ -61,7 +62,8 @@ def calibrate(
 
 def _print_calibration(console: Console, results: list[StationCalibration]) -> None:
     table = Table(title="calibration")
-    for column in ("station", "cycle time fit", "n", "MTBF (min)", "MTTR (min)", "breakdowns", "scrap"):
+    columns = ("station", "cycle time fit", "n", "MTBF (min)", "MTTR (min)", "breakdowns", "scrap", "rework")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("station", "cycle time fit") else "right")
     for result in results:
         fits = "; ".join(
@@ -78,8 +80,20 @@ def _print_calibration(console: Console, results: list[StationCalibration]) -> N
             "-" if mttr is None else f"{mttr / 60:.2f}",
             str(result.failures_observed),
             "-" if result.scrap_rate is None else f"{result.scrap_rate:.3%}",
+            _rework(result),
         )
     console.print(table)
+    for result in results:
+        for product, route in result.routes.items():
+            console.print(f"route of {product} ({route.parts} parts): {route_label(route)}")
+
+
+def _rework(result: StationCalibration) -> str:
+    """The estimated rework probability with its 95 % interval, and where parts went back to."""
+    if result.rework_probability is None or result.rework_ci95 is None:
+        return "-"
+    low, high = result.rework_ci95
+    return f"{result.rework_probability:.3%} [{low:.3%}, {high:.3%}] to {result.rework_to or '-'}"
 
 
 @twin_app.command("validate")
@@ -153,5 +167,18 @@ def _print_validation(result: dict[str, Any]) -> None:
             ),
         )
     console.print(table)
+    rates = Table(title="throughput per station (good parts/h): observed / twin ± 95 %")
+    for column in ("station", "observed", "twin", "checked"):
+        rates.add_column(column, justify="left" if column == "station" else "right")
+    for name, entry in result["stations"].items():
+        rate = entry.get("throughput") or {}
+        check = result["checks"].get(f"{name}.throughput")
+        rates.add_row(
+            name,
+            "-" if rate.get("observed") is None else f"{rate['observed']:.2f}",
+            f"{rate.get('twin_mean', float('nan')):.2f} ± {rate.get('twin_ci95', float('nan')):.2f}",
+            "-" if check is None else ("ok" if check["ok"] else "[red]outside[/]"),
+        )
+    console.print(rates)
     colour = "green" if result["verdict"] == "valid" else "red"
     console.print(f"verdict: [{colour}]{result['verdict']}[/] (tolerance {result['tolerance']:.0%})")

@@ -1,8 +1,8 @@
 """Calibration and validation: the twin fitted to what the line recorded, and checked against it.
 
 History comes in through a sink's reader (twinloop.history) as the twin's records; the twin
-(twin.calibration) estimates cycle times, breakdowns, set-ups and scrap, or runs the line over the
-recorded window and compares. What comes out is a commented, loadable line file with its JSON
+(twin.calibration) estimates cycle times, breakdowns, set-ups, scrap, rework and routes, or runs the
+line over the recorded window and compares. What comes out is a commented, loadable line file with its JSON
 report beside it, or a validation record that twinloop.results turns into points.
 `fabbrica twin calibrate` and `fabbrica twin validate` only parse, call and print.
 
@@ -23,6 +23,7 @@ from twin.line import Line, line_from_dict, load_line, read_yaml
 
 if TYPE_CHECKING:  # scipy and pandas load only when a command needs them: `fabbrica connect` stays light
     from twin.calibration.estimate import StationCalibration
+    from twin.calibration.routing import RouteEstimate
 
 
 def calibrate_from_source(
@@ -92,6 +93,9 @@ def write_calibration(
         "window": {"start": first.isoformat(), "end": last.isoformat(), "line_seconds": window},
         "speed": speed,
         "stations": [result.summary() for result in results],
+        "routes": {
+            product: route.summary() for result in results for product, route in result.routes.items()
+        },
     }
     report_path.write_text(json.dumps(report, indent=2, default=float))
     return results, report_path
@@ -121,6 +125,15 @@ def _header(
             f"# {result.name}: {fits or 'cycle time: prior'}; breakdowns {result.failures_observed}, "
             f"repair {repair}; parts {result.parts}"
         )
+        if result.rework_probability is not None and result.rework_ci95 is not None:
+            low, high = result.rework_ci95
+            lines.append(
+                f"#   rework: {result.reworked} of {result.rework_parts} good parts sent back to"
+                f" {result.rework_to or '-'}: p = {result.rework_probability:.4f}"
+                f" (95 % {low:.4f}..{high:.4f})"
+            )
+        for product, route in result.routes.items():
+            lines.append(f"#   route of {product} ({route.parts} parts from here): {route_label(route)}")
         if result.release_fit is not None:
             fit = result.release_fit
             lines.append(
@@ -129,6 +142,17 @@ def _header(
             )
         lines.extend(f"#   warning: {warning}" for warning in result.warnings)
     return "\n".join(lines) + "\n"
+
+
+def route_label(route: RouteEstimate) -> str:
+    """One line: the route found (and whether it was written), or why none, with the shares."""
+    if route.route is not None:
+        return " > ".join(route.route) + (" (written)" if route.written else " (as the prior line)")
+    shares = "; ".join(
+        f"{at}: " + ", ".join(f"{to} {share:.1%}" for to, share in onward.items())
+        for at, onward in route.shares.items()
+    )
+    return f"no one route: {route.reason}; shares {shares}"
 
 
 def product_label(product: str) -> str:

@@ -175,6 +175,7 @@ def load_records(
             record.cycle_times = rows["cycle_time_s"].astype(float).tolist()
             record.scrapped = [bool(v) for v in rows["scrapped"]]
             record.products = [str(v) for v in rows["product"]] if "product" in rows else []
+            _routing(record, rows)
         records[station.name] = record
     wall_window = (pd.Timestamp(last) - origin).total_seconds()
     if speed is None:
@@ -188,6 +189,17 @@ def load_records(
         record.occupancy_times = [t * speed for t in record.occupancy_times]
         record.occupancy_seconds_times = [t * speed for t in record.occupancy_seconds_times]
     return records, wall_window * speed, speed, first, last
+
+
+def _routing(record: StationRecord, rows: pd.DataFrame) -> None:
+    """Where each part came from and went (`from`, `to`, `reworked` of the part events), when every
+    event of the station has them (an event of a scrapped part has no `to`)."""
+    if "from" not in rows or "to" not in rows or rows.empty or rows["from"].isna().any():
+        return
+    record.came_from = [str(v) for v in rows["from"]]
+    record.goes_to = [None if pd.isna(v) else str(v) for v in rows["to"]]
+    reworked = rows["reworked"] if "reworked" in rows else pd.Series(False, index=rows.index)
+    record.reworked = [False if pd.isna(v) else bool(v) for v in reworked]
 
 
 def _state_history(

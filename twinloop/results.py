@@ -57,6 +57,8 @@ LINE_INTS = tuple(field.name for field in _LINE_FIELDS if field.type is int)
 LINE_STRINGS = tuple(field.name for field in _LINE_FIELDS if field.type is str)
 STATION_FLOATS = names("station", float)
 STATION_INTS = names("station", int)
+# the `validation` quantity of a station's good parts out per hour (the line's is `throughput_per_hour`)
+STATION_THROUGHPUT = "station_throughput_per_hour"
 
 
 def now_ns() -> int:
@@ -148,6 +150,17 @@ def validation_points(
         Point("validation", {**tags, "quantity": "throughput_per_hour"}, _present(fields, tolerance), stamp)
     )
     for station, entry in record["stations"].items():
+        rate = entry.get("throughput")
+        if rate is not None:  # parts out of the station per hour
+            fields = {
+                "observed": _finite(rate.get("observed")),
+                "twin": _finite(rate.get("twin_mean")),
+                "twin_ci95": _finite(rate.get("twin_ci95")),
+                "rel_error": _finite(rate.get("rel_error")),
+                "tolerance": tolerance,
+            }
+            point_tags = {**tags, "quantity": STATION_THROUGHPUT, "station": station}
+            points.append(Point("validation", point_tags, _present(fields, tolerance), stamp))
         observed = entry.get("observed") or {}
         for state in REPORTED_STATES:
             fields = {"observed": _finite(observed.get(state)), "twin": _finite(entry["twin"].get(state))}

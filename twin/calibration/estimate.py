@@ -5,9 +5,14 @@
 - breakdowns: the number of down periods that start in the window over the exposure (working time
   for `basis: operating`, up time for `basis: calendar`) gives the MTBF (the censored exponential
   maximum-likelihood estimate); the complete down periods give the repair-time distribution;
-- set-ups: the complete set-up periods; scrap: scrapped over processed parts;
+- set-ups: the complete set-up periods; scrap: scrapped over processed parts, with its 95 %
+  Wilson interval;
+- rework (a line that is a network): the good parts sent back over the good parts finished, with
+  its 95 % Wilson interval, and where they were sent (the part events' `reworked` and `to`);
 - the release of a line with `interarrival` release: the gaps between the orders counted at the
-  first station (`PartsReleased`), fitted like cycle times.
+  first station (`PartsReleased`), fitted like cycle times;
+- routes: per product, the shares of its parts going from each station to the next, and its route
+  where it is one way (`twin.calibration.routing`), reported at the station where it enters.
 
 Too little data for a quantity keeps the prior value and says so in a warning.
 """
@@ -15,6 +20,8 @@ Too little data for a quantity keeps the prior value and says so in a warning.
 from __future__ import annotations
 
 import copy
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +29,20 @@ import numpy as np
 
 from twin.calibration.fit import FitReport, fit_durations
 from twin.calibration.records import StationRecord
+from twin.calibration.routing import RouteEstimate, calibrate_routes, estimate_routes
+
+Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion (95 % by default): (0, 1) without trials."""
+    if trials <= 0:
+        return 0.0, 1.0
+    share = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (share + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass
@@ -32,6 +53,8 @@ class Limits:
     failures: int = 5
     setups: int = 5
     scrap_parts: int = 50
+    rework_parts: int = 50
+    route_parts: int = 20
 
 
 @dataclass
@@ -47,7 +70,15 @@ class StationCalibration:
     setup_fit: FitReport | None = None
     parts: int = 0
     scrap_rate: float | None = None
+    scrap_ci95: tuple[float, float] | None = None
+    # rework: good parts finished whose events say where they went, those sent back, and where to
+    rework_parts: int = 0
+    reworked: int = 0
+    rework_probability: float | None = None
+    rework_ci95: tuple[float, float] | None = None
+    rework_to: str | None = None
     release_fit: FitReport | None = None  # the first station of a line with interarrival release
+    routes: dict[str, RouteEstimate] = field(default_factory=dict)  # products entering the line here
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -71,7 +102,18 @@ class StationCalibration:
             "setup_fit": self.setup_fit.best.spec if self.setup_fit else None,
             "parts": self.parts,
             "scrap_rate": self.scrap_rate,
+            "scrap_ci95": self.scrap_ci95,
+            "rework": {
+                "parts": self.rework_parts,
+                "reworked": self.reworked,
+                "probability": self.rework_probability,
+                "ci95": self.rework_ci95,
+                "to": self.rework_to,
+            }
+            if self.rework_parts
+            else None,
             "release_fit": _release_summary(self.release_fit),
+            "routes": {product: route.summary() for product, route in self.routes.items()},
             "warnings": self.warnings,
         }
 
@@ -158,14 +200,64 @@ def calibrate_station(
 
     result.parts = len(record.scrapped)
     if result.parts >= limits.scrap_parts:
-        result.scrap_rate = float(np.mean(record.scrapped))
+        scrapped = int(np.sum(record.scrapped))
+        result.scrap_rate = scrapped / result.parts
+        result.scrap_ci95 = wilson_interval(scrapped, result.parts)
         if result.scrap_rate > 0 or prior.get("scrap"):
             station["scrap"] = result.scrap_rate
     elif prior.get("scrap"):
         result.warnings.append(
             f"{record.name}: only {result.parts} parts (< {limits.scrap_parts}); keeping the scrap rate"
         )
+    _calibrate_rework(station, prior, record, result, limits)
     return station, result
+
+
+def _calibrate_rework(
+    station: dict[str, Any],
+    prior: dict[str, Any],
+    record: StationRecord,
+    result: StationCalibration,
+    limits: Limits,
+) -> None:
+    """The share of good parts sent back for rework, and where to, from the part events.
+
+    Each good part is sent back independently with the rework probability (a Bernoulli draw of its
+    own), so the count sent back is binomial and its Wilson interval holds the probability with
+    95 % confidence. Scrapped parts are not drawn for rework and are left out.
+    """
+    if not record.reworked or len(record.reworked) != len(record.scrapped):
+        return  # events without `reworked` (a chain's recording before issue 17): nothing to say
+    events = zip(record.goes_to, record.reworked, record.scrapped, strict=True)
+    good = [(to, back) for to, back, gone in events if not gone]
+    result.rework_parts = len(good)
+    result.reworked = sum(1 for _, back in good if back)
+    if not result.reworked and not prior.get("rework"):
+        return
+    result.rework_ci95 = wilson_interval(result.reworked, result.rework_parts)
+    result.rework_probability = result.reworked / result.rework_parts if result.rework_parts else None
+    targets = Counter(to for to, back in good if back)
+    if targets:
+        result.rework_to = targets.most_common(1)[0][0]
+        if len(targets) > 1:
+            went = ", ".join(f"{to} ({n})" for to, n in targets.items())
+            result.warnings.append(
+                f"{record.name}: reworked parts went to {went}; writing the most: {result.rework_to}"
+            )
+    if result.rework_parts < limits.rework_parts:
+        result.warnings.append(
+            f"{record.name}: only {result.rework_parts} good parts (< {limits.rework_parts});"
+            " keeping the prior rework"
+        )
+        return
+    if not result.reworked:
+        low, high = result.rework_ci95
+        result.warnings.append(
+            f"{record.name}: none of {result.rework_parts} good parts was sent back (95 % interval of the"
+            f" probability {low:.4f}..{high:.4f}); keeping the prior rework"
+        )
+        return
+    station["rework"] = {"probability": result.rework_probability, "to": result.rework_to}
 
 
 def calibrate_line(
@@ -187,7 +279,47 @@ def calibrate_line(
         line["stations"][index], result = calibrate_station(station, record, window_s, products, limits)
         results.append(result)
     _calibrate_release(line, records.get(prior["stations"][0]["name"]), results[0], window_s, limits)
+    _keep_loadable_rework(line, prior, results)
+    routes = estimate_routes(records)
+    if routes:
+        warnings = calibrate_routes(line, routes, limits.route_parts)
+        by_name = {result.name: result for result in results}
+        for product, route in routes.items():
+            entry = by_name.get(route.entry or "", results[0])
+            entry.routes[product] = route
+        results[0].warnings.extend(warnings)
     return line, results
+
+
+def _keep_loadable_rework(
+    line: dict[str, Any], prior: dict[str, Any], results: list[StationCalibration]
+) -> None:
+    """Put the prior rework back if the observed one does not fit the line (a part sent back where
+    the line's graph or routes cannot take it), with a warning at each station it changed."""
+    from foundation.errors import InputError
+    from twin.line import line_from_dict
+
+    changed = [
+        index
+        for index, (station, before) in enumerate(zip(line["stations"], prior["stations"], strict=True))
+        if station.get("rework") != before.get("rework")
+    ]
+    if not changed:
+        return
+    try:
+        line_from_dict(line, "<calibrated>")
+        return
+    except InputError as error:
+        problem = str(error)
+    for index in changed:
+        station, before = line["stations"][index], prior["stations"][index]
+        if before.get("rework") is None:
+            del station["rework"]
+        else:
+            station["rework"] = copy.deepcopy(before["rework"])
+        results[index].warnings.append(
+            f"{station['name']}: the observed rework does not fit the line ({problem}); keeping the prior"
+        )
 
 
 def _calibrate_release(

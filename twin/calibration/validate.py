@@ -15,6 +15,14 @@ window alone can differ from the long-run mean by more than the tolerance). The 
 `valid` when every check passes. A station with parallel machines is checked when each
 machine's own state was recorded (its shares are their average, as the twin's); with only the
 station's aggregate state it is shown but not checked.
+
+Each station's throughput (good parts it finished per hour) is compared too. On a line that is a
+network (routes, rework, assembly, branches, transport) it is checked for every station that
+finished parts: a station's rate carries what the line's rate does not, the rework it does
+again and the products routed through it. On a chain every station passes the line's rate on
+(less the scrap downstream), so those figures are shown but not checked again. The line's
+throughput counts the parts whose events say they left the line (`to: exit`), at whatever station;
+without those fields, the good parts of the last station.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.calibration.records import StationRecord, counted_wip, line_wip
+from twin.calibration.records import TO_EXIT, StationRecord, counted_wip, line_wip
 from twin.engine import simulate
 from twin.experiments.stats import estimate, t_quantile
 from twin.line import Line
@@ -74,6 +82,20 @@ def observed_line_wip(records: list[StationRecord], window_s: float) -> tuple[fl
     return sampled, "Occupancy"
 
 
+def observed_exits(line: Line, records: dict[str, StationRecord]) -> int:
+    """Good parts that left the line: the events that say so (`to: exit`) when every station's events
+    say where their parts went, else the good parts finished at the last station."""
+    recorded = [records[station.name] for station in line.stations if station.name in records]
+    if (
+        recorded
+        and len(recorded) == len(line.stations)
+        and all(len(record.goes_to) == len(record.scrapped) for record in recorded)
+    ):
+        return sum(record.goes_to.count(TO_EXIT) for record in recorded)
+    last = line.stations[-1].name
+    return sum(1 for scrapped in records[last].scrapped if not scrapped) if last in records else 0
+
+
 def validate(
     line: Line,
     records: dict[str, StationRecord],
@@ -84,9 +106,7 @@ def validate(
     seed: int | None = None,
 ) -> dict[str, Any]:
     """The validation record (the JSON of `fabbrica twin validate`)."""
-    last = line.stations[-1].name
-    observed_parts = sum(1 for scrapped in records[last].scrapped if not scrapped) if last in records else 0
-    observed_throughput = observed_parts / window_s * 3600
+    observed_throughput = observed_exits(line, records) / window_s * 3600
     base_seed = line.seed if seed is None else seed
     runs = [
         simulate(line, seed=base_seed + r, horizon=line.warmup + window_s, warmup=line.warmup).kpis
@@ -105,6 +125,17 @@ def validate(
         comparable = station.capacity == 1 or (record is not None and bool(record.machines))
         if observed and comparable and observed["working"] >= 0.05:
             checks[f"{station.name}.working"] = _check(observed["working"], shares["working"], tolerance)
+        # good parts per hour; a station without records is shown, not checked
+        rates = [run["stations"][station.name]["parts_out"] / window_s * 3600 for run in runs]
+        entry["throughput"] = {"twin_mean": float(np.mean(rates)), "twin_ci95": half_width(rates)}
+        if record is not None:
+            good = sum(1 for scrapped in record.scrapped if not scrapped)
+            entry["throughput"]["observed"] = good / window_s * 3600
+            if line.is_network and good > 0:
+                check = checks[f"{station.name}.throughput"] = _check(
+                    good / window_s * 3600, rates, tolerance
+                )
+                entry["throughput"]["rel_error"] = check["rel_error"]
         stations[station.name] = entry
     rel_error = checks["throughput"]["rel_error"]
     result: dict[str, Any] = {
