@@ -35,7 +35,8 @@ TRUTH: dict[str, Any] = {
             },
             "parts": [
                 {"ts": T1, "t": 55.0, "product": "A", "cycle_time_s": 55.03417796524, "scrapped": False,
-                 "parts_produced": 1, "parts_scrapped": 0},
+                 "parts_produced": 1, "parts_scrapped": 0, "from": "release", "to": "lathe",
+                 "reworked": False},
             ],
             "messages": {
                 "energy": {"published": 2, "dropped": 0},
@@ -105,6 +106,10 @@ def _part(stored: Stored) -> None:
     _row(stored.parts, T1, "scrapped")["scrapped"] = 0  # an int where the truth has a bool
 
 
+def _part_destination(stored: Stored) -> None:
+    _row(stored.parts, T1, "to")["to"] = "wash"  # where the part went, wrong
+
+
 def _moved_reading(stored: Stored) -> None:
     _row(stored.sensors, T2, "value")["time"] += 1000  # the same value one microsecond later
 
@@ -114,6 +119,7 @@ ALTERATIONS: dict[str, tuple[Callable[[Stored], None], str, str]] = {
     "PLC state": (_plc_state, "mill/State", T2),
     "sensor reading replayed": (_reading, "mill/energy", T3),
     "part field": (_part, "mill/part.scrapped", T1),
+    "part destination": (_part_destination, "mill/part.to", T1),
     "reading at an instant never published": (_moved_reading, "mill/energy", "2025-01-31T08:00:01.250001Z"),
 }
 
@@ -122,7 +128,7 @@ def test_the_stored_truth_meets_the_goal() -> None:
     result = outcome(stored_rows(TRUTH))
     assert result.wrong_values == 0 and result.lost == 0 and result.duplicated == 0, result.details
     checked = {name: result.details[name]["checked"] for name in ("opcua", "parts", "sensors")}
-    assert checked == {"opcua": 5, "parts": 5, "sensors": 2}  # every value of the truth compared
+    assert checked == {"opcua": 5, "parts": 8, "sensors": 2}  # every value of the truth compared
     assert goal_met(result)
 
 
