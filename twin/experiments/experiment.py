@@ -47,7 +47,10 @@ Progress = Callable[[int, int], None]
 
 
 def _related(location: str, path: str) -> bool:
-    return location == path or location.startswith(path + ".") or path.startswith(location + ".")
+    """Whether an error at `location` is about the field at `path` (or one inside it: `routes.B[2]`)."""
+    return (
+        location == path or location.startswith((path + ".", path + "[")) or path.startswith(location + ".")
+    )
 
 
 class Experiment:

@@ -14,7 +14,7 @@ EXAMPLES = sorted((ROOT / "simulations" / "experiments").glob("*.yaml"))
 
 def test_examples_are_shipped() -> None:
     names = {path.stem for path in EXAMPLES}
-    assert {"buffer_allocation", "mttr_improvement"} <= names
+    assert {"buffer_allocation", "mttr_improvement", "rework_agv"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -38,6 +38,18 @@ def test_example_runs(path: Path, tmp_path: Path) -> None:
         # faster repairs at the mill (the bottleneck) raise its availability
         runs = result.runs
         assert runs["stations.mill.availability"].corr(runs["stations.mill.failures.mttr"]) < -0.3
+    if path.stem == "rework_agv":  # the assembly line, a network (simulations/lines/assembly.yaml)
+        assert experiment.base_line.is_network
+        runs = result.runs
+        one_agv = runs["stations.pack.transport.capacity"] == 1
+        # one AGV (a trip of 75 s) is the bottleneck: the test waits for it, and the line makes less
+        assert runs[one_agv]["throughput_per_hour"].max() < runs[~one_agv]["throughput_per_hour"].min()
+        assert (
+            runs[one_agv]["stations.test.blocked"].min() > 5 * runs[~one_agv]["stations.test.blocked"].max()
+        )
+        # every part sent back is screwed again
+        rework = runs["stations.test.rework.probability"]
+        assert runs["stations.screw.utilization"].corr(rework) > 0.5
     if path.stem == "buffer_allocation":
         assert result.summary["scenario"].iloc[0] == "as-built"
         assert result.metadata["warmup"]["mode"] == "auto"
