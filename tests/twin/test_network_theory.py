@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 import simpy
 
+from tests.parallel import replications
 from tests.twin.exact.network_markov import AssemblyLine, TransportTandem, steady_assembly, steady_transport
 from tests.twin.exact.queueing import mm1
 from tests.twin.test_theory import assert_covers, exponential, params
@@ -155,16 +156,18 @@ class NetworkCase:
         raise NotImplementedError
 
 
+def one_run(line: Line, probed: tuple[str, ...], seed: int, horizon: float) -> Run:
+    """One replication's measures (a worker process runs it: `tests.parallel`)."""
+    probe = QueueProbe(probed, WARMUP)
+    result = simulate(line, seed=seed, horizon=horizon, warmup=WARMUP, observer=probe)
+    return run_measures(result.kpis, probe.means(horizon))
+
+
 @functools.cache
 def replicate(case: NetworkCase) -> list[Run]:
     """The case's independent runs, each observed from WARMUP to its horizon (computed once)."""
     line = case.line()
-    runs = []
-    for seed in case.seeds:
-        probe = QueueProbe(case.probed, WARMUP)
-        result = simulate(line, seed=seed, horizon=case.horizon, warmup=WARMUP, observer=probe)
-        runs.append(run_measures(result.kpis, probe.means(case.horizon)))
-    return runs
+    return replications(one_run, [(line, case.probed, seed, case.horizon) for seed in case.seeds])
 
 
 def cases_of(cases: Sequence[NetworkCase]) -> list[Any]:

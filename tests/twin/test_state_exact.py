@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.parallel import WORKERS
 from tests.twin.exact.markov import TandemLine, expected_departures, state_from_file
 from twin.forecast import replicate
 from twin.line import Line, line_from_dict
@@ -182,6 +183,7 @@ def sample(case_index: int, engine: str) -> Sample:
         seed=100_000 * (case_index + 1),
         engine=engine,
         path=(SHORT,),
+        workers=WORKERS,  # the cores are free while the suite runs this check (tests.parallel)
     )
     return Sample(
         {

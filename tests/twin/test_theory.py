@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from tests.parallel import replications
 from tests.twin.exact.markov import TandemLine, steady_state
 from tests.twin.exact.queueing import jackson_tandem, mmc
 from twin.engine import simulate
@@ -100,14 +101,16 @@ class Experiment:
         raise NotImplementedError
 
 
+def one_run(line: Line, seed: int, horizon: float) -> Run:
+    """One replication's measures (a worker process runs it: `tests.parallel`)."""
+    return run_measures(simulate(line, seed=seed, horizon=horizon, warmup=WARMUP).kpis)
+
+
 @functools.cache
 def replicate(case: Experiment) -> list[Run]:
     """The case's independent runs, each observed from WARMUP to its horizon (computed once)."""
     line = case.line()
-    return [
-        run_measures(simulate(line, seed=seed, horizon=case.horizon, warmup=WARMUP).kpis)
-        for seed in case.seeds
-    ]
+    return replications(one_run, [(line, seed, case.horizon) for seed in case.seeds])
 
 
 def params(cases: Sequence[Any], ids: Sequence[str]) -> list[Any]:
