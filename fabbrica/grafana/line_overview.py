@@ -2,7 +2,9 @@
 
 Reads what the connectors write from the PLCs and sensors (`machine`, `sensor`, `part`):
 output per station, work in progress, OEE per station, each station's state over time,
-where the time goes (downtime Pareto), good and scrap counts, cycle times and live signals.
+where the time goes (downtime Pareto), good and scrap counts, the flow of parts between
+stations (routes, rework, exits: the part events' `to` and `reworked`), cycle times and live
+signals.
 
 OEE comes from each station's cumulative state-time counters over the dashboard's time
 range (`spread()`: last minus first value), in the line's own (simulated) seconds:
@@ -394,6 +396,72 @@ def _states() -> list[Panel]:
     ]
 
 
+# Every good part's move out of a station, from the part events (docs/influx-schema.md): the event
+# at station S says where the part goes next (`to`: a station or `exit`) and whether it was sent
+# back (`reworked`). InfluxQL groups by tags only and `to` is a field, so the panel counts the
+# events per (station, to, reworked) with Grafana's groupBy transformation.
+GOOD = '"scrapped" = false'
+FLOW_SQL = f'SELECT "station", "to", "reworked", "cycle_time_s" FROM "part" {where(LINE, STATION, GOOD)}'
+
+
+def _flow() -> list[Panel]:
+    flow = Query(FLOW_SQL, fields=("station", "to", "reworked", "cycle_time_s"), format="table")
+    group = {
+        "id": "groupBy",
+        "options": {
+            "fields": {
+                "station": {"aggregations": [], "operation": "groupby"},
+                "to": {"aggregations": [], "operation": "groupby"},
+                "reworked": {"aggregations": [], "operation": "groupby"},
+                "cycle_time_s": {"aggregations": ["count"], "operation": "aggregate"},
+            }
+        },
+    }
+    rework = [
+        {
+            "type": "value",
+            "options": {
+                "true": {"color": "orange", "index": 0, "text": "rework"},
+                "false": {"color": "text", "index": 1, "text": ""},
+            },
+        }
+    ]
+    return [
+        Panel(
+            "table",
+            "Flow between stations",
+            [flow],
+            width=12,
+            height=9,
+            description="Good parts moved from each station to the next in the time range, from the "
+            "part events' station, `to` and `reworked` fields: the routes the products took, the "
+            "parts sent back for rework (marked) and those leaving the line (to exit). On a chain "
+            "every station passes its parts to the one after it.",
+            options=table_options("parts"),
+            defaults={"custom": {"align": "auto", "cellOptions": {"type": "auto"}}},
+            overrides=[
+                by_name(
+                    "parts", unit="short", decimals=0, custom__cellOptions={"type": "gauge", "mode": "basic"}
+                ),
+                by_name("rework", mappings=rework, custom__cellOptions={"type": "color-text"}),
+            ],
+            transformations=[
+                group,
+                organize(
+                    exclude=(),
+                    rename={
+                        "station": "from",
+                        "to": "to",
+                        "reworked": "rework",
+                        "cycle_time_s (count)": "parts",
+                    },
+                ),
+                sort_by("parts"),
+            ],
+        ),
+    ]
+
+
 def _signals() -> list[Panel]:
     cycle = Query(
         'SELECT mean("cycle_time_s") AS "cycle time" '
@@ -459,7 +527,7 @@ def dashboard() -> Dashboard:
         title="fabbrica: line overview",
         description="Output, WIP, OEE, station states, losses and signals of one line.",
         variables=VARIABLES,
-        panels=[*_throughput(), *_oee(), *_states(), *_signals()],
+        panels=[*_throughput(), *_oee(), *_states(), *_flow(), *_signals()],
         refresh="10s",
         time_from="now-1h",
         tags=("fabbrica", "line"),

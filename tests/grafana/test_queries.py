@@ -149,3 +149,25 @@ def test_experiment_intervals_hold_the_mean(resolver: Resolver, dataset: Dataset
         assert math.isclose(row["lower"], row["mean"] - row["ci95"]) and math.isclose(
             row["upper"], row["mean"] + row["ci95"]
         )
+
+
+def test_the_flow_table_follows_the_line(resolver: Resolver, dataset: Dataset) -> None:
+    """The flow panel's rows, grouped as its transformation does: on the demonstrator (a chain)
+    each station passes every good part to the next one and the last to the exit, none reworked,
+    as many as the station made (the truth file's count)."""
+    from collections import Counter
+
+    from fabbrica.grafana.line_overview import FLOW_SQL
+
+    values = {"line": [dataset.line], "station": dataset.stations}
+    moves = Counter(
+        (row["station"], row["to"], row["reworked"])
+        for row in rows(resolver.run(resolver.fill(FLOW_SQL, values)))
+    )
+    after = [*dataset.stations[1:], "exit"]
+    assert moves == Counter(
+        {
+            (station, to, False): dataset.truth["stations"][station]["parts_produced"]
+            for station, to in zip(dataset.stations, after, strict=True)
+        }
+    )
