@@ -172,14 +172,7 @@ class Machine:
         operating_failures = self.ttf is not None and not self.calendar_failures
         calendar_failures = self.calendar_failures
         resume = start if start is not None and start.state != STARVED else None
-        if not operating_failures:
-            ttf_left = 0.0
-        elif start is not None and start.ttf_left is not None:
-            ttf_left = start.ttf_left  # the residual time to failure, given the machine's age
-        elif resume is not None and resume.state == DOWN:
-            ttf_left = 0.0  # a fresh clock is drawn after the repair
-        else:
-            ttf_left = self.ttf()  # type: ignore[misc]
+        ttf_left = self.first_failure_clock(start)
         ttf = self.ttf
         ttr = self.ttr
         timeout = env.timeout
@@ -216,30 +209,14 @@ class Machine:
                 duration = cycle[product]()
             else:  # the first part of a run from a state: finish what the machine was doing
                 first, resume = resume, None
-                part = self.part = held  # type: ignore[assignment]
-                product = part[0]  # type: ignore[index]
-                self.last_product = product
-                duration = first.remaining
-                if first.state == BLOCKED:
+                part = held  # type: ignore[assignment]
+                left = yield from self.resume(first, part)
+                if left is None:
                     finished = True
-                elif first.state == SETUP:
-                    set_state(SETUP)
-                    if calendar_failures:
-                        yield from self._occupy(first.remaining)
-                    else:
-                        yield timeout(first.remaining)
-                    set_state(WORKING)
-                    duration = cycle[product]()
-                elif first.state == DOWN:
-                    if not calendar_failures:  # (a calendar breakdown is `calendar_breakdowns`' to end)
-                        set_state(DOWN)
-                        yield timeout(first.remaining)
-                        if operating_failures:
-                            ttf_left = ttf()  # type: ignore[misc]
-                    set_state(WORKING)
-                    duration = cycle[product]()
                 else:
-                    set_state(WORKING)
+                    duration = left
+                    if first.state == DOWN and operating_failures:
+                        ttf_left = ttf()  # type: ignore[misc]
             if finished:
                 pass
             elif operating_failures:
@@ -281,6 +258,43 @@ class Machine:
                     yield delivery
                 self.part = None
             self.parts_out += 1
+
+    # -- a run from a state (twin.state): the hooks the chain's and the network's loops share --------
+    def first_failure_clock(self, start: MachineStart | None) -> float:
+        """The operating time to the first failure (0 without operation-based failures)."""
+        if self.ttf is None or self.calendar_failures:
+            return 0.0
+        if start is not None and start.ttf_left is not None:
+            return start.ttf_left  # the residual time to failure, given the machine's age
+        if start is not None and start.state == DOWN:
+            return 0.0  # a fresh clock is drawn after the repair
+        return self.ttf()
+
+    def resume(self, first: MachineStart, part: Part) -> Generator[simpy.Event, Any, float | None]:
+        """Finish what the machine was doing at the start with `part`: the processing time still
+        to run, or None when the part is finished (a blocked machine). After a repair (`down`)
+        with operation-based failures the caller draws a fresh failure clock."""
+        self.part = part
+        product = part[0]
+        self.last_product = product
+        set_state = self.set_state if self.calendar_failures else self._enter
+        if first.state == BLOCKED:
+            return None
+        if first.state == SETUP:
+            set_state(SETUP)
+            if self.calendar_failures:
+                yield from self._occupy(first.remaining)
+            else:
+                yield self.env.timeout(first.remaining)
+        elif first.state == DOWN:
+            if not self.calendar_failures:  # (a calendar breakdown is `calendar_breakdowns`' to end)
+                set_state(DOWN)
+                yield self.env.timeout(first.remaining)
+        else:
+            set_state(WORKING)
+            return first.remaining
+        set_state(WORKING)
+        return self.cycle[product]()
 
     def _occupy(self, duration: float) -> Generator[simpy.Event, Any, None]:
         """Spend `duration` of machine time, paused by calendar-time breakdowns."""
