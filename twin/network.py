@@ -37,6 +37,8 @@ from twin.topology import EXIT, Topology
 
 if TYPE_CHECKING:
     from twin.engine import LineModel
+    from twin.network_state import NetworkStart, PlacedPart
+    from twin.state import MachineStart, StartPlan
 
 # a network part: [product, release time, position in its route (-1: no route), components,
 # the station that passed it in (None: made or released into the line and not yet passed on)]
@@ -102,6 +104,7 @@ class Transport:
         self.places = simpy.Resource(env, capacity=capacity)
         self.travel = travel
         self.on_the_way: list[list[Any]] = []  # parts travelling or waiting for the buffer
+        self.due: list[float] = []  # when each of them arrives (arrived: in the past)
         # told +1 or -1 just before a part comes onto the transport or leaves it (the simulated PLCs
         # count the parts on it); None: nobody watches
         self.watch: Callable[[int], None] | None = None
@@ -111,14 +114,31 @@ class Transport:
     ) -> Generator[simpy.Event, Any, None]:
         if self.watch is not None:
             self.watch(+1)
+        travel = self.travel()
+        self._board(part, travel)
+        yield from self._deliver(part, place, into, travel)
+
+    def carry_from_start(self, part: list[Any], remaining: float, into: simpy.Store) -> None:
+        """A part on the transport at the start of a run from a state, `remaining` from arriving."""
+        place = self.places.request()  # granted at once: the state holds no more than the places
+        self._board(part, remaining)
+        self.env.process(self._deliver(part, place, into, remaining))
+
+    def _board(self, part: list[Any], travel: float) -> None:
         self.on_the_way.append(part)
-        yield self.env.timeout(self.travel())
+        self.due.append(self.env._now + travel)
+
+    def _deliver(
+        self, part: list[Any], place: simpy.Event, into: simpy.Store, travel: float
+    ) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(travel)
         yield into.put(part)
         if self.watch is not None:
             self.watch(-1)
-        on_the_way = self.on_the_way
         # this part, not another with the same contents
-        del on_the_way[next(k for k, other in enumerate(on_the_way) if other is part)]
+        k = next(k for k, other in enumerate(self.on_the_way) if other is part)
+        del self.on_the_way[k]
+        del self.due[k]
         self.places.release(place)  # type: ignore[arg-type]
 
 
@@ -142,9 +162,14 @@ class ProductDraw:
 
 
 class Network:
-    """A network line built on a `LineModel`: its buffers, transports, releases and routing."""
+    """A network line built on a `LineModel`: its buffers, transports, releases and routing.
 
-    def __init__(self, model: LineModel) -> None:
+    `start` (a run from a state, `twin.state.start_plan`): the parts of the state are put where
+    the plan placed them at time 0, before the releases start, and each machine resumes what it
+    was doing (`Machine.resume`).
+    """
+
+    def __init__(self, model: LineModel, start: StartPlan | None = None) -> None:
         line: Line = model.line
         env = model.env
         seed = model.seed
@@ -177,6 +202,7 @@ class Network:
             else None
             for station in stations
         ]
+        held = self._place(start.network) if start is not None and start.network is not None else None
 
         # -- who makes what: the line's release at the first station, each branch head's own ------
         self.saturated_heads: dict[int, ProductDraw] = {}
@@ -205,9 +231,36 @@ class Network:
                 rework = (
                     stream(seed, station.name, "rework", m).random if station.rework is not None else None
                 )
-                machine.process = env.process(self.run(machine, i, rework))
+                first = start.machines[i][m] if start is not None else None
+                part = held[i][m] if held is not None else None
+                machine.part = part  # in the line from the start (`Machine.resume` takes it up)
+                machine.process = env.process(self.run(machine, i, rework, first, part))
                 if machine.calendar_failures:
-                    env.process(machine.calendar_breakdowns())
+                    down = first is not None and first.state == DOWN
+                    env.process(machine.calendar_breakdowns(first.remaining if down else None))  # type: ignore[union-attr]
+
+    def _place(self, start: NetworkStart) -> list[list[list[Any] | None]]:
+        """Put the parts of a run from a state into the buffers, rework queues and transports;
+        the parts on the machines, per station and machine (None: it holds none)."""
+        model = self.model
+
+        def part_of(placed: PlacedPart) -> list[Any]:
+            components = [[product, 0.0, -1, None, None] for product in placed.components]
+            part = [placed.product, 0.0, placed.position, components or None, placed.came_from]
+            model.part_in_line_at_start(part)
+            return part
+
+        held = [[None if placed is None else part_of(placed) for placed in parts] for parts in start.held]
+        for i, buffers in enumerate(start.inputs):
+            for buffer, parts in zip(self.inputs[i], buffers, strict=True):
+                buffer.items.extend(part_of(placed) for placed in parts)
+        for returns, parts in zip(self.returns, start.returns, strict=True):
+            if parts:
+                returns.items.extend(part_of(placed) for placed in parts)  # type: ignore[union-attr]
+        for i, parts in enumerate(start.transports):
+            for remaining, placed in parts:
+                self.transports[i].carry_from_start(part_of(placed), remaining, self.inputs[i][0])  # type: ignore[union-attr]
+        return held
 
     # -- releases ------------------------------------------------------------------------------
     def _release(self, head: int, release: Any, draw: ProductDraw, owner: str) -> None:
@@ -294,11 +347,46 @@ class Network:
                     parts.append(machine.part)
         return parts
 
+    def places_of(self, station: int) -> dict[str, Any]:
+        """The parts waiting at `station` now, as a state file gives them (`twin.state.StationState`):
+        `buffer`, or an assembly's `buffers` by input; `returns` where parts are sent back to it;
+        `transport` where it has one, each part with its time still to travel (0: arrived), in the
+        order they arrive (the order arrived parts wait for the buffer in)."""
+        topology = self.topology
+        buffers = self.inputs[station]
+        places: dict[str, Any] = {}
+        if topology.assembly[station]:
+            names = (topology.names[source] for source in topology.inputs[station])
+            places["buffers"] = {name: len(buffer.items) for name, buffer in zip(names, buffers, strict=True)}
+        else:
+            places["buffer"] = len(buffers[0].items)
+        returns = self.returns[station]
+        if returns is not None:
+            places["returns"] = len(returns.items)
+        transport = self.transports[station]
+        if transport is not None:
+            now = self.model.env._now
+            order = sorted(range(len(transport.due)), key=transport.due.__getitem__)
+            places["transport"] = [
+                {"remaining_s": max(0.0, transport.due[k] - now), "product": transport.on_the_way[k][PRODUCT]}
+                for k in order
+            ]
+        return places
+
     # -- a machine's process ----------------------------------------------------------------------
     def run(
-        self, machine: Machine, station: int, rework: Callable[[], float] | None
+        self,
+        machine: Machine,
+        station: int,
+        rework: Callable[[], float] | None,
+        start: MachineStart | None = None,
+        held: list[Any] | None = None,
     ) -> Generator[simpy.Event, Any, None]:
-        """Take (or join), set up, process and pass on parts for ever, as `Machine.run` does in a chain."""
+        """Take (or join), set up, process and pass on parts for ever, as `Machine.run` does in a chain.
+
+        `start` (a run from a state): what the machine is doing at the start, with the part it
+        holds (`held`); it finishes that first (a blocked machine's part goes on), then goes on.
+        """
         env = machine.env
         model = self.model
         topology = self.topology
@@ -311,108 +399,123 @@ class Network:
         operating_failures = machine.ttf is not None and not machine.calendar_failures
         calendar_failures = machine.calendar_failures
         ttf, ttr = machine.ttf, machine.ttr
-        ttf_left = ttf() if operating_failures else 0.0  # type: ignore[misc]
+        ttf_left = machine.first_failure_clock(start)
+        resume = start if start is not None and start.state != STARVED else None
         timeout = env.timeout
         set_state = machine.set_state if calendar_failures else machine._enter
         observer = machine.observer
         routed = getattr(observer, "part_routed", None)
 
         while True:
-            if machine.stop_requested:
-                set_state(STOPPED)
-                machine.resumed = env.event()
-                yield machine.resumed
-            # -- take a part (or one from each input of an assembly) --
-            if assembly:
-                while True:
-                    missing = [buffer for buffer in inputs if not has_part(buffer)]
-                    if not missing:
-                        break
-                    set_state(STARVED)
-                    waiter = env.event()
-                    missing[0].waiters.append(waiter)  # type: ignore[attr-defined]
-                    yield waiter
-                taken = [buffer.get() for buffer in inputs]
-                part = taken[0].value
-                carried = part[COMPONENTS] or []
-                for other in taken[1:]:
-                    component = other.value
-                    carried.append(component)
-                    carried.extend(component[COMPONENTS] or ())
-                    component[COMPONENTS] = None
-                part[COMPONENTS] = carried
-                model.parts_joined(len(taken) - 1)
-            elif returns is None and head_draw is None:
-                request = inputs[0].get()
-                if not request.triggered:
-                    set_state(STARVED)
-                    yield request
-                part = request.value
-            else:  # parts sent back first, then the buffer, then (a saturated head) raw material
-                while True:
-                    if returns is not None and returns.items:
-                        part = returns.get().value
-                        break
-                    if has_part(inputs[0]):
-                        part = inputs[0].get().value
-                        break
-                    if head_draw is not None:
-                        product = head_draw()
-                        part = [product, env._now, 0 if product in self.routes else -1, None, None]
-                        model.part_entered(part)
-                        break
-                    set_state(STARVED)
-                    waiter = env.event()
-                    inputs[0].waiters.append(waiter)  # type: ignore[attr-defined]
-                    returns.waiters.append(waiter)  # type: ignore[union-attr]
-                    yield waiter
-            machine.part = part
-            product = part[PRODUCT]
-            if setup is not None and product != machine.last_product and machine.last_product is not None:
-                set_state(SETUP)
-                if calendar_failures:
-                    yield from machine._occupy(setup())
-                else:
-                    yield timeout(setup())
-            machine.last_product = product
-            set_state(WORKING)
-            duration = cycle[product]()
-            # -- process it --
-            if operating_failures:
-                remaining = duration
-                while remaining > ttf_left:
-                    if ttf_left > 0:
-                        yield timeout(ttf_left)
-                    remaining -= ttf_left
-                    set_state(DOWN)
-                    machine.failures += 1
-                    yield timeout(ttr())  # type: ignore[misc]
-                    set_state(WORKING)
+            finished = False
+            if resume is None:
+                if machine.stop_requested:
+                    set_state(STOPPED)
+                    machine.resumed = env.event()
+                    yield machine.resumed
+                # -- take a part (or one from each input of an assembly) --
+                if assembly:
+                    while True:
+                        missing = [buffer for buffer in inputs if not has_part(buffer)]
+                        if not missing:
+                            break
+                        set_state(STARVED)
+                        waiter = env.event()
+                        missing[0].waiters.append(waiter)  # type: ignore[attr-defined]
+                        yield waiter
+                    taken = [buffer.get() for buffer in inputs]
+                    part = taken[0].value
+                    carried = part[COMPONENTS] or []
+                    for other in taken[1:]:
+                        component = other.value
+                        carried.append(component)
+                        carried.extend(component[COMPONENTS] or ())
+                        component[COMPONENTS] = None
+                    part[COMPONENTS] = carried
+                    model.parts_joined(len(taken) - 1)
+                elif returns is None and head_draw is None:
+                    request = inputs[0].get()
+                    if not request.triggered:
+                        set_state(STARVED)
+                        yield request
+                    part = request.value
+                else:  # parts sent back first, then the buffer, then (a saturated head) raw material
+                    while True:
+                        if returns is not None and returns.items:
+                            part = returns.get().value
+                            break
+                        if has_part(inputs[0]):
+                            part = inputs[0].get().value
+                            break
+                        if head_draw is not None:
+                            product = head_draw()
+                            part = [product, env._now, 0 if product in self.routes else -1, None, None]
+                            model.part_entered(part)
+                            break
+                        set_state(STARVED)
+                        waiter = env.event()
+                        inputs[0].waiters.append(waiter)  # type: ignore[attr-defined]
+                        returns.waiters.append(waiter)  # type: ignore[union-attr]
+                        yield waiter
+                machine.part = part
+                product = part[PRODUCT]
+                if setup is not None and product != machine.last_product and machine.last_product is not None:
+                    set_state(SETUP)
+                    if calendar_failures:
+                        yield from machine._occupy(setup())
+                    else:
+                        yield timeout(setup())
+                machine.last_product = product
+                set_state(WORKING)
+                duration = cycle[product]()
+            else:  # the first part of a run from a state: finish what the machine was doing
+                first, resume = resume, None
+                part = held  # type: ignore[assignment]
+                left = yield from machine.resume(first, part)
+                if first.state == DOWN and operating_failures:
                     ttf_left = ttf()  # type: ignore[misc]
-                ttf_left -= remaining
-                yield timeout(remaining)
-            elif calendar_failures:
-                yield from machine._occupy(duration)
-            else:
-                yield timeout(duration)
-            machine.processed += 1
-            machine.last_cycle_time = duration
-            if scrap is not None and scrap() < machine.scrap_probability:
-                machine.scrapped += 1
-                machine.part = None
-                model.part_scrapped(machine, part)
+                finished = left is None
+                duration = 0.0 if left is None else left
+            if not finished:
+                # -- process it --
+                if operating_failures:
+                    remaining = duration
+                    while remaining > ttf_left:
+                        if ttf_left > 0:
+                            yield timeout(ttf_left)
+                        remaining -= ttf_left
+                        set_state(DOWN)
+                        machine.failures += 1
+                        yield timeout(ttr())  # type: ignore[misc]
+                        set_state(WORKING)
+                        ttf_left = ttf()  # type: ignore[misc]
+                    ttf_left -= remaining
+                    yield timeout(remaining)
+                elif calendar_failures:
+                    yield from machine._occupy(duration)
+                else:
+                    yield timeout(duration)
+                machine.processed += 1
+                machine.last_cycle_time = duration
+                if scrap is not None and scrap() < machine.scrap_probability:
+                    machine.scrapped += 1
+                    machine.part = None
+                    model.part_scrapped(machine, part)
+                    if routed is not None:
+                        routed(machine, part, part[CAME_FROM], None, False, env._now)
+                    if observer is not None:
+                        observer.part_finished(machine, part, duration, True, env._now)
+                    continue
+                # -- where it goes: on, back for rework, or out --
+                reworked = rework is not None and rework() < rework_probability
+                target = self.destination(station, part, reworked)
                 if routed is not None:
-                    routed(machine, part, part[CAME_FROM], None, False, env._now)
+                    routed(machine, part, part[CAME_FROM], target, reworked, env._now)
                 if observer is not None:
-                    observer.part_finished(machine, part, duration, True, env._now)
-                continue
-            # -- where it goes: on, back for rework, or out --
-            reworked = rework is not None and rework() < rework_probability
-            target = self.destination(station, part, reworked)
-            if routed is not None:
-                routed(machine, part, part[CAME_FROM], target, reworked, env._now)
-            if observer is not None:
-                observer.part_finished(machine, part, duration, False, env._now)
+                    observer.part_finished(machine, part, duration, False, env._now)
+            else:  # a blocked machine's part: finished, it goes on (it is not reworked)
+                reworked = False
+                target = self.destination(station, part, False)
             # -- pass it on --
             if target == EXIT:
                 machine.part = None
