@@ -110,7 +110,7 @@ class LineModel:
                 for index, station in enumerate(line.stations)
             ]
             self.release = None
-            self.network = Network(self)
+            self.network = Network(self, start)
             return
         for index, station in enumerate(line.stations):
             self.buffers.append(
@@ -202,6 +202,14 @@ class LineModel:
         self.wip += 1
         self.product_counts[part[0]][0] += 1
 
+    def part_in_line_at_start(self, part: Part) -> None:
+        """A part of a run from a state: in the line from time 0, with the components it carries
+        (each counted released in its own product, as when it was joined)."""
+        self.part_entered(part)
+        if len(part) > 3 and part[3]:
+            for component in part[3]:
+                self.product_counts[component[0]][0] += 1
+
     def _count(self, part: Part, column: int) -> None:
         """Count `part` out (1) or scrapped (2) in its product, with the components it carries."""
         counts = self.product_counts
@@ -278,40 +286,44 @@ class LineModel:
 
         A state file's `down` machine holds a part in work. A machine down by the calendar
         while it is starved or blocked is given in that state: the rest of its repair is lost.
+        A network line also gives its assemblies' buffers per input, its rework queues and the
+        parts on its transports with the time each still travels.
         """
-        if self.network is not None:
-            raise ValueError("a snapshot needs a chain line (docs/networks.md)")
         now = self.env._now
+        network = self.network
         stations = {}
         for index, (station, machines) in enumerate(zip(self.line.stations, self.machines, strict=True)):
-            buffer = self.buffers[index]
-            entries = []
-            for machine in machines:
-                code = machine.state
-                # down by the calendar while idle (only calendar breakdowns keep a `logical_state`)
-                if (
-                    code == DOWN
-                    and machine.calendar_failures
-                    and machine.logical_state in (BLOCKED, STARVED, STOPPED)
-                ):
-                    code = machine.logical_state
-                if code == STOPPED or (code != DOWN and machine.part is None):
-                    code = STARVED  # stopped before loading, or about to take a part at this instant
-                elif code == STARVED and machine.part is not None:
-                    code = WORKING  # took its part at this instant
-                entries.append(
-                    MachineState(
-                        state=STATE_NAMES[code],  # type: ignore[arg-type]
-                        elapsed_s=now - machine.state_since if code == machine.state else 0.0,
-                        product=machine.part[0] if machine.part is not None and code != STARVED else None,
-                    )
-                )
+            if network is None:
+                buffer = self.buffers[index]
+                places: dict[str, Any] = {"buffer": len(buffer.items) if buffer is not None else 0}
+            else:
+                places = network.places_of(index)
             stations[station.name] = StationState(
-                buffer=len(buffer.items) if buffer is not None else 0,
-                machines=entries,
+                **places,
+                machines=[self._machine_state(machine, now) for machine in machines],
                 produced=sum(machine.parts_out for machine in machines),
             )
         return LineState(format=STATE_FORMAT, stations=stations)
+
+    @staticmethod
+    def _machine_state(machine: Machine, now: float) -> MachineState:
+        code = machine.state
+        # down by the calendar while idle (only calendar breakdowns keep a `logical_state`)
+        if (
+            code == DOWN
+            and machine.calendar_failures
+            and machine.logical_state in (BLOCKED, STARVED, STOPPED)
+        ):
+            code = machine.logical_state
+        if code == STOPPED or (code != DOWN and machine.part is None):
+            code = STARVED  # stopped before loading, or about to take a part at this instant
+        elif code == STARVED and machine.part is not None:
+            code = WORKING  # took its part at this instant
+        return MachineState(
+            state=STATE_NAMES[code],  # type: ignore[arg-type]
+            elapsed_s=now - machine.state_since if code == machine.state else 0.0,
+            product=machine.part[0] if machine.part is not None and code != STARVED else None,
+        )
 
     def close(self) -> None:
         now = self.env._now

@@ -36,19 +36,23 @@ and a state that differs at one machine leaves the others' draws alone (common r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from foundation import errors
 from foundation.errors import InputError
 from foundation.models import Strict
-from twin.line import ConwipRelease, Line
+from twin.line import ConwipRelease, Line, Station
 from twin.station import BLOCKED, DOWN, SETUP, STARVED, STATE_NAMES, WORKING
 from twin.streams import stream
+
+if TYPE_CHECKING:
+    from twin.network_state import NetworkStart
 
 FORMAT = "fabbrica-state/1"
 StartState = Literal["working", "blocked", "starved", "down", "setup"]
@@ -69,12 +73,42 @@ class MachineState(Strict):
     age_s: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
 
 
-class StationState(Strict):
-    """One station: the parts in its buffer, its machines (all starved if left out), its count."""
+class TransportPart(Strict):
+    """A part on the transport into a station: the time it still travels (0: it has arrived and
+    waits for the station's buffer), or the time it has travelled already, and its product."""
 
-    buffer: int = Field(default=0, ge=0)
+    remaining_s: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
+    elapsed_s: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
+    product: str | None = None
+
+    @model_validator(mode="after")
+    def _one_time(self) -> TransportPart:
+        if (self.remaining_s is None) == (self.elapsed_s is None):
+            raise ValueError("give exactly one of remaining_s or elapsed_s")
+        return self
+
+
+class StationState(Strict):
+    """One station: the parts in its buffer, its machines (all starved if left out), its count.
+
+    A line that is a network (docs/networks.md) may also say, for an assembly, the parts in
+    the buffer of each input (`buffers`, by the upstream station's name, in place of
+    `buffer`), the parts sent back for rework and waiting at the station (`returns`) and the
+    parts on the transport into it (`transport`).
+    """
+
+    buffer: int | None = Field(default=None, ge=0)  # None: 0 (left out, or an assembly's `buffers`)
+    buffers: dict[str, Annotated[int, Field(ge=0)]] | None = None
+    returns: int | None = Field(default=None, ge=0)
+    transport: list[TransportPart] | None = None
     machines: list[MachineState] | None = None
     produced: int | None = Field(default=None, ge=0)
+
+    def parts(self) -> int:
+        """Parts at the station: in its buffers, its rework queue, on its transport and machines."""
+        total = (self.buffer or 0) + sum((self.buffers or {}).values()) + (self.returns or 0)
+        total += len(self.transport or ())
+        return total + sum(machine.state in HOLDS_A_PART for machine in self.machines or ())
 
 
 class LineState(Strict):
@@ -91,13 +125,8 @@ class LineState(Strict):
         return last.produced or 0 if last is not None else 0
 
     def parts_in_line(self) -> int:
-        """Parts in the buffers and on the machines."""
-        total = 0
-        for station in self.stations.values():
-            total += station.buffer
-            for machine in station.machines or []:
-                total += machine.state in HOLDS_A_PART
-        return total
+        """Parts in the buffers, rework queues, on transports and on the machines."""
+        return sum(station.parts() for station in self.stations.values())
 
     def to_json(self) -> dict[str, Any]:
         """The state as the plain data of its file."""
@@ -142,46 +171,95 @@ def read_state(path: str | Path) -> LineState:
 
 def check_state(line: Line, state: LineState, source: str = "<state>") -> None:
     """Refuse, with one line naming `source` and the field, a state that `line` cannot hold."""
-    if line.is_network:
-        raise StateError(
-            f"{source}: a run from a state needs a chain line; {line.name!r} has routes, rework,"
-            " an assembly, a branch or a transport (docs/networks.md)"
-        )
+    if line.is_network:  # routes, rework, assembly, transport: where each part can be
+        from twin.network_state import check_network_state
+
+        check_network_state(line, state, source)
+        return
     products = list(line.product_mix)
-    names = {station.name: index for index, station in enumerate(line.stations)}
     last = len(line.stations) - 1
     for name, station_state in state.stations.items():
         where = f"{source}: stations.{name}"
-        if name not in names:
-            raise StateError(f"{where}: unknown station (stations: {', '.join(names)})")
-        index = names[name]
+        index = station_index(line, name, where)
         station = line.stations[index]
+        refuse_network_keys(where, station, station_state, assembly=False, transport=False, returns=False)
         raw_material = index == 0 and line.release == "saturated"  # unlimited: nothing to count
-        if not raw_material and station.buffer is not None and station_state.buffer > station.buffer:
-            raise StateError(
-                f"{where}.buffer: {station_state.buffer} parts, but the buffer holds {station.buffer}"
-            )
-        machines = station_state.machines
-        if machines is None:
-            continue
-        if len(machines) != station.capacity:
-            raise StateError(
-                f"{where}.machines: {len(machines)} machine(s) given, but the station has {station.capacity}"
-            )
-        for m, machine in enumerate(machines):
-            at = f"{where}.machines[{m}]"
-            if machine.product is not None and machine.product not in products:
-                raise StateError(
-                    f"{at}.product: unknown product {machine.product!r} (products: {', '.join(products)})"
-                )
+        if not raw_material:
+            check_count(f"{where}.buffer", station_state.buffer, station.buffer, "the buffer")
+        for m, machine in check_machines(where, station, station_state.machines, products):
             if machine.state == "blocked" and index == last:
-                raise StateError(f"{at}.state: the last station is never blocked (its parts leave the line)")
-            if machine.state == "setup" and station.setup is None:
-                raise StateError(f"{at}.state: the station has no set-up")
-            if machine.state == "down" and station.failures is None:
-                raise StateError(f"{at}.state: the station has no failures")
-            if machine.age_s is not None and station.failures is None:
-                raise StateError(f"{at}.age_s: the station has no failures")
+                raise StateError(
+                    f"{where}.machines[{m}].state: the last station is never blocked"
+                    " (its parts leave the line)"
+                )
+    check_conwip(line, state, source)
+
+
+def station_index(line: Line, name: str, where: str) -> int:
+    """The index of station `name`, or a StateError listing the line's stations."""
+    for index, station in enumerate(line.stations):
+        if station.name == name:
+            return index
+    raise StateError(f"{where}: unknown station (stations: {', '.join(s.name for s in line.stations)})")
+
+
+def check_count(where: str, count: int | None, capacity: int | None, what: str) -> None:
+    """Refuse more parts than a buffer (`capacity`, None: unlimited) holds."""
+    if count is not None and capacity is not None and count > capacity:
+        raise StateError(f"{where}: {count} parts, but {what} holds {capacity}")
+
+
+def refuse_network_keys(
+    where: str, station: Station, state: StationState, *, assembly: bool, transport: bool, returns: bool
+) -> None:
+    """Refuse the keys of a station that it has no place for: `buffer` at an assembly, `buffers`
+    at a station with one buffer, `transport` without a transport, `returns` without rework."""
+    name = station.name
+    if assembly and state.buffer is not None:
+        inputs = ", ".join(f"{upstream}: n" for upstream in station.inputs or ())
+        raise StateError(
+            f"{where}.buffer: {name!r} is an assembly with a buffer per input: give buffers: {{{inputs}}}"
+        )
+    if not assembly and state.buffers is not None:
+        raise StateError(
+            f"{where}.buffers: only an assembly (a station with several inputs) has a buffer per input;"
+            f" {name!r} has one: give buffer: n"
+        )
+    if not transport and state.transport is not None:
+        raise StateError(f"{where}.transport: {name!r} has no transport (docs/networks.md)")
+    if not returns and state.returns is not None:
+        raise StateError(f"{where}.returns: no station sends parts back to {name!r} for rework")
+
+
+def check_machines(
+    where: str, station: Station, machines: list[MachineState] | None, products: list[str]
+) -> list[tuple[int, MachineState]]:
+    """Refuse machines the station cannot have; the (index, machine) pairs given (none if left out)."""
+    if machines is None:
+        return []
+    if len(machines) != station.capacity:
+        raise StateError(
+            f"{where}.machines: {len(machines)} machine(s) given, but the station has {station.capacity}"
+        )
+    for m, machine in enumerate(machines):
+        at = f"{where}.machines[{m}]"
+        check_product(f"{at}.product", machine.product, products)
+        if machine.state == "setup" and station.setup is None:
+            raise StateError(f"{at}.state: the station has no set-up")
+        if machine.state == "down" and station.failures is None:
+            raise StateError(f"{at}.state: the station has no failures")
+        if machine.age_s is not None and station.failures is None:
+            raise StateError(f"{at}.age_s: the station has no failures")
+    return list(enumerate(machines))
+
+
+def check_product(where: str, product: str | None, products: list[str]) -> None:
+    if product is not None and product not in products:
+        raise StateError(f"{where}: unknown product {product!r} (products: {', '.join(products)})")
+
+
+def check_conwip(line: Line, state: LineState, source: str) -> None:
+    """Refuse more parts in a CONWIP line than its limit."""
     if isinstance(line.release, ConwipRelease) and state.parts_in_line() > line.release.conwip:
         raise StateError(
             f"{source}: stations: {state.parts_in_line()} parts in the line, "
@@ -205,13 +283,20 @@ class MachineStart:
 
 @dataclass(frozen=True)
 class StartPlan:
-    """Per station: its machines' starts and the products of the parts in its buffer, front first."""
+    """Per station: its machines' starts and the products of the parts in its buffer, front first.
+
+    A line that is a network also has `network` (`twin.network_state.NetworkStart`): where each
+    of its parts is, with its place in its route and the components it carries.
+    """
 
     machines: list[list[MachineStart]]
     buffers: list[list[str]]
+    network: NetworkStart | None = None
 
     @property
     def parts(self) -> int:
+        if self.network is not None:
+            return self.network.parts
         held = sum(start.product is not None for starts in self.machines for start in starts)
         return held + sum(len(parts) for parts in self.buffers)
 
@@ -222,17 +307,18 @@ def start_plan(line: Line, state: LineState, seed: int) -> StartPlan:
     Each machine draws its residual times from its own stream (`initial`), and the
     product of its part, when not given, from another stream of its own; the parts in
     each buffer draw theirs from the station's. So a state that differs at one machine
-    (or buffer) changes only that machine's (or buffer's) draws.
+    (or buffer) changes only that machine's (or buffer's) draws. A network line's parts
+    are placed by `twin.network_state.network_plan`.
     """
+    if line.is_network:
+        from twin.network_state import network_plan
+
+        return network_plan(line, state, seed)
     mix = line.product_mix
     products = list(mix)
-    shares = list(mix.values())
 
-    def products_of(count: int, owner: str, index: int, variant: str) -> list[str]:
-        if len(products) == 1 or count == 0:
-            return [products[0]] * count
-        rng = stream(seed, owner, "initial", index, variant)
-        return [products[int(k)] for k in rng.choice(len(products), size=count, p=shares)]
+    def drawn(count: int, owner: str, index: int, variant: str) -> list[str]:
+        return draw_products(mix, products, count, lambda: stream(seed, owner, "initial", index, variant))
 
     machines: list[list[MachineStart]] = [[] for _ in line.stations]
     buffers: list[list[str]] = [[] for _ in line.stations]
@@ -240,30 +326,54 @@ def start_plan(line: Line, state: LineState, seed: int) -> StartPlan:
         station = line.stations[index]
         station_state = state.stations.get(station.name)
         raw_material = index == 0 and line.release == "saturated"
-        count = 0 if station_state is None or raw_material else station_state.buffer
-        given = station_state.machines if station_state is not None and station_state.machines else None
-        starts = []
-        for m in range(station.capacity):
-            machine = given[m] if given is not None else MachineState(state="starved")
-            code = STATE_NAMES.index(machine.state)
-            rng = stream(seed, station.name, "initial", m)
-            product = None
-            if machine.state in HOLDS_A_PART:
-                product = machine.product or products_of(1, station.name, m, "product")[0]
-            remaining = 0.0
-            if code == WORKING:
-                remaining = station.cycle_time_for(product).residual(rng, machine.elapsed_s)  # type: ignore[arg-type]
-            elif code == DOWN:
-                remaining = station.failures.time_to_repair.residual(rng, machine.elapsed_s)  # type: ignore[union-attr]
-            elif code == SETUP:
-                remaining = station.setup.residual(rng, machine.elapsed_s)  # type: ignore[union-attr]
-            ttf_left = None
-            if machine.age_s is not None and code != DOWN:
-                ttf_left = station.failures.time_to_failure.residual(rng, machine.age_s)  # type: ignore[union-attr]
-            starts.append(MachineStart(code, product, remaining, ttf_left))
-        machines[index] = starts
-        buffers[index] = products_of(count, station.name, 0, "buffer")
+        count = 0 if station_state is None or raw_material else station_state.buffer or 0
+        given = station_state.machines if station_state is not None else None
+        machines[index] = machine_starts(
+            station, given, seed, lambda m, name=station.name: drawn(1, name, m, "product")[0]
+        )
+        buffers[index] = drawn(count, station.name, 0, "buffer")
     return StartPlan(machines, buffers)
+
+
+def draw_products(
+    mix: dict[str, float], candidates: list[str], count: int, rng: Callable[[], Any]
+) -> list[str]:
+    """`count` products drawn from `candidates` by their shares in `mix`, from the stream `rng()`
+    (not made when only one product can be there)."""
+    if len(candidates) == 1 or count == 0:
+        return [candidates[0]] * count
+    shares = [mix[name] for name in candidates]
+    if len(candidates) < len(mix):
+        total = sum(shares)
+        shares = [share / total for share in shares]
+    return [candidates[int(k)] for k in rng().choice(len(candidates), size=count, p=shares)]
+
+
+def machine_starts(
+    station: Station, given: list[MachineState] | None, seed: int, product_of: Callable[[int], str]
+) -> list[MachineStart]:
+    """The starts of a station's machines: residual times drawn from each machine's stream
+    (`initial`), the product of a part not given from `product_of(machine index)`."""
+    starts = []
+    for m in range(station.capacity):
+        machine = given[m] if given else MachineState(state="starved")
+        code = STATE_NAMES.index(machine.state)
+        rng = stream(seed, station.name, "initial", m)
+        product = None
+        if machine.state in HOLDS_A_PART:
+            product = machine.product or product_of(m)
+        remaining = 0.0
+        if code == WORKING:
+            remaining = station.cycle_time_for(product).residual(rng, machine.elapsed_s)  # type: ignore[arg-type]
+        elif code == DOWN:
+            remaining = station.failures.time_to_repair.residual(rng, machine.elapsed_s)  # type: ignore[union-attr]
+        elif code == SETUP:
+            remaining = station.setup.residual(rng, machine.elapsed_s)  # type: ignore[union-attr]
+        ttf_left = None
+        if machine.age_s is not None and code != DOWN:
+            ttf_left = station.failures.time_to_failure.residual(rng, machine.age_s)  # type: ignore[union-attr]
+        starts.append(MachineStart(code, product, remaining, ttf_left))
+    return starts
 
 
 STATE_CODES = {"working": WORKING, "blocked": BLOCKED, "starved": STARVED, "down": DOWN, "setup": SETUP}
