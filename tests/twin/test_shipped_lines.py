@@ -87,3 +87,16 @@ def test_the_recorded_lines_are_chains() -> None:
     for case in RECORD["cases"]:
         line = case["line"]
         assert not (load_line(ROOT / line) if isinstance(line, str) else line_from_dict(line)).is_network
+
+
+def test_the_drawing_of_the_assembly_line_is_current() -> None:
+    """docs/images/assembly-line.svg is what `python -m twin.drawing` draws from the shipped file."""
+    from twin.drawing import render
+
+    drawing = render(load_line(ROOT / "simulations" / "lines" / "assembly.yaml"))
+    committed = (ROOT / "docs" / "images" / "assembly-line.svg").read_text(encoding="utf-8")
+    assert committed == drawing, (
+        "run: python -m twin.drawing simulations/lines/assembly.yaml docs/images/assembly-line.svg"
+    )
+    for name in ("mill", "press", "assembly", "rework 5%", "route of B", "transport 2 × 75 s", "exit"):
+        assert f">{name}<" in drawing
