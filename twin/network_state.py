@@ -134,7 +134,7 @@ class Places:
                     self.buffer[station][slot].setdefault(product, Spot(walk, step))
                 if step > 0 and line.stations[station].transport is not None:
                     self.transport[station].setdefault(product, Spot(walk, step))
-                later = [s for s in stations[step + 1 :] if rework_to[s] == station]
+                later = [s for s in stations[step:] if rework_to[s] == station]  # itself, or on
                 if slot == 0 and later and product not in self.returns[station]:
                     self.returns[station][product] = Spot(walk, step)
                     self.sent_back_from[(product, station)] = later[0]
@@ -235,6 +235,8 @@ def check_network_state(line: Line, state: LineState, source: str) -> None:
                 raise StateError(
                     f"{field}: no part ever waits in this buffer (no product's route comes to it)"
                 )
+        if station_state.returns and not places.returns[i]:
+            raise StateError(f"{where}.returns: no part is ever sent back to {name!r}")
         if transport is not None and station_state.transport is not None:
             check_count(
                 f"{where}.transport", len(station_state.transport), transport.capacity, "the transport"
