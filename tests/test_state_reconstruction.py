@@ -23,9 +23,10 @@ import pytest
 from foundation.errors import InputError
 from simulations.hardware.config import HardwareConfig
 from simulations.hardware.truth import truth_state
-from tests.hardware.conftest import FAST_LINE
+from tests.hardware.conftest import FAST_LINE, NETWORK_LINE
+from twin.engine import simulate
 from twin.line import Line, line_from_dict
-from twin.state import LineState
+from twin.state import LineState, check_state
 from twinloop.history import Query, open_source
 from twinloop.state import LOOKBACK_S, reconstruct_state
 
@@ -303,3 +304,125 @@ def test_the_names_read_are_those_the_virtual_plcs_publish() -> None:
                 )
             if machines > 1:
                 assert state.state_variable(k, machines) == runtime.machine_state_variable(k)
+    assert state.REWORK_LEVEL == runtime.REWORK_LEVEL and state.TRANSPORT_LEVEL == runtime.TRANSPORT_LEVEL
+    assert state.input_level("lathe") == runtime.input_level_variable("lathe")
+
+
+# -- a line that is a network (issue 17) ------------------------------------------------------------
+NETWORK_HOURS = 3.0
+
+
+@pytest.fixture(scope="module")
+def recorded_network(tmp_path_factory: pytest.TempPathFactory) -> tuple[Line, dict[str, Any], Query]:
+    """The small network line of tests/hardware (routes, an assembly of two branches, an AGV into the
+    lathe, rework from the test to the wash) served at SPEED and recorded: line, truth, historian."""
+    from twinloop.demo import stream_line
+
+    out = tmp_path_factory.mktemp("recorded-network")
+    line = line_from_dict(NETWORK_LINE)
+    truth, _, _, health = asyncio.run(
+        stream_line(line, out, speed=SPEED, hours=NETWORK_HOURS, mqtt_url=None, sink=None, seed=7)
+    )
+    assert health["dropped"] == 0 and health["rejected"] == 0
+    return line, truth, open_source(str(out / "historian.duckdb"))
+
+
+def _truth_value(truth: dict[str, Any], station: str, variable: str, t: float) -> int:
+    entries = truth["stations"][station]["values"][variable]
+    shown = [entry["value"] for entry in entries if entry["t"] <= t]
+    return int(shown[-1]) if shown else 0
+
+
+def _truth_on_transport(truth: dict[str, Any], station: str, sender: str, t: float) -> list[float]:
+    """The time each part on the transport at `t` has been on it, oldest first, as the truth's
+    TransportLevel and `sender`'s states show it: the parts leave in the order they came on, and a
+    sender that stops being blocked while every place is taken and the count does not change took
+    the place of a part that left at that instant."""
+    changes = {
+        entry["t"]: int(entry["value"]) for entry in truth["stations"][station]["values"]["TransportLevel"]
+    }
+    states = truth["stations"][sender]["states"]
+    unblocked = [b["t"] for a, b in itertools.pairwise(states) if a["state"] == 1 and b["state"] != 1]
+    places = NETWORK_LINE["stations"][1]["transport"]["capacity"]
+    on: list[float] = []
+    for when, level in sorted([*changes.items(), *((u, None) for u in unblocked)], key=lambda e: e[0]):
+        if when > t:
+            break
+        if level is None:
+            if when not in changes and len(on) == places:
+                on = [*on[1:], when]
+        else:
+            on = on[len(on) - level :] if level <= len(on) else on + [when] * (level - len(on))
+    return [t - since for since in on]
+
+
+def test_a_network_state_rebuilt_from_the_historian_is_the_truth(
+    recorded_network: tuple[Line, dict[str, Any], Query],
+) -> None:
+    """Machines, products and counts as on a chain; an assembly's buffer per input, the rework queue
+    and the parts on the transport (their elapsed travel from the count's changes) as the PLCs
+    showed them; the state is one the line can hold, and a forecast runs from it."""
+    line, truth, query = recorded_network
+    seen = {"assembly": 0, "returns": 0, "transport": 0}
+    worst = 0.0
+    for t in np.linspace(0.45, 0.97, 12) * truth["simulated_s"]:
+        at, t_exact = _instant(truth, float(t))
+        got = reconstruct_state(query, line, at, speed=SPEED)
+        check_state(line, got, "rebuilt")
+        want = truth_state(truth, t_exact)
+        assembly = got.stations["assembly"]
+        buffers = {
+            up: _truth_value(truth, "assembly", f"BufferLevel.{up}", t_exact) for up in ("lathe", "cover")
+        }
+        assert assembly.buffer is None and assembly.buffers == buffers
+        assert got.stations["wash"].returns == _truth_value(truth, "wash", "ReworkLevel", t_exact)
+        transport = got.stations["lathe"].transport
+        assert transport is not None and all(part.remaining_s is None for part in transport)
+        elapsed = [part.elapsed_s for part in transport]
+        expected = _truth_on_transport(truth, "lathe", "cut", t_exact)
+        assert len(elapsed) == len(expected) == _truth_value(truth, "lathe", "TransportLevel", t_exact)
+        worst = max([worst, *(abs(a - b) for a, b in zip(elapsed, expected, strict=True))])  # type: ignore[operator]
+        want.stations["assembly"] = want.stations["assembly"].model_copy(
+            update={"buffer": None, "buffers": buffers}
+        )
+        assert _compare(got, want) <= 2e-6 * SPEED
+        seen["assembly"] += sum(buffers.values()) > 0
+        seen["returns"] += got.stations["wash"].returns or 0
+        seen["transport"] += len(elapsed)
+    assert worst <= 2e-6 * SPEED
+    assert min(seen.values()) > 0, seen
+    run = simulate(line, seed=3, horizon=1800.0, warmup=0.0, state=got)
+    assert run.kpis["parts_out"] > 0
+
+
+def test_the_parts_on_a_transport_are_timed_from_its_count_first_on_first_off() -> None:
+    """TransportLevel 0 -> 1 (t 10) -> 2 (12) -> 1 (15) -> 2 (20): at 30 the parts on it came on at
+    12 and 20 (the one of 10 left at 15). A sender that stops being blocked while both places are
+    taken took the place of a part that left (the count did not change)."""
+    line = line_from_dict(
+        {
+            **ONE_DATA,
+            "stations": [
+                ONE_DATA["stations"][0],
+                {**ONE_DATA["stations"][1], "transport": {"time": 9, "capacity": 2}},
+            ],
+        }
+    )
+    rows = [*BASE, (0.0, "pack", {"TransportLevel": 0})]
+    rows += [(t, "pack", {"TransportLevel": level}) for t, level in ((10, 1), (12, 2), (15, 1), (20, 2))]
+    read, _ = _records(rows)
+    state = reconstruct_state(read, line, T0 + timedelta(seconds=30), speed=2.0)
+    transport = state.stations["pack"].transport
+    assert transport is not None
+    assert [part.elapsed_s for part in transport] == [36.0, 20.0]  # line seconds: twice the recorded
+    # cut, blocked with both places taken, takes one at 25 as the part of 12 leaves: no count changes
+    read, _ = _records([*rows, (22, "cut", {"State": 1}), (25, "cut", {"State": 0, "PartsStarted": 1})])
+    transport = (
+        reconstruct_state(read, line, T0 + timedelta(seconds=30), speed=2.0).stations["pack"].transport
+    )
+    assert [part.elapsed_s for part in transport or ()] == [20.0, 10.0]
+    without = [row for row in rows if "TransportLevel" not in row[2]]
+    read, _ = _records(without)
+    with pytest.raises(InputError) as error:
+        reconstruct_state(read, line, T0 + timedelta(seconds=30), speed=2.0)
+    assert str(error.value).startswith("--source: no TransportLevel of station 'pack' at or before")

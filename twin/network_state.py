@@ -290,13 +290,16 @@ def _buffer_counts(
                 )
             counts.append((inputs.index(upstream), f"{where}.buffers.{upstream}", count))
         return counts
-    if not state.buffer:
-        return []
-    release = line.release if i == 0 else line.stations[i].release
-    fed = any(i in route[1:] for route in topology.routes.values()) or topology.inputs[i]
-    if release == "saturated" and not fed:
+    if not state.buffer or raw_material(line, topology, i):
         return []
     return [(0, f"{where}.buffer", state.buffer)]
+
+
+def raw_material(line: Line, topology: Topology, i: int) -> bool:
+    """Whether the buffer of station `i` is raw material: a saturated head's that no route comes back to."""
+    release = line.release if i == 0 else line.stations[i].release
+    fed = bool(topology.inputs[i]) or any(i in route[1:] for route in topology.routes.values())
+    return release == "saturated" and not fed
 
 
 def _check_there(where: str, product: str | None, spots: Spots, there: str) -> None:

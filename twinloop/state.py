@@ -12,7 +12,12 @@ per station the last value at or before `at` of
 - `Product` / `Machine<k>Product`: the product of the part on the machine ("" when none);
 - `BufferLevel`: the parts waiting in front of the station (without it, `Occupancy` minus
   the parts on the machines, sampled: a warning says so);
-- `PartsProduced` (the state's `produced`) and, at the first station, `PartsReleased`.
+- `PartsProduced` (the state's `produced`) and, at the first station, `PartsReleased`;
+- on a line that is a network (docs/networks.md): an assembly's `BufferLevel.<UPSTREAM>` per
+  input (`buffers`), `ReworkLevel` (`returns`) and `TransportLevel` (`transport`). A transport's
+  PLC counts its parts, it does not time them: each part's elapsed travel is rebuilt from the
+  changes of that count, taking the parts to leave in the order they came on (`elapsed_s`; the
+  twin draws the rest of the travel given it).
 
 Only a window before `at` is read (15 minutes of recorded time, widened to 4 hours, a day,
 a week, then everything, until every station has shown its state, buffer and count), so a
@@ -27,6 +32,7 @@ measurement is read.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,8 +43,10 @@ import pandas as pd
 from foundation.errors import InputError
 from twin.calibration.records import StationRecord
 from twin.line import Line
-from twin.state import FORMAT, START_STATES, LineState, MachineState, StationState
-from twin.station import STATE_NAMES, STOPPED, WORKING
+from twin.network_state import raw_material
+from twin.state import FORMAT, START_STATES, LineState, MachineState, StationState, TransportPart
+from twin.station import BLOCKED, STATE_NAMES, STOPPED, WORKING
+from twin.topology import Topology
 from twinloop.history import Query, infer_speed
 
 logger = logging.getLogger(__name__)
@@ -50,6 +58,13 @@ SPEED_PARTS = 30
 BUFFER_LEVEL = "BufferLevel"
 PRODUCED = "PartsProduced"
 RELEASED = "PartsReleased"
+REWORK_LEVEL = "ReworkLevel"  # a network line: parts sent back to the station, waiting
+TRANSPORT_LEVEL = "TransportLevel"  # a network line: parts on the transport into the station
+
+
+def input_level(upstream: str) -> str:
+    """The variable of an assembly's buffer for the parts from station `upstream`."""
+    return f"{BUFFER_LEVEL}.{upstream}"
 
 
 def machine_variable(name: str, machine_index: int, machines: int) -> str:
@@ -98,6 +113,7 @@ def reconstruct_state(query: Query, line: Line, at: datetime, *, speed: float | 
     stations: dict[str, StationState] = {}
     released = None
     dropped: set[str] = set()
+    topology = Topology(line) if line.is_network else None
     for index, station in enumerate(line.stations):
         own = rows[rows["station"] == station.name] if "station" in rows else rows.iloc[0:0]
         machines = []
@@ -110,12 +126,15 @@ def reconstruct_state(query: Query, line: Line, at: datetime, *, speed: float | 
                     "it: docs/live-twin.md)"
                 )
             machines.append(_machine(own, station.capacity, k, state, at, speed, line, dropped))
-        buffer = 0
-        if station.buffer != 0 and not (index == 0 and line.release == "saturated"):
-            buffer = _buffer(own, station.name, machines, when)
+        if topology is None:
+            places: dict[str, Any] = {"buffer": 0}
+            if station.buffer != 0 and not (index == 0 and line.release == "saturated"):
+                places["buffer"] = _buffer(own, station.name, machines, when)
+        else:
+            places = _network_places(rows, line, topology, index, at, speed, when)
         produced = _last(own, PRODUCED)
         stations[station.name] = StationState(
-            buffer=buffer,
+            **places,
             machines=machines,
             produced=None if produced is None else int(produced.value),
         )
@@ -184,14 +203,133 @@ def _buffer(rows: pd.DataFrame, station: str, machines: list[MachineState], when
     return max(0, int(occupancy.value) - held)
 
 
+def _level_variables(line: Line, topology: Topology, index: int) -> list[str]:
+    """The level variables a network line's station must publish: its buffers (an assembly's one
+    per input; none for a hand-over, or raw material), rework queue and transport."""
+    station = line.stations[index]
+    names = []
+    if station.buffer != 0 and topology.assembly[index]:
+        names += [input_level(topology.names[source]) for source in topology.inputs[index]]
+    elif station.buffer != 0 and not raw_material(line, topology, index):
+        names.append(BUFFER_LEVEL)
+    if index in topology.rework_to:
+        names.append(REWORK_LEVEL)
+    if station.transport is not None:
+        names.append(TRANSPORT_LEVEL)
+    return names
+
+
+def _network_places(
+    rows: pd.DataFrame, line: Line, topology: Topology, index: int, at: datetime, speed: float, when: str
+) -> dict[str, Any]:
+    """A network line's station: its buffer (an assembly's `buffers`), rework queue and transport."""
+    name = line.stations[index].name
+    own = rows[rows["station"] == name]
+    levels = {}
+    for variable in _level_variables(line, topology, index):
+        level = _last(own, variable)
+        if level is None:
+            raise InputError(
+                f"--source: no {variable} of station {name!r} at or before {when} (a network line's"
+                " station must publish it: docs/live-twin.md)"
+            )
+        levels[variable] = int(level.value)
+    places: dict[str, Any] = {}
+    if topology.assembly[index]:
+        places["buffers"] = {
+            topology.names[source]: levels.get(input_level(topology.names[source]), 0)
+            for source in topology.inputs[index]
+        }
+    else:
+        places["buffer"] = levels.get(BUFFER_LEVEL, 0)
+    if REWORK_LEVEL in levels:
+        places["returns"] = levels[REWORK_LEVEL]
+    if TRANSPORT_LEVEL in levels:
+        unblocked = _unblocked(rows, line, _senders(line, topology, index))
+        places_on = line.stations[index].transport.capacity  # type: ignore[union-attr]
+        boarded = _boarded(own, unblocked, levels[TRANSPORT_LEVEL], places_on)
+        places["transport"] = [
+            TransportPart(elapsed_s=max(0.0, (at - since.to_pydatetime()).total_seconds() * speed))
+            for since in boarded
+        ]
+    return places
+
+
+def _senders(line: Line, topology: Topology, index: int) -> list[int]:
+    """The stations whose parts travel on the transport into station `index` (not rework)."""
+    senders = (
+        set(topology.inputs[index]) if any(p not in topology.routes for p in line.product_mix) else set()
+    )
+    for route in topology.routes.values():
+        senders |= {route[k - 1] for k in range(1, len(route)) if route[k] == index}
+    return sorted(senders)
+
+
+def _unblocked(rows: pd.DataFrame, line: Line, senders: list[int]) -> list[pd.Timestamp]:
+    """The instants at which a machine of one of `senders` stopped being blocked."""
+    found = []
+    for index in senders:
+        station = line.stations[index]
+        own = rows[rows["station"] == station.name]
+        for k in range(station.capacity):
+            variable = state_variable(k, station.capacity)
+            if variable not in own:
+                continue
+            shown = own[own[variable].notna()]
+            codes = [int(code) for code in shown[variable]]
+            times = list(shown["time"])
+            found += [
+                times[j] for j in range(1, len(codes)) if codes[j - 1] == BLOCKED and codes[j] != BLOCKED
+            ]
+    return sorted(pd.Timestamp(time) for time in found)
+
+
+def _boarded(
+    rows: pd.DataFrame, unblocked: list[pd.Timestamp], count: int, places: int
+) -> list[pd.Timestamp]:
+    """When each of the `count` parts on a transport came on, oldest first, from the changes of
+    `TransportLevel` in the window, taking the parts to leave in the order they came on.
+
+    A sender waiting for a place takes it at the instant a part leaves: the count does not
+    change then, but the sender stops being blocked (`unblocked`), which is taken as one part off
+    and one on when all the transport's `places` are taken. A part already on at the window's
+    first value counts from that value's time (the window starts long before, see LOOKBACK_S).
+    """
+    shown = rows[rows[TRANSPORT_LEVEL].notna()]
+    changes = {
+        pd.Timestamp(time): int(value)
+        for time, value in zip(shown["time"], shown[TRANSPORT_LEVEL], strict=True)
+    }
+    events = sorted(
+        [*((time, level) for time, level in changes.items()), *((time, None) for time in unblocked)],
+        key=lambda e: e[0],
+    )
+    on: deque[pd.Timestamp] = deque()
+    for time, level in events:
+        if level is None:  # a sender took a place: off and on at once, if no change says otherwise
+            if time not in changes and len(on) == places:
+                on.popleft()
+                on.append(time)
+            continue
+        if level > len(on):
+            on.extend([time] * (level - len(on)))
+        else:
+            for _ in range(len(on) - level):
+                on.popleft()
+    return list(on)[-count:] if count else []
+
+
 def _complete(rows: pd.DataFrame, line: Line) -> bool:
     """Whether every station has shown its machines' states, its buffer and its count."""
     if rows.empty or "station" not in rows:
         return False
+    topology = Topology(line) if line.is_network else None
     for index, station in enumerate(line.stations):
         own = rows[rows["station"] == station.name]
         needed = [state_variable(k, station.capacity) for k in range(station.capacity)] + [PRODUCED]
-        if station.buffer != 0 and not (index == 0 and line.release == "saturated"):
+        if topology is not None:
+            needed += _level_variables(line, topology, index)
+        elif station.buffer != 0 and not (index == 0 and line.release == "saturated"):
             needed.append(BUFFER_LEVEL)
         if any(name not in own or not own[name].notna().any() for name in needed):
             return False
@@ -304,6 +442,7 @@ def _of_line(frame: pd.DataFrame, line: Line) -> pd.DataFrame:
     if "line" in frame:
         frame = frame[frame["line"] == line.name]
     read = {PRODUCED, "PartsScrapped", "LastCycleTime", BUFFER_LEVEL, "Occupancy", RELEASED}
+    read |= {REWORK_LEVEL, TRANSPORT_LEVEL} | {input_level(station.name) for station in line.stations}
     for station in line.stations:
         for k in range(station.capacity):
             read |= {state_variable(k, station.capacity)}
