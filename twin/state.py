@@ -11,6 +11,11 @@ the part it holds and, optionally, its operating time since the last repair (`ag
                             "produced": 212}},
      "released": 230}
 
+A line that is a network (docs/networks.md) may also give per station the parts in each
+input's buffer of an assembly (`buffers: {UPSTREAM: n}`, in place of `buffer`), in its rework
+queue (`returns`) and on the transport into it (`transport: [{remaining_s | elapsed_s,
+product}]`); `twin.network_state` checks and places those.
+
 `check_state` refuses a state the line cannot hold (one line naming the file and field).
 `start_plan` turns a checked state into what the engines start from: per machine the
 remaining time of what it is doing, drawn from the distribution conditioned on having
