@@ -172,7 +172,7 @@ def _print_validation(result: dict[str, Any]) -> None:
         rates.add_column(column, justify="left" if column == "station" else "right")
     for name, entry in result["stations"].items():
         rate = entry.get("throughput") or {}
-        check = result["checks"].get(f"{name}.throughput")
+        check = result.get("checks", {}).get(f"{name}.throughput")
         rates.add_row(
             name,
             "-" if rate.get("observed") is None else f"{rate['observed']:.2f}",

@@ -33,6 +33,34 @@ HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or (
 )
 settings.load_profile(HYPOTHESIS_PROFILE)
 
+# The suite runs on two pytest-xdist workers (scripts/test.sh: -n 2 --dist loadgroup). Every test
+# that serves the line in scaled real time or starts a server is in the group "line": those run one
+# after the other, on one worker, as in a serial run, so no two of them compete for the machine.
+# The other worker takes the twin's CPU-bound checks (no servers, no clock), one by one.
+CPU_BOUND = (
+    "tests/twin/",
+    "tests/test_cli_bad_files.py",
+    "tests/test_cli_forecast.py",
+    "tests/test_cli_forecast_network.py",
+    "tests/test_cli_twin.py",
+    "tests/test_fuzz_connectors_and_experiments.py",
+    "tests/test_fuzz_parsers.py",
+    "tests/test_hypothesis_profile.py",
+    "tests/test_import_direction.py",
+    "tests/test_state_names.py",
+)
+# tests/twin/ folders with a server of their own (the Dask cluster, a Ctrl-C within a deadline)
+DASK_GROUP = ("tests/twin/experiments/", "tests/twin/optimisation/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        if path.startswith(DASK_GROUP):
+            item.add_marker(pytest.mark.xdist_group("dask"))
+        elif not path.startswith(CPU_BOUND):
+            item.add_marker(pytest.mark.xdist_group("line"))
+
 
 @pytest.fixture
 def write_line(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
