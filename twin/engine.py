@@ -168,6 +168,7 @@ class LineModel:
                 stream(seed, name, "cycle", machine_index, product)
             )
             for product in self.products
+            if not isinstance(station.cycle_time, dict) or product in station.cycle_time
         }
         failures = station.failures
         return Machine(

@@ -178,7 +178,12 @@ class Station(_Strict):
         return self.cycle_time
 
     def mean_cycle_time(self, mix: Mapping[str, float]) -> float:
-        return sum(share * self.cycle_time_for(name).mean for name, share in mix.items())
+        """The mean over the products of `mix` this station has a time for (in a network, some never come)."""
+        if not isinstance(self.cycle_time, dict):
+            return self.cycle_time.mean
+        shares = {name: share for name, share in mix.items() if name in self.cycle_time}
+        total = sum(shares.values())
+        return sum(share * self.cycle_time[name].mean for name, share in shares.items()) / total
 
 
 class Product(_Strict):
@@ -230,11 +235,11 @@ class Line(_Strict):
                         f"stations[{index}].cycle_time.{unknown[0]}",
                         f"unknown product (products: {', '.join(names)})",
                     )
-                if missing:
+                if missing and not self.is_network:  # a network line: the products processed here
                     raise FieldError(
                         f"stations[{index}].cycle_time", f"no cycle time for product {missing[0]!r}"
                     )
-            for product in names if isinstance(station.cycle_time, dict) else names[:1]:
+            for product in list(station.cycle_time) if isinstance(station.cycle_time, dict) else names[:1]:
                 if station.cycle_time_for(product).mean <= 0:
                     where = f".{product}" if isinstance(station.cycle_time, dict) else ""
                     raise FieldError(

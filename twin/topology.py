@@ -298,5 +298,17 @@ class Topology:
 
 
 def check_network(line: Line) -> None:
-    """Raise a FieldError if the line's graph, routes or rework cannot hold together."""
+    """Raise a FieldError if the line's graph, routes or rework cannot hold together, or a station
+    has per-product cycle times without one for a product that is processed there."""
     Topology(line)
+    from twin.network_state import Places
+
+    places = Places(line)
+    for i, station in enumerate(line.stations):
+        if isinstance(station.cycle_time, dict):
+            for product in places.machine[i]:
+                if product not in station.cycle_time:
+                    raise FieldError(
+                        f"stations[{i}].cycle_time",
+                        f"no cycle time for product {product!r}, which is processed at {station.name!r}",
+                    )

@@ -410,3 +410,26 @@ def test_network_errors_name_file_and_field(case: str) -> None:
     with pytest.raises(LineError, match=rf"^assembly\.yaml: {expected}") as error:
         line_from_dict(data, "assembly.yaml")
     assert "\n" not in str(error.value)
+
+
+def test_a_network_station_lists_cycle_times_only_for_the_products_it_processes() -> None:
+    """The cover press needs no time for the base product, nor the assembly for the cover (a
+    component): a network line lists per station the products that are processed there."""
+    from twin.engine import simulate
+
+    exponential = {"dist": "exponential", "mean": 50}
+    data = {
+        "products": [{"name": "base"}, {"name": "cover"}],
+        "stations": [
+            {"name": "mill", "cycle_time": {"base": exponential}},
+            {"name": "press", "cycle_time": {"cover": exponential}, "release": "saturated",
+             "product": "cover"},
+            {"name": "assembly", "cycle_time": {"base": exponential}, "inputs": ["mill", "press"]},
+        ],
+    }
+    line = line_from_dict(data)
+    assert line.stations[2].mean_cycle_time(line.product_mix) == 50
+    assert simulate(line, seed=1, horizon=3600.0).kpis["parts_out"] > 0
+    data["stations"][2]["cycle_time"] = {"cover": exponential}
+    with pytest.raises(LineError, match=r"stations\[2\]\.cycle_time: no cycle time for product 'base'"):
+        line_from_dict(data)
