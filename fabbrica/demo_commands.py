@@ -76,13 +76,10 @@ def demo(
         f"twin {validation['throughput']['twin_mean']:.1f}/h; verdict [bold]{validation['verdict']}[/]"
     )
     midway = result.midway
-    if "left_out" in midway:
-        console.print(f"forecast from the window's middle: left out ({midway['left_out']})")
-    else:
-        parts = midway["forecast"]["parts_out"]
-        console.print(
-            f"forecast from the window's middle: P10/P50/P90 {parts['p10']:.0f}/{parts['p50']:.0f}/"
-            f"{parts['p90']:.0f} parts; the line made {midway['actual']['parts_out']}"
-        )
+    parts = midway["forecast"]["parts_out"]
+    console.print(
+        f"forecast from the window's middle: P10/P50/P90 {parts['p10']:.0f}/{parts['p50']:.0f}/"
+        f"{parts['p90']:.0f} parts; the line made {midway['actual']['parts_out']}"
+    )
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s; report: {result.report}")
     typer.echo(str(result.report))

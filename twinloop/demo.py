@@ -7,8 +7,8 @@
    asked a what-if question (an experiment on the calibrated twin);
 4. the line's state at the middle of the recorded window is rebuilt from the historian, and
    the calibrated twin forecasts the rest of the window from it (a fan of quantiles), to set
-   against what the line then did (for a network line whose state cannot be rebuilt or run
-   from yet, the report says the section is left out and why);
+   against what the line then did (a network line's too: an assembly's buffer per input, the
+   rework queues and the parts on a transport are rebuilt);
 5. one HTML report tells the story: live KPIs, calibration fits, validation, experiment, forecast.
 
 With `--mqtt URL` the sensors use a real broker instead, and with `--sink-config FILE` the
@@ -34,7 +34,6 @@ import yaml
 from connectors.config import config_from_dict
 from connectors.runner import run as run_connector
 from connectors.sinks.config import EmbeddedSink
-from foundation.errors import InputError
 from simulations.hardware.config import HardwareConfig
 from simulations.hardware.serve import ServedLine, serve
 from twin.calibration.estimate import StationCalibration
@@ -72,7 +71,7 @@ class DemoResult:
     validation: dict[str, Any]
     experiment: ExperimentResult
     prior_kpis: dict[str, Any]
-    # the forecast from the window's middle, or {"left_out": why} for a network line without a state
+    # the forecast from the window's middle, with the state it started from and what the line did
     midway: dict[str, Any] = field(default_factory=dict)
     connector: dict[str, Any] = field(default_factory=dict)
     report: Path | None = None
@@ -352,14 +351,7 @@ def run_demo(
     calibrated_kpis = simulate(calibrated, seed=seed).kpis
     experiment = what_if(calibrated_path, calibrated, calibrated_kpis, out, hours)
     tell("forecast", "rebuilding the state at the window's middle and forecasting the rest")
-    try:
-        midway = forecast_midway(read, line, calibrated, first, last, speed)
-    except InputError as exc:
-        if not line.is_network:
-            raise
-        # a network line whose state cannot be rebuilt or started from yet (docs/networks.md): the
-        # report says the section is left out, and why
-        midway = {"left_out": str(exc)}
+    midway = forecast_midway(read, line, calibrated, first, last, speed)
     (out / "forecast-midway.json").write_text(json.dumps(midway, indent=1))
     result = DemoResult(
         out=out,

@@ -97,13 +97,6 @@ def _forecast_figure(midway: dict[str, Any]) -> str:
 
 
 def _forecast_section(midway: dict[str, Any]) -> list[str]:
-    if "left_out" in midway:
-        return [
-            "<h2>5. Forecast from the middle of the window</h2>",
-            "<p class=left-out>Left out: the forecast starts from the line's state at the middle "
-            f"of the window, and this network line's could not be used: {html.escape(midway['left_out'])}"
-            "</p>",
-        ]
     result = midway["forecast"]
     parts = result["parts_out"]
     actual = midway["actual"]["parts_out"]
