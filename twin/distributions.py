@@ -15,7 +15,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 from pydantic import BeforeValidator, Field, model_validator
@@ -263,6 +263,65 @@ class Triangular(_Dist):
         return stats.triang((self.mode - self.low) / width, loc=self.low, scale=width)
 
 
+class Weibull(_Dist):
+    """Times to failure that depend on the machine's age: shape > 1 wears out (a bearing, a tool,
+    a seal: the older, the likelier to fail), shape < 1 fails early (infant mortality), shape 1 is
+    the exponential. Given by `shape` and `scale`, or by `shape` and `mean`
+    (scale = mean / Γ(1 + 1/shape)). S(t) = exp(-(t/scale)^shape).
+    """
+
+    dist: Literal["weibull"]
+    shape: float = Field(gt=0)
+    scale_: PositiveDuration | None = Field(default=None, alias="scale")
+    mean_: PositiveDuration | None = Field(default=None, alias="mean")
+
+    @model_validator(mode="after")
+    def _scale_or_mean(self) -> Weibull:
+        if (self.scale_ is None) == (self.mean_ is None):
+            raise ValueError("give exactly one of scale or mean")
+        if math.lgamma(1 + 2 / self.shape) > 700:  # Γ(1 + 2/k) overflows a float below k ≈ 0.012
+            raise ValueError(f"shape {self.shape:g} is too small: its mean and variance overflow a float")
+        return self
+
+    @property
+    def scale(self) -> float:
+        if self.scale_ is not None:
+            return self.scale_
+        return self.mean_ / math.gamma(1 + 1 / self.shape)  # type: ignore[operator]
+
+    @property
+    def mean(self) -> float:
+        if self.mean_ is not None:
+            return self.mean_
+        return self.scale * math.gamma(1 + 1 / self.shape)
+
+    @property
+    def variance(self) -> float:
+        k = self.shape
+        return self.scale**2 * (math.gamma(1 + 2 / k) - math.gamma(1 + 1 / k) ** 2)
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return self.scale * rng.weibull(self.shape, size)
+
+    def frozen(self) -> Any:
+        from scipy import stats  # slow to import: only for a residual life
+
+        return stats.weibull_min(self.shape, scale=self.scale)
+
+    def residual(self, rng: np.random.Generator, elapsed: float) -> float:
+        """The conditional inverse survival function in closed form: with a = (elapsed/scale)^shape,
+        S(elapsed + r) / S(elapsed) = exp(-E) for a standard exponential E gives
+        r = elapsed ((1 + E/a)^(1/shape) - 1), written with log1p and expm1 so that neither a
+        long-lived machine (a large) nor a short rest loses precision. Shape 1: r = scale E."""
+        if elapsed <= 0:
+            return float(self.draw(rng, 1)[0])
+        a = (elapsed / self.scale) ** self.shape
+        e = -math.log1p(-rng.random())  # a standard exponential by inversion of one uniform
+        if a == 0.0:  # elapsed is negligible against the scale
+            return self.scale * e ** (1 / self.shape)
+        return elapsed * math.expm1(math.log1p(e / a) / self.shape)
+
+
 class Empirical(_Dist):
     """Recorded durations, resampled with replacement (bootstrap)."""
 
@@ -299,9 +358,6 @@ class _Point:
         return self.value
 
 
-DIST_NAMES = ("constant", "exponential", "normal", "lognormal", "gamma", "uniform", "triangular", "empirical")
-
-
 def _constant_shorthand(value: Any) -> Any:
     if isinstance(value, int | float | str) and not isinstance(value, bool):
         return {"dist": "constant", "value": value}
@@ -309,7 +365,12 @@ def _constant_shorthand(value: Any) -> Any:
 
 
 Distribution = Annotated[
-    Constant | Exponential | Normal | Lognormal | Gamma | Uniform | Triangular | Empirical,
+    Constant | Exponential | Normal | Lognormal | Gamma | Uniform | Triangular | Weibull | Empirical,
     Field(discriminator="dist"),
     BeforeValidator(_constant_shorthand),
 ]
+
+# the `dist` tags of the union's members, in its order: the union is the one list of distributions
+DIST_NAMES: tuple[str, ...] = tuple(
+    get_args(member.model_fields["dist"].annotation)[0] for member in get_args(get_args(Distribution)[0])
+)

@@ -24,12 +24,22 @@ from numba import njit
 from numpy.random.bit_generator import ISeedSequence
 
 from twin import flow_kernel as kernel
-from twin.distributions import BLOCK, Constant, Exponential, Gamma, Lognormal, Triangular, Uniform, _Dist
+from twin.distributions import (
+    BLOCK,
+    Constant,
+    Exponential,
+    Gamma,
+    Lognormal,
+    Triangular,
+    Uniform,
+    Weibull,
+    _Dist,
+)
 from twin.line import InterarrivalRelease, Line
 from twin.streams import RELEASE_OWNER, spawn_key
 
 # numpy draws these value by value: one call of n values equals n/256 calls of 256
-VALUE_BY_VALUE = (Exponential, Lognormal, Gamma, Uniform, Triangular)
+VALUE_BY_VALUE = (Exponential, Lognormal, Gamma, Uniform, Triangular, Weibull)
 PRODUCT_BLOCK = 256  # `LineModel.next_product` draws the product mix 256 parts at a time
 
 

@@ -1,7 +1,7 @@
 """The flow engine against the SimPy engine: the same streams give the same instants and the same KPIs.
 
 Random lines (hypothesis) with 1-6 stations, buffers from hand-over to unlimited,
-exponential, lognormal, constant and uniform cycle times (and a few others),
+exponential, lognormal, constant and uniform cycle times (and a few others, Weibull among them),
 operation-based failures, set-ups between two products, scrap, saturated and
 interarrival release, with and without warm-up. Each line runs once in each engine
 with the same seed; every part's completion and hand-on instant at every station, the
@@ -56,6 +56,8 @@ def distributions(mean: float) -> st.SearchStrategy[Any]:
                 {"dist": "gamma", "mean": mean, "cv": 0.7},
                 {"dist": "triangular", "low": mean / 2, "mode": mean, "high": mean * 2},
                 {"dist": "empirical", "samples": [round(mean / 2), round(mean), round(mean * 2)]},
+                {"dist": "weibull", "shape": 2.5, "mean": mean},
+                {"dist": "weibull", "shape": 0.7, "scale": mean},
             ]
         ),
     )
@@ -229,8 +231,25 @@ def test_flow_and_simpy_agree_on_random_lines(data: dict[str, Any], seed: int) -
             "horizon": 1000,
             "stations": [{"name": n, "cycle_time": 10, "buffer": 0} for n in "abc"],
         },
+        # failures that age (Weibull shape 2.5) and early ones (shape 0.6), Weibull cycle times
+        {
+            "horizon": 40000,
+            "stations": [
+                {
+                    "name": "press",
+                    "cycle_time": {"dist": "weibull", "shape": 3, "mean": 40},
+                    "failures": {"ttf": {"dist": "weibull", "shape": 2.5, "mean": "30min"}, "mttr": 120},
+                },
+                {
+                    "name": "weld",
+                    "cycle_time": 38,
+                    "buffer": 2,
+                    "failures": {"ttf": {"dist": "weibull", "shape": 0.6, "scale": "20min"}, "ttr": 90},
+                },
+            ],
+        },
     ],
-    ids=["saturated", "backlog", "ties"],
+    ids=["saturated", "backlog", "ties", "weibull"],
 )
 def test_flow_and_simpy_agree_on_chosen_lines(data: dict[str, Any]) -> None:
     assert_same_run(data, seed=7)
@@ -252,13 +271,14 @@ def test_zero_second_waits_do_not_split_active_periods() -> None:
 # -- samples and replications ---------------------------------------------------------------------------
 @pytest.mark.parametrize("dist", [cls.__name__.lower() for cls in VALUE_BY_VALUE])
 def test_value_by_value_distributions_ignore_the_block_size(dist: str) -> None:
-    spec = {"dist": dist, "mean": 5, "cv": 0.5, "low": 1, "mode": 2, "high": 9}
+    spec = {"dist": dist, "mean": 5, "cv": 0.5, "low": 1, "mode": 2, "high": 9, "shape": 1.7}
     keys = {
         "exponential": ["mean"],
         "lognormal": ["mean", "cv"],
         "gamma": ["mean", "cv"],
         "uniform": ["low", "high"],
         "triangular": ["low", "mode", "high"],
+        "weibull": ["shape", "mean"],
     }[dist]
     model = TypeAdapter(Distribution).validate_python({"dist": dist, **{k: spec[k] for k in keys}})
     blocks = np.random.default_rng(3)

@@ -11,7 +11,17 @@ import pytest
 from connectors.config import ConfigError, config_from_dict
 from foundation.durations import parse_duration
 from tests.conftest import DEMONSTRATOR, ROOT
-from twin.distributions import Constant, Empirical, Exponential, Gamma, Lognormal, Normal, Triangular, Uniform
+from twin.distributions import (
+    Constant,
+    Empirical,
+    Exponential,
+    Gamma,
+    Lognormal,
+    Normal,
+    Triangular,
+    Uniform,
+    Weibull,
+)
 from twin.line import LineError, line_from_dict, load_line, read_yaml
 
 
@@ -152,8 +162,40 @@ def test_per_product_cycle_times_must_cover_products() -> None:
         ({"scrap": 1.5}, r"^line\.yaml: stations\[0\]\.scrap: must be < 1"),
         ({"colour": "red"}, r"^line\.yaml: stations\[0\]\.colour: unknown key"),
         (
+            {"cycle_time": {"dist": "pareto", "mean": 3}},
+            r"stations\[0\]\.cycle_time: unknown distribution 'pareto' \(allowed: .*weibull",
+        ),
+        (
+            {"cycle_time": {"dist": "weibull", "shape": 0, "mean": 3}},
+            r"stations\[0\]\.cycle_time\.shape: must be > 0",
+        ),
+        (
+            {"cycle_time": {"dist": "weibull", "shape": -1.5, "scale": 3}},
+            r"stations\[0\]\.cycle_time\.shape: must be > 0",
+        ),
+        (
+            {"cycle_time": {"dist": "weibull", "shape": 2, "scale": 0}},
+            r"stations\[0\]\.cycle_time\.scale: must be > 0",
+        ),
+        (
+            {"failures": {"ttf": {"dist": "weibull", "shape": 2, "mean": "-1h"}, "mttr": 5}},
+            r"stations\[0\]\.failures\.ttf\.mean: must be > 0",
+        ),
+        (
+            {"cycle_time": {"dist": "weibull", "shape": 2, "scale": 3, "mean": 3}},
+            r"stations\[0\]\.cycle_time: give exactly one of scale or mean",
+        ),
+        (
+            {"cycle_time": {"dist": "weibull", "shape": 2}},
+            r"stations\[0\]\.cycle_time: give exactly one of scale or mean",
+        ),
+        (
             {"cycle_time": {"dist": "weibull", "mean": 3}},
-            r"stations\[0\]\.cycle_time: unknown distribution 'weibull'",
+            r"stations\[0\]\.cycle_time\.shape: required field missing",
+        ),
+        (
+            {"cycle_time": {"dist": "weibull", "shape": 0.005, "mean": 3}},
+            r"stations\[0\]\.cycle_time: shape 0\.005 is too small",
         ),
         (
             {"cycle_time": {"dist": "lognormal", "mean": 3}},
@@ -223,6 +265,8 @@ DISTRIBUTIONS = [
     Gamma(dist="gamma", mean=10, cv=0.7),
     Uniform(dist="uniform", low=2, high=6),
     Triangular(dist="triangular", low=1, mode=2, high=6),
+    Weibull(dist="weibull", shape=2.5, mean=10),
+    Weibull(dist="weibull", shape=0.7, scale=10),
     Empirical(dist="empirical", samples=[1, 2, 3, 10]),
 ]
 
