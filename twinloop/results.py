@@ -249,8 +249,8 @@ def _finished_ns(meta: Mapping[str, Any]) -> int:
 
 
 async def _write(sink: Sink, points: list[Point], batch_size: int) -> int:
-    await sink.open()
     try:
+        await sink.open()  # inside: a sink that fails half-way through opening is closed too
         rejected = 0
         for start in range(0, len(points), batch_size):
             batch = points[start : start + batch_size]
