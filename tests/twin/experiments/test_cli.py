@@ -164,7 +164,7 @@ def test_ctrl_c_keeps_finished_runs(write_experiment: WriteExperiment, tmp_path:
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            process.communicate()  # reaps it and closes its pipes
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted:" in stderr
     runs = pd.read_parquet(out / "runs.parquet")
