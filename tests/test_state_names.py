@@ -4,6 +4,7 @@ hardware files all follow it, in its order."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, get_args
 
@@ -36,12 +37,16 @@ def _value_mappings(node: Any) -> list[dict[str, Any]]:
 def test_the_reported_states_are_all_but_the_operator_stop() -> None:
     assert get_args(StateName) == STATE_NAMES
     assert STATE_NAMES[STOPPED] == "stopped"
-    assert REPORTED_STATES == STATE_NAMES[:STOPPED] == ("working", "blocked", "starved", "down", "setup")
+    assert STATE_NAMES[:STOPPED] == ("working", "blocked", "starved", "down", "setup")  # codes 0-4 kept
+    assert REPORTED_STATES == ("working", "blocked", "starved", "down", "setup", "waiting_repair")
 
 
 def test_the_line_overview_maps_every_state_code_to_its_name() -> None:
     assert [name for _, name, _ in line_overview.STATES] == list(STATE_NAMES)
-    assert [name.lower() for name in line_overview.COUNTERS] == list(REPORTED_STATES)
+    # the PLC counters TimeWorking ... TimeWaitingRepair, in CamelCase
+    assert [re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() for name in line_overview.COUNTERS] == list(
+        REPORTED_STATES
+    )
     # the value mappings keyed by state code (the flow panel maps `reworked` too)
     mappings = [
         options

@@ -22,9 +22,20 @@ from twin.buffer import make_buffer
 from twin.line import Line
 from twin.network import Network
 from twin.release import Release
+from twin.repair import Crew
 from twin.state import FORMAT as STATE_FORMAT
 from twin.state import LineState, MachineState, StartPlan, StationState, check_state, start_plan
-from twin.station import BLOCKED, DOWN, STARVED, STATE_NAMES, STOPPED, WORKING, Machine, Part
+from twin.station import (
+    BLOCKED,
+    DOWN,
+    STARVED,
+    STATE_NAMES,
+    STOPPED,
+    WAITING_REPAIR,
+    WORKING,
+    Machine,
+    Part,
+)
 from twin.streams import RELEASE_OWNER, stream
 
 
@@ -101,6 +112,7 @@ class LineModel:
 
         # per product since the start (not reset by the warm-up): released, out, scrapped
         self.product_counts: dict[str, list[int]] = {name: [0, 0, 0] for name in line.product_mix}
+        self.crew = Crew(self.env, line.repair.technicians, line.repair.priority) if line.repair else None
         self.network: Network | None = None
         self.machines: list[list[Machine]] = []
         self.buffers: list[simpy.Store | None] = []
@@ -285,7 +297,8 @@ class LineModel:
     def snapshot(self) -> LineState:
         """The line's state now, as a state file holds it (`produced`: since the statistics' restart).
 
-        A state file's `down` machine holds a part in work. A machine down by the calendar
+        A state file's `down` machine holds a part in work; a machine waiting for a technician
+        is given as `down` with its repair not begun (`elapsed_s` 0). A machine down by the calendar
         while it is starved or blocked is given in that state: the rest of its repair is lost.
         A network line also gives its assemblies' buffers per input, its rework queues and the
         parts on its transports with the time each still travels.
@@ -309,6 +322,9 @@ class LineModel:
     @staticmethod
     def _machine_state(machine: Machine, now: float) -> MachineState:
         code = machine.state
+        waiting = code == WAITING_REPAIR
+        if waiting:  # a state file has no `waiting_repair`: given as down, its repair not begun
+            code = DOWN
         # down by the calendar while idle (only calendar breakdowns keep a `logical_state`)
         if (
             code == DOWN

@@ -57,6 +57,8 @@ def flow_obstacle(line: Line) -> str | None:
             if getattr(station, key) is not None:
                 what = NETWORK_KEYS[key]
                 return f"stations[{index}].{key}: {what} needs the simpy engine (the flow engine runs chains)"
+    if line.repair is not None:
+        return "repair: a repair crew (machines waiting for a technician) needs the simpy engine"
     if isinstance(line.release, ConwipRelease):
         return "release: conwip release needs the simpy engine"
     for index, station in enumerate(line.stations):
@@ -441,7 +443,8 @@ class _MachineAccount:
     """A machine's `twin.kpis.MachineAccounts`, from the kernel's accounts."""
 
     def __init__(self, time_in: np.ndarray, counts: np.ndarray, periods: np.ndarray) -> None:
-        self.time_in = [*time_in.tolist(), 0.0]  # working, blocked, starved, down, setup, stopped
+        # working, blocked, starved, down, setup; stopped and waiting_repair never happen here
+        self.time_in = [*time_in.tolist(), 0.0, 0.0]
         self.processed = int(counts[kernel.PROCESSED])
         self.parts_out = int(counts[kernel.PARTS_OUT])
         self.scrapped = int(counts[kernel.SCRAPPED])

@@ -101,7 +101,15 @@ KPIS: tuple[Kpi, ...] = (
         float,
         "share",
         "down",
-        "broken or under repair (and stopped by an operator, on the simulated line)",
+        "broken and under repair (and stopped by an operator, on the simulated line)",
+    ),
+    Kpi(
+        "waiting_repair",
+        "station",
+        float,
+        "share",
+        "waiting repair",
+        "broken, waiting for a technician of the line's repair crew (0 without `repair:`)",
     ),
     Kpi("setup", "station", float, "share", "setup", "changing over to another product"),
     Kpi("utilization", "station", float, "share", "utilization", "the working share", same_as="working"),
@@ -119,7 +127,8 @@ KPIS: tuple[Kpi, ...] = (
         float,
         "share",
         "availability",
-        "1 − down − setup: breakdowns and change-overs are availability losses",
+        "1 − down − waiting repair − setup: breakdowns, the wait for a technician and change-overs "
+        "are availability losses",
     ),
     Kpi(
         "performance",

@@ -5,10 +5,12 @@ Definitions (also in docs/kpis.md), over the observed period T = horizon - warm-
 - throughput_per_hour: good parts leaving the last station per hour;
 - wip_mean: time-average number of parts in the line (released, not yet out or scrapped);
 - lead time: from a part's release into the line to its exit from the last station;
-- station state shares: fractions of machine time working / blocked / starved / down /
-  setup, averaged over the station's machines (they sum to 1);
+- station state shares: fractions of machine time working / blocked / starved / down
+  (under repair) / waiting_repair (for a technician) / setup, averaged over the station's
+  machines (they sum to 1);
 - utilization: the working share;
-- availability = 1 - down - setup (breakdowns and changeovers are availability losses);
+- availability = 1 - down - waiting_repair - setup (breakdowns, the wait for a technician and
+  changeovers are availability losses);
 - performance = ideal cycle time x parts processed / (available machine time): blocked
   and starved time are performance losses, not availability losses;
 - quality = good parts / parts processed at the station;
@@ -28,10 +30,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from twin.bottleneck import Periods, bottleneck_shares
-from twin.station import REPORTED_STATES, STOPPED
+from twin.station import REPORTED_STATES, STATE_NAMES, STOPPED
 
 if TYPE_CHECKING:
     from twin.line import Line
+
+# the reported state shares in the record's order (twin.kpi_catalogue): waiting for repair beside down
+SHARES = ("working", "blocked", "starved", "down", "waiting_repair", "setup")
+assert sorted(SHARES) == sorted(REPORTED_STATES)
 
 
 class MachineAccounts(Protocol):
@@ -88,15 +94,15 @@ def line_kpis(model: LineAccounts, *, horizon: float, warmup: float) -> dict[str
     for station, machines in zip(model.line.stations, model.machines, strict=True):
         machine_time = period * len(machines)
         shares = {
-            name: sum(machine.time_in[code] for machine in machines) / machine_time
-            for code, name in enumerate(REPORTED_STATES)
+            name: sum(machine.time_in[STATE_NAMES.index(name)] for machine in machines) / machine_time
+            for name in SHARES
         }
         shares["down"] += sum(machine.time_in[STOPPED] for machine in machines) / machine_time
         processed = sum(machine.processed for machine in machines)
         good = sum(machine.parts_out for machine in machines)
         scrapped = sum(machine.scrapped for machine in machines)
         ideal = station.ideal_cycle_time or station.mean_cycle_time(mix)
-        availability = max(0.0, 1.0 - shares["down"] - shares["setup"])
+        availability = max(0.0, 1.0 - shares["down"] - shares["setup"] - shares["waiting_repair"])
         available_time = availability * machine_time
         performance = ideal * processed / available_time if available_time > 0 else 0.0
         quality = (processed - scrapped) / processed if processed else 1.0

@@ -146,6 +146,15 @@ class Transport(_Strict):
     capacity: int = Field(default=1, ge=1)
 
 
+class Repair(_Strict):
+    """The line's repair crew (`twin.repair`): `technicians` repair one failed machine each at a time,
+    the next one chosen by `priority` (`fifo`: the first to fail; `bottleneck`: the machine of the
+    station with the most working time so far)."""
+
+    technicians: int = Field(ge=1)
+    priority: Literal["fifo", "bottleneck"] = "fifo"
+
+
 class Station(_Strict):
     """One work station: `capacity` identical machines fed from one buffer in front of them."""
 
@@ -205,6 +214,7 @@ class Line(_Strict):
     engine: Literal["auto", "simpy", "flow"] = "auto"
     stations: list[Station] = Field(min_length=1)
     routes: dict[str, list[str]] | None = None
+    repair: Repair | None = None  # None: a repairer for every failed machine
 
     @model_validator(mode="after")
     def _consistent(self) -> Line:

@@ -405,6 +405,7 @@ class Network:
         set_state = machine.set_state if calendar_failures else machine._enter
         observer = machine.observer
         routed = getattr(observer, "part_routed", None)
+        crew = model.crew
 
         while True:
             finished = False
@@ -484,9 +485,13 @@ class Network:
                         if ttf_left > 0:
                             yield timeout(ttf_left)
                         remaining -= ttf_left
-                        set_state(DOWN)
-                        machine.failures += 1
-                        yield timeout(ttr())  # type: ignore[misc]
+                        if crew is None:
+                            set_state(DOWN)
+                            machine.failures += 1
+                            yield timeout(ttr())  # type: ignore[misc]
+                        else:
+                            machine.failures += 1
+                            yield from machine.repair(set_state)
                         set_state(WORKING)
                         ttf_left = ttf()  # type: ignore[misc]
                     ttf_left -= remaining

@@ -5,11 +5,13 @@ A machine cycles through the states of a production machine:
 - `starved`: empty, waiting for a part from the buffer in front of the station;
 - `setup`: changing over because the part's product differs from the last one;
 - `working`: processing the part (only here does an operation-based failure clock run);
-- `down`: broken, waiting for repair;
+- `down`: broken and under repair;
 - `blocked`: holding a finished part because there is no room downstream
   (blocking after service; the last station is never blocked);
 - `stopped`: stopped by an operator (the PLC's Stop method) before loading the next
-  part, until started again; booked as down time in the KPIs.
+  part, until started again; booked as down time in the KPIs;
+- `waiting_repair`: broken, waiting for a technician of the line's repair crew
+  (`twin.repair`; a line without a crew repairs every failed machine at once).
 
 Time in each state is accumulated as it passes, and the instants at which the
 machine turns active (working, setup, down) or inactive (starved, blocked) are kept
@@ -29,14 +31,15 @@ if TYPE_CHECKING:
     from twin.engine import LineModel
     from twin.state import MachineStart
 
-StateName = Literal["working", "blocked", "starved", "down", "setup", "stopped"]
-# the one list of state names, in state-code order: every other list of states is derived from it
+StateName = Literal["working", "blocked", "starved", "down", "setup", "stopped", "waiting_repair"]
+# the one list of state names, in state-code order (the codes the PLCs publish: a new state is
+# appended): every other list of states is derived from it
 STATE_NAMES: tuple[StateName, ...] = get_args(StateName)
-WORKING, BLOCKED, STARVED, DOWN, SETUP, STOPPED = range(len(STATE_NAMES))
+WORKING, BLOCKED, STARVED, DOWN, SETUP, STOPPED, WAITING_REPAIR = range(len(STATE_NAMES))
 # the states a machine's time is reported in (KPI shares, time counters, dashboards):
 # an operator's stop is booked as down
-REPORTED_STATES: tuple[StateName, ...] = STATE_NAMES[:STOPPED]
-ACTIVE = (True, False, False, True, True, False)
+REPORTED_STATES: tuple[StateName, ...] = tuple(name for name in STATE_NAMES if name != "stopped")
+ACTIVE = (True, False, False, True, True, False, True)
 
 Part = list  # [product name, release time]
 
@@ -73,7 +76,7 @@ class Machine:
 
         self.state = STARVED
         self.since = 0.0
-        self.time_in = [0.0] * 6
+        self.time_in = [0.0] * len(STATE_NAMES)
         self.activity_changes: list[float] = []
         self.processed = 0
         self.parts_out = 0
@@ -128,7 +131,7 @@ class Machine:
 
     def restart_statistics(self, now: float) -> None:
         """Forget everything before `now` (the end of the warm-up)."""
-        self.time_in = [0.0] * 6
+        self.time_in = [0.0] * len(STATE_NAMES)
         self.since = now
         self.activity_changes = [now] if ACTIVE[self.state] else []
         self.processed = self.parts_out = self.scrapped = self.failures = 0
@@ -180,6 +183,7 @@ class Machine:
         set_state = self.set_state if calendar_failures else self._enter
         observer = self.observer
         is_last = outbound is None
+        crew = model.crew
 
         while True:
             finished = False
@@ -225,9 +229,13 @@ class Machine:
                     if ttf_left > 0:
                         yield timeout(ttf_left)
                     remaining -= ttf_left
-                    set_state(DOWN)
-                    self.failures += 1
-                    yield timeout(ttr())  # type: ignore[misc]
+                    if crew is None:
+                        set_state(DOWN)
+                        self.failures += 1
+                        yield timeout(ttr())  # type: ignore[misc]
+                    else:
+                        self.failures += 1
+                        yield from self.repair(set_state)
                     set_state(WORKING)
                     ttf_left = ttf()  # type: ignore[misc]
                 ttf_left -= remaining
@@ -288,8 +296,11 @@ class Machine:
                 yield self.env.timeout(first.remaining)
         elif first.state == DOWN:
             if not self.calendar_failures:  # (a calendar breakdown is `calendar_breakdowns`' to end)
-                set_state(DOWN)
-                yield self.env.timeout(first.remaining)
+                if self.model.crew is None:
+                    set_state(DOWN)
+                    yield self.env.timeout(first.remaining)
+                else:
+                    yield from self.repair(set_state, first.remaining)
         else:
             set_state(WORKING)
             return first.remaining
@@ -320,13 +331,17 @@ class Machine:
         env = self.env
         ttf, ttr = self.ttf, self.ttr
         assert ttf is not None and ttr is not None
+        crew = self.model.crew
         if repair_left is not None:
             self.repaired = env.event()
             self.down = True
-            self._enter(DOWN)
             if self.occupied and self.process is not None:
                 self.process.interrupt("breakdown")
-            yield env.timeout(repair_left)
+            if crew is None:
+                self._enter(DOWN)
+                yield env.timeout(repair_left)
+            else:
+                yield from self.repair(self._enter, repair_left)
             self.down = False
             self._enter(self.logical_state)
             self.repaired.succeed()
@@ -335,10 +350,30 @@ class Machine:
             self.repaired = env.event()
             self.down = True
             self.failures += 1
-            self._enter(DOWN)
-            if self.occupied and self.process is not None:
-                self.process.interrupt("breakdown")
-            yield env.timeout(ttr())
+            if crew is None:
+                self._enter(DOWN)
+                if self.occupied and self.process is not None:
+                    self.process.interrupt("breakdown")
+                yield env.timeout(ttr())
+            else:
+                if self.occupied and self.process is not None:
+                    self.process.interrupt("breakdown")
+                yield from self.repair(self._enter)
             self.down = False
             self._enter(self.logical_state)
             self.repaired.succeed()
+
+    def repair(
+        self, enter: Callable[[int], None], duration: float | None = None
+    ) -> Generator[simpy.Event, Any, None]:
+        """A repair by the line's crew: wait for a technician (`waiting_repair`) unless one is free,
+        then be `down` for `duration` (None: a time to repair drawn when the repair starts)."""
+        crew = self.model.crew
+        assert crew is not None
+        granted = crew.call(self)
+        if granted is not None:
+            enter(WAITING_REPAIR)
+            yield granted
+        enter(DOWN)
+        yield self.env.timeout(self.ttr() if duration is None else duration)  # type: ignore[misc]
+        crew.release()

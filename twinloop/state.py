@@ -45,7 +45,7 @@ from twin.calibration.records import StationRecord
 from twin.line import Line
 from twin.network_state import raw_material
 from twin.state import FORMAT, START_STATES, LineState, MachineState, StationState, TransportPart
-from twin.station import BLOCKED, STATE_NAMES, STOPPED, WORKING
+from twin.station import BLOCKED, STATE_NAMES, STOPPED, WAITING_REPAIR, WORKING
 from twin.topology import Topology
 from twinloop.history import Query, infer_speed
 
@@ -169,6 +169,10 @@ def _machine(
         since = started.since
     if code == STOPPED:  # stopped by an operator before loading its next part: empty, as in the twin
         return MachineState(state="starved")
+    if code == WAITING_REPAIR:  # broken, no technician yet: down, its repair not begun
+        product = _last(rows, machine_variable("Product", k, machines))
+        held = product.value if product is not None and product.value in line.product_mix else None
+        return MachineState(state="down", product=held)
     name = STATE_NAMES[code]
     assert name in START_STATES
     elapsed = max(0.0, (at - since.to_pydatetime()).total_seconds() * speed)

@@ -50,10 +50,12 @@ STATE_COLOURS = {
     "down": "red",
     "setup": "blue",
     "stopped": "text",
+    "waiting_repair": "purple",
 }
 # (state code, name, colour) in twin.station's order, the codes the PLCs publish
 STATES = tuple((code, name, STATE_COLOURS[name]) for code, name in enumerate(STATE_NAMES))
-COUNTERS = tuple(name.capitalize() for name in REPORTED_STATES)  # the PLCs' TimeWorking, ... counters
+# the PLCs' TimeWorking, ..., TimeWaitingRepair counters
+COUNTERS = tuple("".join(word.capitalize() for word in name.split("_")) for name in REPORTED_STATES)
 
 VARIABLES = [
     Variable("line", "Line", 'SHOW TAG VALUES FROM "machine" WITH KEY = "line"'),
@@ -91,7 +93,8 @@ def _station_spreads() -> str:
     """Per station: the state times, parts and ideal cycle time over the time range."""
     total = " + ".join(f'spread("Time{name}")' for name in COUNTERS)
     return (
-        f'SELECT {total} AS "total", spread("TimeDown") AS "down", spread("TimeSetup") AS "setup", '
+        f'SELECT {total} AS "total", spread("TimeDown") + spread("TimeWaitingRepair") AS "down", '
+        'spread("TimeSetup") AS "setup", '
         'spread("PartsProduced") AS "good", spread("PartsScrapped") AS "scrap", '
         'last("IdealCycleTime") AS "ideal" '
         f'FROM "machine" {where(LINE, STATION)} GROUP BY "station"'
@@ -235,11 +238,14 @@ def _oee() -> list[Panel]:
     overrides += [by_name("good", unit="short", decimals=0), by_name("scrap", unit="short", decimals=0)]
     time_in_state = Query(
         "SELECT "
-        + ", ".join(f'sum("{name.lower()}") AS "{name.lower()}"' for name in COUNTERS)
+        + ", ".join(f'sum("{state}") AS "{state}"' for state in REPORTED_STATES)
         + " FROM (SELECT "
-        + ", ".join(f'spread("Time{name}") AS "{name.lower()}"' for name in COUNTERS)
+        + ", ".join(
+            f'spread("Time{name}") AS "{state}"'
+            for name, state in zip(COUNTERS, REPORTED_STATES, strict=True)
+        )
         + f' FROM "machine" {where(LINE, STATION)} GROUP BY "station")',
-        fields=tuple(name.lower() for name in COUNTERS),
+        fields=REPORTED_STATES,
     )
     colours = [
         by_name(name, color={"mode": "fixed", "fixedColor": STATE_COLOURS[name]}) for name in REPORTED_STATES
@@ -296,10 +302,11 @@ def _states() -> list[Panel]:
         }
     ]
     lost = Query(
-        'SELECT spread("TimeDown") AS "down", spread("TimeSetup") AS "setup", '
-        'spread("TimeBlocked") AS "blocked", spread("TimeStarved") AS "starved" '
+        'SELECT spread("TimeDown") AS "down", spread("TimeWaitingRepair") AS "waiting_repair", '
+        'spread("TimeSetup") AS "setup", spread("TimeBlocked") AS "blocked", '
+        'spread("TimeStarved") AS "starved" '
         f'FROM "machine" {where(LINE, STATION)} GROUP BY "station"',
-        fields=("down", "setup", "blocked", "starved"),
+        fields=("down", "waiting_repair", "setup", "blocked", "starved"),
         group=("station",),
         format="table",
     )
@@ -339,23 +346,23 @@ def _states() -> list[Panel]:
             [lost],
             width=12,
             height=9,
-            description="Time each station lost, worst first: down (breakdowns and stops) and "
-            "set-up are availability losses; blocked and starved are the line's flow losses.",
+            description="Time each station lost, worst first: down (breakdowns and stops), waiting "
+            "for a technician and set-up are availability losses; blocked and starved are the line's "
+            "flow losses.",
             options=barchart_options("station", stacking="normal"),
             defaults={"unit": "s", "min": 0, "color": {"mode": "palette-classic"}},
             overrides=[
                 by_name(name, color={"mode": "fixed", "fixedColor": colour})
                 for _, name, colour in STATES
-                if name in ("down", "setup", "blocked", "starved")
+                if name in ("down", "waiting_repair", "setup", "blocked", "starved")
             ],
             transformations=[
                 {
                     "id": "calculateField",
                     "options": {
                         "alias": "lost",
-                        "binary": {"left": "down", "operator": "+", "right": "setup"},
-                        "mode": "binary",
-                        "reduce": {"reducer": "sum"},
+                        "mode": "reduceRow",
+                        "reduce": {"include": ["down", "waiting_repair", "setup"], "reducer": "sum"},
                     },
                 },
                 sort_by("lost"),

@@ -31,6 +31,7 @@ from fabbrica.grafana.model import (
     where,
 )
 from twin.kpi_catalogue import Kpi, kpi
+from twin.station import REPORTED_STATES
 
 UID = "fabbrica-twin-validation"
 LINE = matches("line", "line")
@@ -72,7 +73,7 @@ VARIABLES = [
     Variable(
         "state",
         "State share",
-        values=("working", "blocked", "starved", "down", "setup"),
+        values=REPORTED_STATES,
         multi=True,
         include_all=True,
         current="working",

@@ -77,6 +77,7 @@ STATION_VARIABLES: tuple[tuple[str, ua.VariantType, Any], ...] = (
     ("TimeStarved", ua.VariantType.Double, 0.0),
     ("TimeDown", ua.VariantType.Double, 0.0),
     ("TimeSetup", ua.VariantType.Double, 0.0),
+    ("TimeWaitingRepair", ua.VariantType.Double, 0.0),
     ("Occupancy", ua.VariantType.UInt32, 0),
     ("OccupancySeconds", ua.VariantType.Double, 0.0),
     ("IdealCycleTime", ua.VariantType.Double, 0.0),

@@ -42,7 +42,18 @@ from twin.calibration.records import FROM_RELEASE, TO_EXIT
 from twin.engine import LineModel
 from twin.line import Line
 from twin.network import Network, Transport
-from twin.station import BLOCKED, DOWN, SETUP, STARVED, STOPPED, WORKING, Machine, Part
+from twin.station import (
+    BLOCKED,
+    DOWN,
+    SETUP,
+    STARVED,
+    STATE_NAMES,
+    STOPPED,
+    WAITING_REPAIR,
+    WORKING,
+    Machine,
+    Part,
+)
 from twin.topology import EXIT
 
 COMMANDS = ("Start", "Stop", "Reset")
@@ -55,6 +66,7 @@ VALUE_VARIABLES = (
     "TimeStarved",
     "TimeDown",
     "TimeSetup",
+    "TimeWaitingRepair",
     "Occupancy",
     "OccupancySeconds",
     "IdealCycleTime",
@@ -67,8 +79,9 @@ TIME_COUNTERS = (
     ("TimeStarved", (STARVED,)),
     ("TimeDown", (DOWN, STOPPED)),
     ("TimeSetup", (SETUP,)),
+    ("TimeWaitingRepair", (WAITING_REPAIR,)),
 )
-HOLDS_A_PART = (WORKING, SETUP, BLOCKED, DOWN)
+HOLDS_A_PART = (WORKING, SETUP, BLOCKED, DOWN, WAITING_REPAIR)
 # orders released into a line that is not saturated, counted at its first station
 RELEASE_COUNTER = "PartsReleased"
 # parts waiting in the buffer in front of a station, on every change (not for a saturated first station)
@@ -171,7 +184,7 @@ class StationRuntime:
         self.parts: list[dict[str, Any]] = []
         self.commands: list[tuple[float, str]] = []
         self.banks: list[SignalBank] = []
-        self.time_in = [0.0] * 6  # machine-seconds per state code, summed over the machines
+        self.time_in = [0.0] * len(STATE_NAMES)  # machine-seconds per state code, summed over the machines
         self.machine_since = [0.0] * len(machines)
         self.occupancy_seconds = 0.0  # part-seconds held, exact up to the runtime's `occupancy_since`
 

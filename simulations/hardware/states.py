@@ -9,7 +9,7 @@ most significant state of its machines (`STATION_PRIORITY`).
 
 from __future__ import annotations
 
-from twin.station import BLOCKED, DOWN, SETUP, STARVED, STATE_NAMES, STOPPED, WORKING
+from twin.station import BLOCKED, DOWN, SETUP, STARVED, STATE_NAMES, STOPPED, WAITING_REPAIR, WORKING
 
 # OPC 40001-1 MachineryItemState_StateMachineType, StateNumber of each top-level state
 NOT_AVAILABLE, OUT_OF_SERVICE, NOT_EXECUTING, EXECUTING = 0, 1, 2, 3
@@ -31,6 +31,7 @@ MACHINERY_ITEM_STATE = {
     STARVED: NOT_EXECUTING,
     STOPPED: NOT_EXECUTING,
     DOWN: OUT_OF_SERVICE,
+    WAITING_REPAIR: OUT_OF_SERVICE,
 }
 
 PACKML_STATE = {
@@ -40,10 +41,11 @@ PACKML_STATE = {
     STARVED: PACKML_SUSPENDED,
     STOPPED: PACKML_STOPPED,
     DOWN: PACKML_HELD,
+    WAITING_REPAIR: PACKML_HELD,  # held, waiting for maintenance
 }
 
 # a station with several machines shows the first of these that any machine is in
-STATION_PRIORITY = (WORKING, SETUP, DOWN, BLOCKED, STARVED, STOPPED)
+STATION_PRIORITY = (WORKING, SETUP, DOWN, WAITING_REPAIR, BLOCKED, STARVED, STOPPED)
 _RANK = {state: rank for rank, state in enumerate(STATION_PRIORITY)}
 
 
@@ -69,6 +71,7 @@ __all__ = [
     "STARVED",
     "STATION_PRIORITY",
     "STOPPED",
+    "WAITING_REPAIR",
     "WORKING",
     "state_name",
     "station_state",

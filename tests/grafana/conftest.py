@@ -72,6 +72,7 @@ PLC_FIELDS = (  # read by the dashboards' OEE, state and WIP panels
     "TimeStarved",
     "TimeDown",
     "TimeSetup",
+    "TimeWaitingRepair",
     "IdealCycleTime",
     "Occupancy",
 )

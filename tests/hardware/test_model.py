@@ -30,15 +30,17 @@ from simulations.hardware.states import (
 from simulations.hardware.truth import truth_record, truth_state
 from tests.hardware.conftest import FAST_LINE, ROOT, start_serving
 from twin.line import line_from_dict, load_line
-from twin.station import BLOCKED, DOWN, SETUP, STARVED, STATE_NAMES, STOPPED, WORKING
+from twin.station import BLOCKED, DOWN, STARVED, STATE_NAMES, STOPPED, WAITING_REPAIR, WORKING
 
 
 def test_every_state_maps_to_machinery_and_packml() -> None:
     assert MACHINERY_ITEM_STATE[WORKING] == EXECUTING
     assert MACHINERY_ITEM_STATE[DOWN] == OUT_OF_SERVICE
     assert MACHINERY_ITEM_STATE[STARVED] == MACHINERY_ITEM_STATE[BLOCKED] == NOT_EXECUTING
-    assert set(PACKML_STATE) == set(MACHINERY_ITEM_STATE) == {WORKING, BLOCKED, STARVED, DOWN, SETUP, STOPPED}
+    assert set(PACKML_STATE) == set(MACHINERY_ITEM_STATE) == set(range(len(STATE_NAMES)))
     assert PACKML_STATE[WORKING] == 6 and PACKML_STATE[STOPPED] == 2 and PACKML_STATE[DOWN] == 11
+    # waiting for a technician: out of service and held, as under repair
+    assert MACHINERY_ITEM_STATE[WAITING_REPAIR] == OUT_OF_SERVICE and PACKML_STATE[WAITING_REPAIR] == 11
 
 
 def test_a_station_shows_its_most_significant_machine_state() -> None:

@@ -38,6 +38,7 @@ STATE_COLOURS = {
     "down": "#D55E00",
     "blocked": "#E69F00",
     "starved": "#BBBBBB",
+    "waiting_repair": "#CC79A7",
 }
 LABELS = {
     "throughput_per_hour": "throughput (parts/h)",

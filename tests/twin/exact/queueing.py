@@ -102,3 +102,48 @@ class TandemMeasures:
 def jackson_tandem(arrival_rate: float, service_rates: tuple[float, ...]) -> TandemMeasures:
     """M/M/1 stations in series with unlimited buffers fed by Poisson arrivals (Burke, Jackson)."""
     return TandemMeasures(stations=tuple(mm1(arrival_rate, mu) for mu in service_rates))
+
+
+@dataclass(frozen=True)
+class RepairmanMeasures:
+    """The machine-repairman model (M/M/c//N): long-run shares of the N machines' time."""
+
+    machines: int
+    technicians: int
+    probabilities: tuple[float, ...]  # of n machines failed, n = 0 .. N
+
+    @property
+    def working(self) -> float:
+        return sum((self.machines - n) * p for n, p in enumerate(self.probabilities)) / self.machines
+
+    @property
+    def under_repair(self) -> float:
+        return sum(min(n, self.technicians) * p for n, p in enumerate(self.probabilities)) / self.machines
+
+    @property
+    def waiting(self) -> float:
+        c = self.technicians
+        return sum(max(n - c, 0) * p for n, p in enumerate(self.probabilities)) / self.machines
+
+
+def machine_repairman(
+    machines: int, technicians: int, failure_rate: float, repair_rate: float
+) -> RepairmanMeasures:
+    """N machines, each failing at `failure_rate` while it works, c technicians repairing at
+    `repair_rate` each, first come first served: the finite-source queue M/M/c//N.
+
+    p_n = p_0 C(N, n) r^n for n <= c and p_0 C(N, n) n! / (c! c^(n-c)) r^n for n > c, with
+    r = failure_rate / repair_rate (Kleinrock, Queueing Systems I, section 3.10).
+    """
+    if machines < 1 or not 1 <= technicians <= machines or failure_rate <= 0 or repair_rate <= 0:
+        raise ValueError("need 1 <= technicians <= machines and rates > 0")
+    r = failure_rate / repair_rate
+    c = technicians
+    weights = []
+    for n in range(machines + 1):
+        ways = math.comb(machines, n)
+        if n > c:
+            ways *= math.factorial(n) / (math.factorial(c) * c ** (n - c))
+        weights.append(ways * r**n)
+    total = sum(weights)
+    return RepairmanMeasures(machines, technicians, tuple(w / total for w in weights))
