@@ -122,7 +122,8 @@ def _header(
         )
         repair = f"{result.repair_fit.best.family} n={result.repair_fit.n}" if result.repair_fit else "prior"
         lines.append(
-            f"# {result.name}: {fits or 'cycle time: prior'}; breakdowns {result.failures_observed}, "
+            f"# {result.name}: {fits or 'cycle time: prior'}; breakdowns {result.failures_observed}"
+            f"{_failure_label(result)}, "
             f"repair {repair}; parts {result.parts}"
         )
         if result.rework_probability is not None and result.rework_ci95 is not None:
@@ -158,3 +159,14 @@ def route_label(route: RouteEstimate) -> str:
 def product_label(product: str) -> str:
     """How a product's fit is named: `cycle` for the one fit over all products."""
     return "cycle" if product == "*" else product
+
+
+def _failure_label(result: StationCalibration) -> str:
+    """' (weibull shape 2.57, 95 % 2.37..2.77)' when the times to failure were fitted, else ''."""
+    fit = result.failure_fit
+    if fit is None:
+        return ""
+    if fit.best.family != "weibull":
+        return f" ({fit.best.family})"
+    low, high = fit.best.ci95["shape"]
+    return f" (weibull shape {fit.best.spec['shape']:.2f}, 95 % {low:.2f}..{high:.2f})"

@@ -4,7 +4,10 @@
   maximum likelihood and chosen by AIC (`twin.calibration.fit`);
 - breakdowns: the number of down periods that start in the window over the exposure (working time
   for `basis: operating`, up time for `basis: calendar`) gives the MTBF (the censored exponential
-  maximum-likelihood estimate); the complete down periods give the repair-time distribution;
+  maximum-likelihood estimate); the failure clock from each repair to the next failure (censored at
+  the window's end) chooses between that exponential and a Weibull (`fit_times_to_failure`), so a
+  machine that wears out is calibrated as one; the complete down periods give the repair-time
+  distribution;
 - set-ups: the complete set-up periods; scrap: scrapped over processed parts, with its 95 %
   Wilson interval;
 - rework (a line that is a network): the good parts sent back over the good parts finished, with
@@ -27,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.calibration.fit import FitReport, fit_durations
+from twin.calibration.fit import FitReport, fit_durations, fit_times_to_failure
 from twin.calibration.records import StationRecord
 from twin.calibration.routing import RouteEstimate, calibrate_routes, estimate_routes
 
@@ -66,6 +69,9 @@ class StationCalibration:
     failures_observed: int = 0
     exposure_s: float = 0.0
     mtbf_s: float | None = None
+    failure_fit: FitReport | None = (
+        None  # exponential or Weibull, from the times between repairs and failures
+    )
     repair_fit: FitReport | None = None
     setup_fit: FitReport | None = None
     parts: int = 0
@@ -97,6 +103,7 @@ class StationCalibration:
             },
             "failures": self.failures_observed,
             "mtbf_s": self.mtbf_s,
+            "failure_fit": _failure_summary(self.failure_fit),
             "mttr_s": self.repair_fit.best.spec.get("mean") if self.repair_fit else None,
             "repair_fit": self.repair_fit.best.spec if self.repair_fit else None,
             "setup_fit": self.setup_fit.best.spec if self.setup_fit else None,
@@ -116,6 +123,40 @@ class StationCalibration:
             "routes": {product: route.summary() for product, route in self.routes.items()},
             "warnings": self.warnings,
         }
+
+
+def _failure_summary(fit: FitReport | None) -> dict[str, Any] | None:
+    if fit is None:
+        return None
+    return {
+        **fit.best.spec,
+        "n": fit.n,
+        "ci95": fit.best.ci95,
+        "aic": {f.family: f.aic for f in fit.candidates},
+    }
+
+
+def times_to_failure(
+    intervals: list[tuple[str, float, float]], basis: str, window_s: float
+) -> tuple[list[float], list[float]]:
+    """One machine's failure clock between renewals: (complete, censored) times to failure.
+
+    A repair's end renews the machine (the twin's repairs are as good as new), so the clock (the
+    working time with `basis: operating`, the up time with `basis: calendar`) runs from there to the
+    next failure: a complete time. The time before the first failure in the window is left out,
+    since the machine's age at the window's start is unknown; the clock still running at the
+    window's end is a censored time.
+    """
+    complete: list[float] = []
+    clock: float | None = None  # failure-clock time since the last renewal (None: age unknown)
+    for state, start, end in intervals:
+        if state == "down":
+            if start > 0 and clock is not None and clock > 0:
+                complete.append(clock)
+            clock = 0.0 if end < window_s else None
+        elif clock is not None and (basis != "operating" or state == "working"):
+            clock += end - start
+    return complete, ([clock] if clock else [])
 
 
 def _release_summary(fit: FitReport | None) -> dict[str, Any] | None:
@@ -157,8 +198,13 @@ def calibrate_station(
     down_starts: list[float] = []
     exposure = 0.0
     repair_parts, setup_parts = [], []
+    complete: list[float] = []
+    censored: list[float] = []
     for history in histories:
         intervals = history.intervals(window_s)
+        done, cut = times_to_failure(intervals, basis, window_s)
+        complete += done
+        censored += cut
         down_starts += [start for state, start, _ in intervals if state == "down" and start > 0]
         if basis == "operating":
             exposure += sum(end - start for state, start, end in intervals if state == "working")
@@ -174,6 +220,12 @@ def calibrate_station(
         result.repair_fit = fit_durations(repairs)
         repair = result.repair_fit.best.spec
         failures: dict[str, Any] = {"mtbf": result.mtbf_s, "basis": basis}
+        if len(complete) >= limits.failures:
+            result.failure_fit = fit_times_to_failure(complete, censored)
+            if result.failure_fit.best.family == "weibull":
+                ttf = result.failure_fit.best.spec
+                result.mtbf_s = ttf["mean"]
+                failures = {"ttf": ttf, "basis": basis}
         if repair["dist"] == "exponential":
             failures["mttr"] = repair["mean"]
         else:
