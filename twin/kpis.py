@@ -14,7 +14,10 @@ Definitions (also in docs/kpis.md), over the observed period T = horizon - warm-
 - performance = ideal cycle time x parts processed / (available machine time): blocked
   and starved time are performance losses, not availability losses;
 - quality = good parts / parts processed at the station;
-- oee = availability x performance x quality.
+- oee = availability x performance x quality;
+- energy_kwh: per station, the sum over states of the power in the state (`power:`) times the
+  machine time in it; per line, the sum over the stations; energy_per_good_part_kwh: the line's
+  energy over the good parts out of the line.
 
 The record's keys, types and units are declared in `twin.kpi_catalogue`. What the KPI code
 reads of an engine's finished run is `LineAccounts` and `MachineAccounts`: the SimPy
@@ -99,6 +102,11 @@ def line_kpis(model: LineAccounts, *, horizon: float, warmup: float) -> dict[str
         }
         shares["down"] += sum(machine.time_in[STOPPED] for machine in machines) / machine_time
         processed = sum(machine.processed for machine in machines)
+        # kW x machine-seconds per state, in kWh (0 without `power`)
+        energy = 0.0
+        if station.power is not None:
+            for kw, code in zip(station.power.by_state(), range(len(STATE_NAMES)), strict=True):
+                energy += kw * sum(machine.time_in[code] for machine in machines) / 3600.0
         good = sum(machine.parts_out for machine in machines)
         scrapped = sum(machine.scrapped for machine in machines)
         ideal = station.ideal_cycle_time or station.mean_cycle_time(mix)
@@ -116,6 +124,7 @@ def line_kpis(model: LineAccounts, *, horizon: float, warmup: float) -> dict[str
             "parts_out": good,
             "scrapped": scrapped,
             "failures": sum(machine.failures for machine in machines),
+            "energy_kwh": energy,
         }
         for machine in machines:
             all_periods.append(machine.active_periods(warmup))
@@ -127,6 +136,7 @@ def line_kpis(model: LineAccounts, *, horizon: float, warmup: float) -> dict[str
     for owner, s, sh in zip(owners, sole, shifting, strict=True):
         stations[owner]["bottleneck_sole"] += float(s)
         stations[owner]["bottleneck_shifting"] += float(sh)
+    energy = sum(values["energy_kwh"] for values in stations.values())
     bottleneck = max(
         stations, key=lambda n: stations[n]["bottleneck_sole"] + stations[n]["bottleneck_shifting"]
     )
@@ -138,5 +148,7 @@ def line_kpis(model: LineAccounts, *, horizon: float, warmup: float) -> dict[str
         "lead_time_mean_s": float(lead_times.mean()) if len(lead_times) else None,
         "lead_time_p95_s": float(np.percentile(lead_times, 95)) if len(lead_times) else None,
         "bottleneck": bottleneck,
+        "energy_kwh": energy,
+        "energy_per_good_part_kwh": energy / model.exits if model.exits else None,
         "stations": stations,
     }

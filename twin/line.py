@@ -155,6 +155,23 @@ class Repair(_Strict):
     priority: Literal["fifo", "bottleneck"] = "fifo"
 
 
+class Power(_Strict):
+    """A machine's electrical power in kW, by state: `working`; `idle` when starved or blocked;
+    `down` when broken, waiting for repair or stopped by an operator; `setup` when changing over."""
+
+    working: float = Field(ge=0.0, allow_inf_nan=False)
+    idle: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    down: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    setup: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+
+    def by_state(self) -> tuple[float, ...]:
+        """kW per state code (twin.station.STATE_NAMES)."""
+        from twin.station import STATE_NAMES
+
+        key = {"blocked": "idle", "starved": "idle", "stopped": "down", "waiting_repair": "down"}
+        return tuple(getattr(self, key.get(name, name)) for name in STATE_NAMES)
+
+
 class Station(_Strict):
     """One work station: `capacity` identical machines fed from one buffer in front of them."""
 
@@ -166,6 +183,7 @@ class Station(_Strict):
     setup: Distribution | None = None
     scrap: float = Field(default=0.0, ge=0.0, lt=1.0)
     ideal_cycle_time: PositiveDuration | None = None
+    power: Power | None = None  # kW per state, for the energy KPIs (None: no energy counted)
     # lines as networks (docs/networks.md): none of these, and the line is a chain
     inputs: list[str] | None = Field(default=None, min_length=1)
     release: Release | None = None
