@@ -53,13 +53,13 @@ CPU_BOUND = (
 DASK_GROUP = ("tests/twin/experiments/", "tests/twin/optimisation/")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        if path.startswith(DASK_GROUP):
-            item.add_marker(pytest.mark.xdist_group("dask"))
-        elif not path.startswith(CPU_BOUND):
-            item.add_marker(pytest.mark.xdist_group("line"))
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Each test's group, as it is collected (before xdist reads the groups into the node ids)."""
+    path = item.nodeid.split("::")[0]
+    if path.startswith(DASK_GROUP):
+        item.add_marker(pytest.mark.xdist_group("dask"))
+    elif not path.startswith(CPU_BOUND):
+        item.add_marker(pytest.mark.xdist_group("line"))
 
 
 @pytest.fixture
@@ -116,3 +116,4 @@ def run_fabbrica(
         cwd=cwd,
         env={**os.environ, **env} if env is not None else None,
     )
+

@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from tests.conftest import DEMONSTRATOR, run_fabbrica
+from twin.station import REPORTED_STATES
 
 fabbrica = partial(run_fabbrica, timeout=180)
 
@@ -84,7 +85,7 @@ def test_the_json_object_has_the_contracted_keys_and_types(tmp_path: Path) -> No
     assert list(result["stations"]) == names
     for values in result["stations"].values():
         assert set(values["parts_out"]) == {"mean"}
-        assert set(values["shares"]) == {"working", "blocked", "starved", "down", "setup"}
+        assert set(values["shares"]) == set(REPORTED_STATES)
         assert sum(values["shares"].values()) == pytest.approx(1.0)
     assert result["bottleneck"] in names
     target = result["target"]
