@@ -300,10 +300,9 @@ class Topology:
 def check_network(line: Line) -> None:
     """Raise a FieldError if the line's graph, routes or rework cannot hold together, or a station
     has per-product cycle times without one for a product that is processed there."""
-    Topology(line)
     from twin.network_state import Places
 
-    places = Places(line)
+    places = Places(line)  # builds (and so checks) the line's Topology
     for i, station in enumerate(line.stations):
         if isinstance(station.cycle_time, dict):
             for product in places.machine[i]:
