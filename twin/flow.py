@@ -33,6 +33,7 @@ from twin.engine import RunResult
 from twin.flow_samples import RunSamples
 from twin.line import ConwipRelease, Line, LineError
 from twin.state import LineState, StartPlan, check_state, start_plan
+from twin.station import STATE_NAMES
 
 PILOT_FROM = 100_000  # parts: longer runs are sized on a pilot run of PILOT_SHARE of them
 PILOT_SHARE = 0.02
@@ -443,8 +444,8 @@ class _MachineAccount:
     """A machine's `twin.kpis.MachineAccounts`, from the kernel's accounts."""
 
     def __init__(self, time_in: np.ndarray, counts: np.ndarray, periods: np.ndarray) -> None:
-        # working, blocked, starved, down, setup; stopped and waiting_repair never happen here
-        self.time_in = [*time_in.tolist(), 0.0, 0.0]
+        # working, blocked, starved, down, setup; the later states never happen here
+        self.time_in = [*time_in.tolist(), *[0.0] * (len(STATE_NAMES) - len(time_in))]
         self.processed = int(counts[kernel.PROCESSED])
         self.parts_out = int(counts[kernel.PARTS_OUT])
         self.scrapped = int(counts[kernel.SCRAPPED])

@@ -109,9 +109,42 @@ KPIS: tuple[Kpi, ...] = (
         "`energy_kwh` ÷ good parts out of the line in T (`null` if none)",
         optional=True,
     ),
+    Kpi(
+        "planned_share",
+        "line",
+        float,
+        "share",
+        "planned",
+        "share of T inside the shift calendar's planned production time (1 without `calendar:`)",
+    ),
+    Kpi(
+        "throughput_per_planned_hour",
+        "line",
+        float,
+        "parts/h",
+        "throughput / planned h",
+        "good parts leaving the last station in T per hour of planned production time "
+        "(= `throughput_per_hour` without `calendar:`)",
+    ),
+    Kpi(
+        "energy_per_planned_hour_kwh",
+        "line",
+        float,
+        "kWh/h",
+        "energy / planned h",
+        "`energy_kwh` ÷ hours of planned production time in T (planned stops' energy included)",
+    ),
     Kpi("working", "station", float, "share", "working", "processing a part"),
     Kpi("blocked", "station", float, "share", "blocked", "holding a finished part, no room downstream"),
     Kpi("starved", "station", float, "share", "starved", "empty, waiting for a part"),
+    Kpi(
+        "off",
+        "station",
+        float,
+        "share",
+        "off",
+        "switched off after idling for `switch_off.after` (a starved time; 0 without `switch_off:`)",
+    ),
     Kpi(
         "down",
         "station",
@@ -128,7 +161,30 @@ KPIS: tuple[Kpi, ...] = (
         "waiting repair",
         "broken, waiting for a technician of the line's repair crew (0 without `repair:`)",
     ),
-    Kpi("setup", "station", float, "share", "setup", "changing over to another product"),
+    Kpi(
+        "setup",
+        "station",
+        float,
+        "share",
+        "setup",
+        "changing over to another product, or restarting after a switch-off",
+    ),
+    Kpi(
+        "maintenance",
+        "station",
+        float,
+        "share",
+        "maintenance",
+        "preventive maintenance (`maintenance:`): ISO 22400 planned downtime, outside planned busy time",
+    ),
+    Kpi(
+        "planned_stop",
+        "station",
+        float,
+        "share",
+        "planned stop",
+        "outside the shift calendar's planned production time: no shift, a break, a holiday",
+    ),
     Kpi("utilization", "station", float, "share", "utilization", "the working share", same_as="working"),
     Kpi(
         "oee",
@@ -144,8 +200,9 @@ KPIS: tuple[Kpi, ...] = (
         float,
         "share",
         "availability",
-        "1 − down − waiting repair − setup: breakdowns, the wait for a technician and change-overs "
-        "are availability losses",
+        "1 − (down + waiting repair + setup) ÷ planned busy time, where planned busy time = 1 − "
+        "planned stop − maintenance (ISO 22400-2): breakdowns, the wait for a technician and "
+        "change-overs are availability losses; planned stops and preventive maintenance are not",
     ),
     Kpi(
         "performance",
@@ -153,7 +210,7 @@ KPIS: tuple[Kpi, ...] = (
         float,
         "share",
         "performance",
-        "ideal cycle time × parts processed ÷ available machine time; blocked and starved time are "
+        "ideal cycle time × parts processed ÷ available machine time; blocked, starved and off time are "
         "**performance** losses, not availability losses (Nakajima's speed losses include the small "
         "stops caused by neighbouring machines)",
     ),
@@ -168,7 +225,17 @@ KPIS: tuple[Kpi, ...] = (
         "kWh",
         "energy",
         "Σ over states of the station's power in the state (`power:`, kW) × machine time in it, in T "
-        "(idle = starved and blocked; down = down, waiting for repair and stopped; 0 without `power:`)",
+        "(idle = starved and blocked; down = down, waiting for repair, maintenance and stopped; off = "
+        "switched off and planned stops; 0 without `power:`)",
+    ),
+    Kpi(
+        "energy_per_good_part_kwh",
+        "station",
+        float,
+        "kWh/part",
+        "energy per part",
+        "the station's `energy_kwh` ÷ its good parts out in T (`null` if none)",
+        optional=True,
     ),
     Kpi(
         "bottleneck_sole",

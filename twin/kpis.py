@@ -9,8 +9,9 @@ Definitions (also in docs/kpis.md), over the observed period T = horizon - warm-
   (under repair) / waiting_repair (for a technician) / setup, averaged over the station's
   machines (they sum to 1);
 - utilization: the working share;
-- availability = 1 - down - waiting_repair - setup (breakdowns, the wait for a technician and
-  changeovers are availability losses);
+- availability = (planned busy - down - waiting_repair - setup) / planned busy, where planned
+  busy = 1 - planned_stop - maintenance (ISO 22400-2: breakdowns, the wait for a technician and
+  changeovers are availability losses; planned stops and preventive maintenance are not);
 - performance = ideal cycle time x parts processed / (available machine time): blocked
   and starved time are performance losses, not availability losses;
 - quality = good parts / parts processed at the station;
@@ -39,7 +40,17 @@ if TYPE_CHECKING:
     from twin.line import Line
 
 # the reported state shares in the record's order (twin.kpi_catalogue): waiting for repair beside down
-SHARES = ("working", "blocked", "starved", "down", "waiting_repair", "setup")
+SHARES = (
+    "working",
+    "blocked",
+    "starved",
+    "off",
+    "down",
+    "waiting_repair",
+    "setup",
+    "maintenance",
+    "planned_stop",
+)
 assert sorted(SHARES) == sorted(REPORTED_STATES)
 
 
@@ -110,8 +121,11 @@ def line_kpis(model: LineAccounts, *, horizon: float, warmup: float) -> dict[str
         good = sum(machine.parts_out for machine in machines)
         scrapped = sum(machine.scrapped for machine in machines)
         ideal = station.ideal_cycle_time or station.mean_cycle_time(mix)
-        availability = max(0.0, 1.0 - shares["down"] - shares["setup"] - shares["waiting_repair"])
-        available_time = availability * machine_time
+        # ISO 22400-2: planned busy time = planned operation time - planned downtime (maintenance)
+        planned = 1.0 - shares["planned_stop"] - shares["maintenance"]
+        available = planned - shares["down"] - shares["setup"] - shares["waiting_repair"]
+        availability = max(0.0, available / planned) if planned > 0 else 0.0
+        available_time = availability * planned * machine_time
         performance = ideal * processed / available_time if available_time > 0 else 0.0
         quality = (processed - scrapped) / processed if processed else 1.0
         stations[station.name] = {
@@ -125,6 +139,7 @@ def line_kpis(model: LineAccounts, *, horizon: float, warmup: float) -> dict[str
             "scrapped": scrapped,
             "failures": sum(machine.failures for machine in machines),
             "energy_kwh": energy,
+            "energy_per_good_part_kwh": energy / good if good else None,
         }
         for machine in machines:
             all_periods.append(machine.active_periods(warmup))
@@ -150,5 +165,8 @@ def line_kpis(model: LineAccounts, *, horizon: float, warmup: float) -> dict[str
         "bottleneck": bottleneck,
         "energy_kwh": energy,
         "energy_per_good_part_kwh": energy / model.exits if model.exits else None,
+        "planned_share": 1.0,
+        "throughput_per_planned_hour": model.exits / period * 3600.0,
+        "energy_per_planned_hour_kwh": energy / period * 3600.0,
         "stations": stations,
     }

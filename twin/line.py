@@ -28,6 +28,7 @@ from foundation.durations import Duration, PositiveDuration
 from foundation.errors import FieldError, InputError
 from foundation.models import Strict
 from foundation.yamlfile import read_mapping
+from twin.calendar import ShiftCalendar
 from twin.distributions import DIST_NAMES, Distribution, _Dist
 
 
@@ -64,6 +65,7 @@ class Failures(_Strict):
     ttf: Distribution | None = None
     ttr: Distribution | None = None
     basis: Literal["operating", "calendar"] = "operating"
+    skill: str | None = Field(default=None, min_length=1)  # the trade that repairs it (`repair.skills`)
 
     @model_validator(mode="after")
     def _one_of_each(self) -> Failures:
@@ -149,26 +151,74 @@ class Transport(_Strict):
 class Repair(_Strict):
     """The line's repair crew (`twin.repair`): `technicians` repair one failed machine each at a time,
     the next one chosen by `priority` (`fifo`: the first to fail; `bottleneck`: the machine of the
-    station with the most working time so far)."""
+    station with the most working time so far). With `skills` ({skill: technicians}, adding up to
+    `technicians`) the crew is split by trade, and each station's `failures.skill` names the
+    trade that repairs it."""
 
     technicians: int = Field(ge=1)
     priority: Literal["fifo", "bottleneck"] = "fifo"
+    skills: dict[str, Annotated[int, Field(ge=1)]] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _skills_add_up(self) -> Repair:
+        if self.skills is not None and sum(self.skills.values()) != self.technicians:
+            raise FieldError(
+                "skills",
+                f"the technicians per skill add up to {sum(self.skills.values())}, "
+                f"not technicians: {self.technicians}",
+            )
+        return self
+
+
+class Maintenance(_Strict):
+    """Preventive maintenance of each machine of a station (`twin.station`): after `every` of operating
+    time (the time it works, the age a failure clock counts) or after `parts` parts, whichever is
+    given, the machine is serviced for `duration`; the service renews the machine's age as a repair
+    does. A service due by operating time interrupts the part in work (age replacement); one due by
+    parts starts before the next part is loaded."""
+
+    every: PositiveDuration | None = None
+    parts: int | None = Field(default=None, ge=1)
+    duration: Distribution
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> Maintenance:
+        if (self.every is None) == (self.parts is None):
+            raise ValueError("give exactly one of every (operating time) or parts")
+        return self
+
+
+class SwitchOff(_Strict):
+    """Energy saving: a machine starved for `after` switches itself off (state `off`, `power.off`); the
+    next part waits for the `restart` (booked as `setup`, at `power.setup`)."""
+
+    after: Duration
+    restart: Distribution
 
 
 class Power(_Strict):
     """A machine's electrical power in kW, by state: `working`; `idle` when starved or blocked;
-    `down` when broken, waiting for repair or stopped by an operator; `setup` when changing over."""
+    `down` when broken, waiting for repair, in maintenance or stopped by an operator; `setup` when
+    changing over or restarting; `off` when switched off (`switch_off`) and in planned stops."""
 
     working: float = Field(ge=0.0, allow_inf_nan=False)
     idle: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     down: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     setup: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    off: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
 
     def by_state(self) -> tuple[float, ...]:
         """kW per state code (twin.station.STATE_NAMES)."""
         from twin.station import STATE_NAMES
 
-        key = {"blocked": "idle", "starved": "idle", "stopped": "down", "waiting_repair": "down"}
+        key = {
+            "blocked": "idle",
+            "starved": "idle",
+            "stopped": "down",
+            "waiting_repair": "down",
+            "maintenance": "down",
+            "planned_stop": "off",
+        }
         return tuple(getattr(self, key.get(name, name)) for name in STATE_NAMES)
 
 
@@ -184,6 +234,8 @@ class Station(_Strict):
     scrap: float = Field(default=0.0, ge=0.0, lt=1.0)
     ideal_cycle_time: PositiveDuration | None = None
     power: Power | None = None  # kW per state, for the energy KPIs (None: no energy counted)
+    maintenance: Maintenance | None = None
+    switch_off: SwitchOff | None = None
     # lines as networks (docs/networks.md): none of these, and the line is a chain
     inputs: list[str] | None = Field(default=None, min_length=1)
     release: Release | None = None
@@ -233,6 +285,7 @@ class Line(_Strict):
     stations: list[Station] = Field(min_length=1)
     routes: dict[str, list[str]] | None = None
     repair: Repair | None = None  # None: a repairer for every failed machine
+    calendar: ShiftCalendar | None = None  # None: planned around the clock
 
     @model_validator(mode="after")
     def _consistent(self) -> Line:
@@ -274,6 +327,33 @@ class Line(_Strict):
                         f"stations[{index}].cycle_time{where}",
                         "mean must be > 0 (a machine needs time to process a part)",
                     )
+        skills = self.repair.skills if self.repair is not None else None
+        for index, station in enumerate(self.stations):
+            skill = station.failures.skill if station.failures is not None else None
+            if skill is not None and skills is None:
+                raise FieldError(f"stations[{index}].failures.skill", "needs repair.skills at the line level")
+            if skills is not None and station.failures is not None:
+                if skill is None:
+                    raise FieldError(
+                        f"stations[{index}].failures.skill",
+                        f"the crew has skills: name the one that repairs it ({', '.join(skills)})",
+                    )
+                if skill not in skills:
+                    raise FieldError(
+                        f"stations[{index}].failures.skill",
+                        f"unknown skill {skill!r} (repair.skills: {', '.join(skills)})",
+                    )
+            if (
+                station.maintenance is not None
+                and station.failures is not None
+                and station.failures.basis == "calendar"
+            ):
+                raise FieldError(
+                    f"stations[{index}].maintenance",
+                    "preventive maintenance renews an operating age: it needs failures.basis: operating",
+                )
+        if self.calendar is not None:
+            self.calendar.check_horizon(self.warmup, self.horizon)
         if self.is_network:
             from twin.topology import check_network
 

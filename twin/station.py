@@ -11,7 +11,13 @@ A machine cycles through the states of a production machine:
 - `stopped`: stopped by an operator (the PLC's Stop method) before loading the next
   part, until started again; booked as down time in the KPIs;
 - `waiting_repair`: broken, waiting for a technician of the line's repair crew
-  (`twin.repair`; a line without a crew repairs every failed machine at once).
+  (`twin.repair`; a line without a crew repairs every failed machine at once);
+- `planned_stop`: outside the planned production time of the line's shift calendar (no shift,
+  a break, a holiday; `twin.calendar`): the whole line stands still with its parts in place;
+- `off`: switched off after being starved for the station's `switch_off.after`; the next
+  part finds it off and waits for the restart (booked as `setup`);
+- `maintenance`: preventive maintenance, every `maintenance.every` of operating time or
+  `maintenance.parts` parts; it renews the machine's age like a repair.
 
 Time in each state is accumulated as it passes, and the instants at which the
 machine turns active (working, setup, down) or inactive (starved, blocked) are kept
@@ -31,15 +37,28 @@ if TYPE_CHECKING:
     from twin.engine import LineModel
     from twin.state import MachineStart
 
-StateName = Literal["working", "blocked", "starved", "down", "setup", "stopped", "waiting_repair"]
+StateName = Literal[
+    "working",
+    "blocked",
+    "starved",
+    "down",
+    "setup",
+    "stopped",
+    "waiting_repair",
+    "planned_stop",
+    "off",
+    "maintenance",
+]
 # the one list of state names, in state-code order (the codes the PLCs publish: a new state is
 # appended): every other list of states is derived from it
 STATE_NAMES: tuple[StateName, ...] = get_args(StateName)
-WORKING, BLOCKED, STARVED, DOWN, SETUP, STOPPED, WAITING_REPAIR = range(len(STATE_NAMES))
+WORKING, BLOCKED, STARVED, DOWN, SETUP, STOPPED, WAITING_REPAIR, PLANNED_STOP, OFF, MAINTENANCE = range(
+    len(STATE_NAMES)
+)
 # the states a machine's time is reported in (KPI shares, time counters, dashboards):
 # an operator's stop is booked as down
 REPORTED_STATES: tuple[StateName, ...] = tuple(name for name in STATE_NAMES if name != "stopped")
-ACTIVE = (True, False, False, True, True, False, True)
+ACTIVE = (True, False, False, True, True, False, True, False, False, True)
 
 Part = list  # [product name, release time]
 

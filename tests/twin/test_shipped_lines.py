@@ -30,7 +30,10 @@ LINES = sorted((ROOT / "simulations" / "lines").glob("*.yaml"))
 RECORD = json.loads((Path(__file__).parent / "records" / "chain_kpis_05de1af.json").read_text())
 WALL = re.compile(r'"wall_s": [-+.e0-9]+')
 # keys added to the record since, with the value every recorded line has (no repair crew: nothing waits)
-ADDED = re.compile(r'"(waiting_repair|energy_kwh|energy_per_good_part_kwh)": 0\.0, ')
+ADDED = re.compile(
+    r'"(waiting_repair|energy_kwh|energy_per_good_part_kwh|off|maintenance|planned_stop'
+    r'|energy_per_planned_hour_kwh)": 0\.0, |"planned_share": 1\.0, |"throughput_per_planned_hour": [^,]+, '
+)
 
 
 def test_both_kinds_of_line_are_shipped() -> None:
@@ -84,7 +87,9 @@ def test_a_chain_line_prints_what_it_printed_before_networks(
     done = printed[case["name"]]
     assert done.returncode == 0, done.stderr[-2000:]
     assert ADDED.sub("", WALL.sub("WALL", done.stdout)) == WALL.sub("WALL", case["stdout"])
-    assert len(ADDED.findall(done.stdout)) == 2 * case["stdout"].count('"down": ') + 2
+    assert len(ADDED.findall(done.stdout)) == 6 * case["stdout"].count('"down": ') + 5
+    record = json.loads(done.stdout)
+    assert record["throughput_per_planned_hour"] == record["throughput_per_hour"]
 
 
 def test_the_recorded_lines_are_chains() -> None:
