@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from twinloop.results import AnySink
 
 Query = Callable[[str, int, int], pd.DataFrame]
+ENERGY_SENSOR = "energy"  # the sensor tag of a station's energy meter (kWh)
 
 
 def parse_time(text: str | None, option: str) -> datetime | None:
@@ -137,6 +138,7 @@ def load_records(
         raise InputError("--source: no `machine` or `part` data in the window")
     line_rows = lambda frame: frame[frame["line"] == line.name] if "line" in frame else frame  # noqa: E731
     machine, parts = line_rows(machine), line_rows(parts)
+    meters = _energy_rows(line_rows(read("sensor", lo, hi)))
     times = pd.concat([machine["time"], parts["time"]]) if not parts.empty else machine["time"]
     first = start or times.min().to_pydatetime()
     last = end or times.max().to_pydatetime()
@@ -167,6 +169,10 @@ def load_records(
             rows = rows.sort_values("time")
             record.occupancy_seconds_times = ((rows["time"] - origin).dt.total_seconds()).tolist()
             record.occupancy_seconds = rows["OccupancySeconds"].astype(float).tolist()
+        if "Power" in machine:
+            record.power_times, record.power_kw = _values(machine, station.name, "Power", origin)
+        if not meters.empty:
+            record.energy_times, record.energy_kwh = _values(meters, station.name, "value", origin)
         if station is line.stations[0] and "PartsReleased" in machine:
             record.release_times = _counted_events(machine, station.name, "PartsReleased", origin)
         if not parts.empty and "station" in parts:
@@ -188,6 +194,8 @@ def load_records(
         record.release_times = [t * speed for t in record.release_times]
         record.occupancy_times = [t * speed for t in record.occupancy_times]
         record.occupancy_seconds_times = [t * speed for t in record.occupancy_seconds_times]
+        record.power_times = [t * speed for t in record.power_times]
+        record.energy_times = [t * speed for t in record.energy_times]
     return records, wall_window * speed, speed, first, last
 
 
@@ -200,6 +208,22 @@ def _routing(record: StationRecord, rows: pd.DataFrame) -> None:
     record.goes_to = [None if pd.isna(v) else str(v) for v in rows["to"]]
     reworked = rows["reworked"] if "reworked" in rows else pd.Series(False, index=rows.index)
     record.reworked = [False if pd.isna(v) else bool(v) for v in reworked]
+
+
+def _energy_rows(sensors: pd.DataFrame) -> pd.DataFrame:
+    """The readings of the stations' energy meters among the sensor values (tag `sensor=energy`,
+    the hardware's MQTT topic `<prefix>/<line>/<station>/energy`, in kWh)."""
+    if sensors.empty or "sensor" not in sensors or "value" not in sensors:
+        return pd.DataFrame()
+    return sensors[sensors["sensor"] == ENERGY_SENSOR]
+
+
+def _values(
+    frame: pd.DataFrame, station: str, field: str, origin: pd.Timestamp
+) -> tuple[list[float], list[float]]:
+    """(seconds from origin, float values) of one numeric field of one station, in time order."""
+    rows = frame[(frame.get("station") == station) & frame[field].notna()].sort_values("time", kind="stable")
+    return ((rows["time"] - origin).dt.total_seconds()).tolist(), rows[field].astype(float).tolist()
 
 
 def _state_history(

@@ -1,4 +1,4 @@
-"""What a line recorded, per station: its state changes and its finished parts.
+"""What a line recorded, per station: its state changes, its finished parts and its energy.
 
 This is the neutral form calibration and validation work on, whatever the source: the
 embedded historian, InfluxDB, or a recorder attached to a simulated run. Times are seconds
@@ -44,6 +44,12 @@ class StationRecord:
     # part-seconds held since the PLC started (its OccupancySeconds), a monotonic counter
     occupancy_seconds_times: list[float] = field(default_factory=list)
     occupancy_seconds: list[float] = field(default_factory=list)
+    # the station's energy meter (kWh, a running integral: the MQTT `energy` sensor) and its power
+    # signal (kW, instantaneous: the PLC's `Power`), as read; empty when not recorded
+    energy_times: list[float] = field(default_factory=list)
+    energy_kwh: list[float] = field(default_factory=list)
+    power_times: list[float] = field(default_factory=list)
+    power_kw: list[float] = field(default_factory=list)
 
     def state_histories(self) -> list[StationRecord]:
         """The records whose states are one machine's each: the machines', or the station's own."""
