@@ -11,6 +11,10 @@ does not drop simulated time: the next step runs everything that is due, and the
 (how long after its wall instant an event was published) is measured, kept and
 logged. Timestamps come from the simulated clock, mapped onto wall time from the
 start instant: `wall = start + simulated / speed`, so they stay exact under lag.
+
+The clock steps a `Timebase`: the engine's SimPy environment, or for a line with a shift
+calendar the engine and the runtime on the calendar together (simulations.hardware.planned);
+either way its time is the line's, and the engine's planned time stands still in a planned stop.
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import simpy
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +55,19 @@ class LagStats:
         }
 
 
+class Timebase(Protocol):
+    """What the clock steps: a SimPy environment, or anything with its `now` and `run(until=...)`."""
+
+    @property
+    def now(self) -> float: ...
+
+    def run(self, until: float) -> Any: ...
+
+
 class ScaledClock:
     """Maps simulated time onto wall time and steps `env` in real time, scaled by `speed`."""
 
-    def __init__(
-        self, env: simpy.Environment, speed: float, *, tick: float = 0.02, lag_warning: float = 1.0
-    ) -> None:
+    def __init__(self, env: Timebase, speed: float, *, tick: float = 0.02, lag_warning: float = 1.0) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be > 0, got {speed!r}")
         if tick <= 0:

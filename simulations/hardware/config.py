@@ -59,7 +59,10 @@ class SignalSpec(Strict):
     a working one jitters). `integrate: true` publishes the running integral per hour
     instead (an energy meter in kWh from levels in kW). Each station's levels are
     scaled once, at start, by a factor drawn around 1 with relative spread `spread`.
-    `rate` is in samples per wall-clock second, whatever the speed.
+    `rate` is in samples per wall-clock second, whatever the speed. With `line_power`, on a
+    station whose line file gives `power:`, the signal follows the station's power (the line's
+    kW in each machine's state, summed over its machines, unscaled) instead of `levels`: so the
+    energy meter counts the twin's energy.
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -74,6 +77,7 @@ class SignalSpec(Strict):
     spread: float = Field(default=0.05, ge=0, lt=1)
     rate: float = Field(default=1.0, gt=0, le=1000)
     qos: int = Field(default=1, ge=0, le=2)
+    line_power: bool = False
 
     def level_table(self) -> list[float]:
         """The level in each twin state code (twin.station order)."""
@@ -118,6 +122,7 @@ DEFAULT_SIGNALS = (
         noise=0.12,
         tau=1.0,
         rate=1.0,
+        line_power=True,
     ),
 )
 
@@ -130,6 +135,7 @@ DEFAULT_SENSORS = (
         tau=1.0,
         integrate=True,
         rate=1.0,
+        line_power=True,
     ),
     SignalSpec(
         name="vibration",

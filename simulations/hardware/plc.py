@@ -43,15 +43,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from asyncua import Server, ua
+from asyncua import Node, Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 
 from simulations.hardware.clock import ScaledClock
 from simulations.hardware.config import OpcUaConfig
 from simulations.hardware.history import TimelineHistory
 from simulations.hardware.pki import TrustList, server_certificate
-from simulations.hardware.runtime import COMMANDS, RELEASE_COUNTER, LineRuntime, StationRuntime
-from simulations.hardware.states import MACHINERY_ITEM_STATE, PACKML_STATE, state_name
+from simulations.hardware.runtime import (
+    COMMANDS,
+    RELEASE_COUNTER,
+    TIME_COUNTERS,
+    LineRuntime,
+    StationRuntime,
+)
+from simulations.hardware.states import (
+    MACHINERY_ITEM_STATE,
+    MACHINERY_OPERATION_MODE,
+    PACKML_STATE,
+    PACKML_UNIT_MODE,
+    SHIFT_MACHINERY_ITEM_STATE,
+    SHIFT_PACKML_STATE,
+    state_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +82,13 @@ STATION_VARIABLES: tuple[tuple[str, ua.VariantType, Any], ...] = (
     ("State", ua.VariantType.Int32, 0),
     ("StateName", ua.VariantType.String, ""),
     ("MachineryItemState", ua.VariantType.UInt32, 0),
+    ("MachineryOperationMode", ua.VariantType.UInt32, 0),
     ("PackMLState", ua.VariantType.Int32, 0),
+    ("PackMLUnitMode", ua.VariantType.Int32, 0),
     ("PartsProduced", ua.VariantType.UInt32, 0),
     ("PartsScrapped", ua.VariantType.UInt32, 0),
     ("LastCycleTime", ua.VariantType.Double, 0.0),
-    ("TimeWorking", ua.VariantType.Double, 0.0),
-    ("TimeBlocked", ua.VariantType.Double, 0.0),
-    ("TimeStarved", ua.VariantType.Double, 0.0),
-    ("TimeDown", ua.VariantType.Double, 0.0),
-    ("TimeSetup", ua.VariantType.Double, 0.0),
-    ("TimeWaitingRepair", ua.VariantType.Double, 0.0),
+    *((variable, ua.VariantType.Double, 0.0) for variable, _ in TIME_COUNTERS),
     ("Occupancy", ua.VariantType.UInt32, 0),
     ("OccupancySeconds", ua.VariantType.Double, 0.0),
     ("IdealCycleTime", ua.VariantType.Double, 0.0),
@@ -87,7 +98,16 @@ STATE_VIEWS: tuple[tuple[str, Any], ...] = (
     ("State", int),
     ("StateName", state_name),
     ("MachineryItemState", MACHINERY_ITEM_STATE.__getitem__),
+    ("MachineryOperationMode", MACHINERY_OPERATION_MODE.__getitem__),
     ("PackMLState", PACKML_STATE.__getitem__),
+    ("PackMLUnitMode", PACKML_UNIT_MODE.__getitem__),
+)
+# a line with a shift calendar: the variables of `Objects/<Line>` shown from its shift timeline
+# (True in planned production time), with their type and how each shows it
+SHIFT_VIEWS: tuple[tuple[str, ua.VariantType, Any], ...] = (
+    ("PlannedProduction", ua.VariantType.Boolean, bool),
+    ("MachineryItemState", ua.VariantType.UInt32, SHIFT_MACHINERY_ITEM_STATE.__getitem__),
+    ("PackMLState", ua.VariantType.Int32, SHIFT_PACKML_STATE.__getitem__),
 )
 _GOOD = ua.StatusCode(ua.StatusCodes.Good)
 
@@ -202,13 +222,19 @@ class VirtualPlcs:
         line_id = self.line_name
         line = await server.nodes.objects.add_object(ua.NodeId(line_id, ns), ua.QualifiedName(line_id, ns))
         line_nodes = {}
-        for variable, initial in (("Speed", self.clock.speed), ("SimulatedTime", 0.0), ("LagSeconds", 0.0)):
+        doubles = ["Speed", "SimulatedTime", "LagSeconds"]
+        if self.runtime.planned_clock is not None:
+            doubles.append("PlannedTime")
+        for variable in doubles:
+            initial = self.clock.speed if variable == "Speed" else 0.0
             node = await line.add_variable(
                 ua.NodeId(f"{line_id}.{variable}", ns),
                 ua.QualifiedName(variable, ns),
                 ua.Variant(float(initial), ua.VariantType.Double),
             )
             line_nodes[variable] = node.nodeid
+        if self.runtime.planned_clock is not None:
+            await self._shift_nodes(server, line, ns, line_nodes)
         self._line_nodes.append((server, line_nodes))
 
         for station in stations:
@@ -253,6 +279,23 @@ class VirtualPlcs:
             await self._historize(server, station, self._stations[station.index])
         return server
 
+    async def _shift_nodes(self, server: Server, line: Node, ns: int, nodes: dict[str, ua.NodeId]) -> None:
+        """The line's shift on `Objects/<Line>`: whether it is in planned production time, as a
+        Boolean and as an OPC 40001-1 and a PackML state; historizing, from the shift timeline."""
+        shift = self.runtime.shift
+        planned = shift.entries[-1][1]
+        for variable, variant, view in SHIFT_VIEWS:
+            node = await line.add_variable(
+                ua.NodeId(f"{self.line_name}.{variable}", ns),
+                ua.QualifiedName(variable, ns),
+                ua.Variant(view(planned), variant),
+                varianttype=variant,
+            )
+            await server.write_attribute_value(node.nodeid, self._datavalue(view(planned), variant, 0.0))
+            nodes[variable] = node.nodeid
+            self.history.register(node.nodeid, shift, variant, view)
+            await _mark_historizing(server, node.nodeid)
+
     async def _historize(self, server: Server, station: StationRuntime, target: _StationNodes) -> None:
         """Answer HistoryRead for the station's kept values, and say so in the nodes' attributes."""
         nodes, types = target.nodes, target.types
@@ -260,15 +303,9 @@ class VirtualPlcs:
             self.history.register(nodes[variable], station.states, types[variable], view)
         for variable, timeline in station.values.items():
             self.history.register(nodes[variable], timeline, types[variable])
-        access = ua.DataValue(
-            ua.Variant(ua.AccessLevel.CurrentRead.mask | ua.AccessLevel.HistoryRead.mask, ua.VariantType.Byte)
-        )
-        historizing = ua.DataValue(ua.Variant(True, ua.VariantType.Boolean))
         for node_id in nodes.values():
             if node_id in self.history:
-                await server.write_attribute_value(node_id, access, ua.AttributeIds.AccessLevel)
-                await server.write_attribute_value(node_id, access, ua.AttributeIds.UserAccessLevel)
-                await server.write_attribute_value(node_id, historizing, ua.AttributeIds.Historizing)
+                await _mark_historizing(server, node_id)
 
     async def restamp(self) -> None:
         """Write the current values again, stamped by the (re)started clock: the values written
@@ -281,6 +318,12 @@ class VirtualPlcs:
                 await target.server.write_attribute_value(
                     target.nodes[variable], self._datavalue(values[variable], variant, t)
                 )
+        if self.runtime.planned_clock is not None:
+            planned = self.runtime.shift.entries[-1][1]
+            for server, nodes in self._line_nodes:
+                for variable, variant, view in SHIFT_VIEWS:
+                    value = self._datavalue(view(planned), variant, t)
+                    await server.write_attribute_value(nodes[variable], value)
 
     @staticmethod
     def _variables(station: StationRuntime) -> list[tuple[str, ua.VariantType, Any]]:
@@ -341,6 +384,8 @@ class VirtualPlcs:
                 for t, value in timeline.take():
                     await write(nodes[variable], _value(value, variant, utc(t), now))
                     writes += 1
+        if runtime.planned_clock is not None:
+            writes += await self._publish_shift(now)
         samples = runtime.signal_samples
         if samples:
             double = ua.VariantType.Double
@@ -355,6 +400,19 @@ class VirtualPlcs:
             samples.clear()
         self.writes += writes
         await self._line_status()
+
+    async def _publish_shift(self, now: datetime) -> int:
+        """Write the changes of the line's shift (planned production or not) to every server."""
+        changes = self.runtime.shift.take()
+        writes = 0
+        for t, planned in changes:
+            ts = self.clock.utc(t)
+            for server, nodes in self._line_nodes:
+                for variable, variant, view in SHIFT_VIEWS:
+                    value = _value(view(planned), variant, ts, now)
+                    await server.write_attribute_value(nodes[variable], value)
+                    writes += 1
+        return writes
 
     async def _line_status(self) -> None:
         """Refresh SimulatedTime and LagSeconds on `Objects/<Line>` about once per wall second."""
@@ -371,6 +429,9 @@ class VirtualPlcs:
                 nodes["SimulatedTime"], _value(float(clock.env.now), double, ts, now)
             )
             await server.write_attribute_value(nodes["LagSeconds"], _value(clock.lag.last_s, double, ts, now))
+            if "PlannedTime" in nodes:
+                planned = float(self.runtime.env.now)  # the engine runs in planned time
+                await server.write_attribute_value(nodes["PlannedTime"], _value(planned, double, ts, now))
 
     async def stop(self) -> None:
         for server in self.servers:
@@ -379,6 +440,17 @@ class VirtualPlcs:
             except Exception:  # a server that failed half-way through start still has to let go of the others
                 logger.exception("stopping the OPC UA server failed")
         self.servers.clear()
+
+
+async def _mark_historizing(server: Server, node_id: ua.NodeId) -> None:
+    """Say in the node's attributes that it answers HistoryRead."""
+    access = ua.DataValue(
+        ua.Variant(ua.AccessLevel.CurrentRead.mask | ua.AccessLevel.HistoryRead.mask, ua.VariantType.Byte)
+    )
+    await server.write_attribute_value(node_id, access, ua.AttributeIds.AccessLevel)
+    await server.write_attribute_value(node_id, access, ua.AttributeIds.UserAccessLevel)
+    historizing = ua.DataValue(ua.Variant(True, ua.VariantType.Boolean))
+    await server.write_attribute_value(node_id, historizing, ua.AttributeIds.Historizing)
 
 
 def _value(value: Any, variant: ua.VariantType, source: datetime, server: datetime) -> ua.DataValue:

@@ -28,6 +28,7 @@ historian keyed by timestamp could not store both anyway.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +37,10 @@ import numpy as np
 import simpy
 
 from simulations.hardware.config import HardwareConfig, SignalSpec
+from simulations.hardware.planned import CalendarTime
 from simulations.hardware.signals import SignalBank, station_generator
 from simulations.hardware.states import station_state
+from twin.calendar import PlannedClock
 from twin.calibration.records import FROM_RELEASE, TO_EXIT
 from twin.engine import LineModel
 from twin.line import Line
@@ -45,8 +48,10 @@ from twin.network import Network, Transport
 from twin.station import (
     BLOCKED,
     DOWN,
+    MAINTENANCE,
+    PLANNED_STOP,
+    REPORTED_STATES,
     SETUP,
-    STARVED,
     STATE_NAMES,
     STOPPED,
     WAITING_REPAIR,
@@ -57,30 +62,29 @@ from twin.station import (
 from twin.topology import EXIT
 
 COMMANDS = ("Start", "Stop", "Reset")
+
+
+def counter_variable(state: str) -> str:
+    """The PLC's time counter of a reported state: `TimeWorking`, `TimeWaitingRepair`, ..."""
+    return "Time" + "".join(part.capitalize() for part in state.split("_"))
+
+
+# cumulative machine-seconds per reported state (summed over the station's machines), as a PLC's
+# operating-hours counters; stopped time counts as down, as in the twin's KPIs
+TIME_COUNTERS: tuple[tuple[str, tuple[int, ...]], ...] = tuple(
+    (counter_variable(name), (code, STOPPED) if code == DOWN else (code,))
+    for name, code in ((name, STATE_NAMES.index(name)) for name in REPORTED_STATES)
+)
 VALUE_VARIABLES = (
     "PartsProduced",
     "PartsScrapped",
     "LastCycleTime",
-    "TimeWorking",
-    "TimeBlocked",
-    "TimeStarved",
-    "TimeDown",
-    "TimeSetup",
-    "TimeWaitingRepair",
+    *(variable for variable, _ in TIME_COUNTERS),
     "Occupancy",
     "OccupancySeconds",
     "IdealCycleTime",
 )
-# cumulative machine-seconds per state (summed over the station's machines), as a PLC's operating-
-# hours counters; stopped time counts as down, as in the twin's KPIs
-TIME_COUNTERS = (
-    ("TimeWorking", (WORKING,)),
-    ("TimeBlocked", (BLOCKED,)),
-    ("TimeStarved", (STARVED,)),
-    ("TimeDown", (DOWN, STOPPED)),
-    ("TimeSetup", (SETUP,)),
-    ("TimeWaitingRepair", (WAITING_REPAIR,)),
-)
+# a machine in maintenance holds a part when the service interrupted it (due by operating time)
 HOLDS_A_PART = (WORKING, SETUP, BLOCKED, DOWN, WAITING_REPAIR)
 # orders released into a line that is not saturated, counted at its first station
 RELEASE_COUNTER = "PartsReleased"
@@ -143,12 +147,18 @@ class Sample:
 class StationRuntime:
     """One station: its machines, aggregate state, counters, signals and their timelines."""
 
-    def __init__(self, index: int, name: str, machines: list[Machine]) -> None:
+    def __init__(
+        self, index: int, name: str, machines: list[Machine], power: tuple[float, ...] | None = None
+    ) -> None:
         self.index = index
         self.name = name
         self.machines = machines
         self.machine_states = [machine.state for machine in machines]
         self.state = station_state(self.machine_states)
+        # the line file's kW per state code (`power:`), and the station's power now: the sum over its
+        # machines of the power in the state each shows (None: the hardware file's levels apply)
+        self.power_table = power
+        self.power = 0.0 if power is None else sum(power[state] for state in self.machine_states)
         self.states = Timeline()
         self.states.record(0.0, self.state)
         self.parts_produced = 0
@@ -188,12 +198,21 @@ class StationRuntime:
         self.machine_since = [0.0] * len(machines)
         self.occupancy_seconds = 0.0  # part-seconds held, exact up to the runtime's `occupancy_since`
 
-    def totals(self, now: float) -> list[float]:
-        """Machine-seconds per state code up to `now`."""
+    def totals(self, now: float, planned_stop: bool = False) -> list[float]:
+        """Machine-seconds per state code up to `now` (in a planned stop, since its start in it)."""
         totals = list(self.time_in)
         for state, since in zip(self.machine_states, self.machine_since, strict=True):
-            totals[state] += now - since
+            totals[PLANNED_STOP if planned_stop else state] += now - since
         return totals
+
+    def shown_power(self, planned_stop: bool) -> float:
+        """The station's power in the states its machines show (all in `planned_stop` during one)."""
+        table = self.power_table
+        if table is None:
+            return 0.0
+        if planned_stop:
+            return table[PLANNED_STOP] * len(self.machine_states)
+        return sum(table[state] for state in self.machine_states)
 
 
 def occupancy(machines: list[Machine], buffer: simpy.Store | None) -> int:
@@ -207,30 +226,33 @@ def station_occupancy(station: StationRuntime) -> int:
 
 
 def _watch_level(
-    buffer: simpy.Store, env: simpy.Environment, before: Callable[[float], None] | None = None
+    buffer: simpy.Store, now: Callable[[], float], before: Callable[[float], None] | None = None
 ) -> Timeline:
     """The timeline of the parts in `buffer`, recorded by its two hooks whenever a put or get acts.
 
     A part enters or leaves a buffer only inside `_do_put` / `_do_get` (SimPy's Store, and the
     zero-capacity hand-over, which holds none), so wrapping them sees every change, however
-    the engine interleaves the machines at one instant. `before(now)` is called before each.
+    the engine interleaves the machines at one instant. `now()` is the line's time of the change;
+    `before(t)` is called before each.
     """
     timeline = Timeline()
     timeline.record(0.0, len(buffer.items))  # a conwip release filled the first buffer while building
     do_put, do_get = buffer._do_put, buffer._do_get
 
     def put(event: Any) -> bool | None:
+        t = now()
         if before is not None:
-            before(env._now)
+            before(t)
         proceed = do_put(event)
-        timeline.record(env._now, len(buffer.items))
+        timeline.record(t, len(buffer.items))
         return proceed
 
     def get(event: Any) -> bool | None:
+        t = now()
         if before is not None:
-            before(env._now)
+            before(t)
         proceed = do_get(event)
-        timeline.record(env._now, len(buffer.items))
+        timeline.record(t, len(buffer.items))
         return proceed
 
     buffer._do_put = put  # type: ignore[method-assign]
@@ -242,11 +264,21 @@ def _holds_a_part(machine: Machine) -> bool:
     """Whether the machine holds a part: what it does, behind a calendar breakdown's `down`
     (only machines with calendar breakdowns keep that `logical_state`; the others' is their state)."""
     doing = machine.logical_state if machine.calendar_failures else machine.state
-    return doing in HOLDS_A_PART
+    return doing in HOLDS_A_PART or (doing == MAINTENANCE and machine.part is not None)
 
 
 class LineRuntime:
-    """The engine's observer, and the model it observes, built in `env`."""
+    """The engine's observer, and the model it observes, built in `env`.
+
+    Everything it keeps is stamped in the line's time. Without a shift calendar that is the engine's
+    time, and the runtime's own processes (counters, signals) run in `env` beside the machines. With
+    one (`line.calendar`) the engine runs in planned time and the line's time is the calendar's:
+    each engine instant is mapped onto it (`planned_clock.line_time`), the runtime's processes run
+    in an environment of their own on the calendar (`line_env`, where the signals go on sampling
+    while the line stands), and `timebase` (simulations.hardware.planned.CalendarTime) steps the two
+    together. In a planned stop every machine shows `planned_stop`, its time is booked there, and
+    at the stop's end the machines show again the states they stood in.
+    """
 
     def __init__(
         self,
@@ -262,6 +294,16 @@ class LineRuntime:
         self.seed = seed
         self.env = env if env is not None else simpy.Environment()
         self.speed = config.speed
+        self.planned_clock: PlannedClock | None = None
+        self.line_env = self.env
+        self.timebase: simpy.Environment | CalendarTime = self.env
+        self.in_stop = False
+        self.shift = Timeline()  # True in planned production time (a line with a calendar)
+        self.stops: list[list[float]] = []  # [start, end] of each planned stop begun, in line time
+        if line.calendar is not None:
+            self.planned_clock = line.calendar.clock()
+            self.line_env = simpy.Environment()
+            self.timebase = CalendarTime(self.env, self.line_env, self.planned_clock)
         self.signal_samples: list[Sample] = []  # drained by the PLC publisher
         self.sensor_samples: list[Sample] = []  # drained by the MQTT publisher
         self.part_events: list[tuple[StationRuntime, dict[str, Any]]] = []  # drained by the MQTT publisher
@@ -273,9 +315,11 @@ class LineRuntime:
         self.parts_released = 0
         self.released = Timeline()
         self.released.record(0.0, 0)
+        self._building = True  # what the engine does while it is built happens at the line's time 0
         self.model = LineModel(line, seed, env=self.env, observer=self)
+        self._building = False
         self.stations = [
-            StationRuntime(index, station.name, machines)
+            StationRuntime(index, station.name, machines, station.power.by_state() if station.power else None)
             for index, (station, machines) in enumerate(zip(line.stations, self.model.machines, strict=True))
         ]
         self.by_name = {station.name: station for station in self.stations}
@@ -293,14 +337,20 @@ class LineRuntime:
                 station.goes_to = names[index + 1] if index + 1 < len(names) else TO_EXIT
                 buffer = self.model.buffers[index]
                 if buffer is not None:
-                    station.values[BUFFER_LEVEL] = _watch_level(buffer, self.env)
+                    station.values[BUFFER_LEVEL] = _watch_level(buffer, self.line_now)
                     station.holds.append(buffer.items)
                     station.levels.append(BUFFER_LEVEL)
         else:
             self._watch_network(network)
         self._routing: tuple[int | None, int | None, bool] | None = None
+        if self.planned_clock is not None:
+            planned = self.planned_clock.is_planned(0.0)
+            self.shift.record(0.0, planned)
+            if not planned:
+                self._begin_stop(0.0)
+            self.line_env.process(self._calendar(self.planned_clock))
         # the counters are refreshed every 10 simulated seconds, and at most twice a wall second
-        self.env.process(self._counters(max(10.0, self.speed / 2)))
+        self.line_env.process(self._counters(max(10.0, self.speed / 2)))
         if self.keep_signals:
             self._start_sampling("signals", config.opcua.signals, self.signal_samples)
         if self.keep_sensors:
@@ -325,11 +375,11 @@ class LineRuntime:
             for name, buffer in zip(names, buffers, strict=True):
                 station.holds.append(buffer.items)
                 if shown:
-                    station.values[name] = _watch_level(buffer, self.env, before)
+                    station.values[name] = _watch_level(buffer, self.line_now, before)
                     station.levels.append(name)
             returns = network.returns[index]
             if returns is not None:
-                station.values[REWORK_LEVEL] = _watch_level(returns, self.env, before)
+                station.values[REWORK_LEVEL] = _watch_level(returns, self.line_now, before)
                 station.holds.append(returns.items)
                 station.levels.append(REWORK_LEVEL)
             transport = network.transports[index]
@@ -350,11 +400,10 @@ class LineRuntime:
         return not any(index in route[1:] for route in topology.routes.values())
 
     def _transport_watch(self, transport: Transport, timeline: Timeline) -> Callable[[int], None]:
-        env = self.env
-
         def changed(step: int) -> None:
-            self._integrate_occupancy(env._now)
-            timeline.record(env._now, len(transport.on_the_way) + step)
+            t = self.line_now()
+            self._integrate_occupancy(t)
+            timeline.record(t, len(transport.on_the_way) + step)
 
         return changed
 
@@ -379,14 +428,19 @@ class LineRuntime:
 
     # -- the engine's Observer protocol ----------------------------------------------------
     def machine_state(self, machine: Machine, state: int, now: float) -> None:
+        if self.planned_clock is not None:
+            now = self._on_calendar(now)
         if now > self.occupancy_since:
             self._integrate_occupancy(now)
         station = self.stations[machine.station_index]
         index = machine.machine_index
-        station.time_in[station.machine_states[index]] += now - station.machine_since[index]
+        in_stop = self.in_stop
+        station.time_in[PLANNED_STOP if in_stop else station.machine_states[index]] += (
+            now - station.machine_since[index]
+        )
         station.machine_since[index] = now
         station.machine_states[index] = state
-        if station.machine_variables:
+        if station.machine_variables and not in_stop:
             station.values[station.machine_variables[index]].record(now, state)
         part = machine.part
         if part is not station.held[index]:  # loaded a new part, or handed its part on
@@ -395,15 +449,93 @@ class LineRuntime:
             if part is not None:
                 station.parts_started[index] += 1
                 station.values[station.started_variables[index]].record(now, station.parts_started[index])
-        new = station_state(station.machine_states)
-        if new == station.state:
+        self._show(station, now)
+
+    def _show(self, station: StationRuntime, now: float) -> None:
+        """Show the station's state and power for its machines' states (all `planned_stop` in a stop)."""
+        in_stop = self.in_stop
+        new = PLANNED_STOP if in_stop else station_state(station.machine_states)
+        power = station.power
+        if station.power_table is not None:
+            power = station.shown_power(in_stop)
+        if new == station.state and power == station.power:
             return
         for bank in station.banks:
-            bank.advance(now, station.state)
-        station.state = new
-        station.states.record(now, new)
+            bank.advance(now, station.state)  # under the state and power that held until now
+            bank.power = power
+        station.power = power
+        if new != station.state:
+            station.state = new
+            station.states.record(now, new)
+
+    def line_now(self) -> float:
+        """The line's time now (the engine's, mapped onto the calendar if the line has one)."""
+        if self.planned_clock is None:
+            return self.env._now
+        return self._on_calendar(self.env._now)
+
+    @property
+    def now(self) -> float:
+        """The line's time the runtime has reached (on the calendar if the line has one)."""
+        return self.line_env.now
+
+    def _on_calendar(self, planned: float) -> float:
+        """The line's time of the engine's (planned) instant: the calendar instant by which that much
+        planned time has passed, or now if later (what an operator's call makes happen in a stop)."""
+        assert self.planned_clock is not None
+        now = self.line_env._now
+        if self._building:
+            return now
+        t = self.planned_clock.line_time(planned)
+        return t if t > now else now
+
+    # -- the shift calendar ---------------------------------------------------------------
+    def _calendar(self, clock: PlannedClock) -> Generator[simpy.Event, Any, None]:
+        """Begin and end the planned stops at the calendar's instants (in `line_env`)."""
+        env = self.line_env
+        while True:
+            now = env._now
+            change, starts = clock.next_change(now)
+            yield env.timeout(change - now)
+            if starts:
+                self._end_stop(change)
+            else:
+                self._begin_stop(change)
+
+    def _begin_stop(self, t: float) -> None:
+        """A planned stop begins at `t`: every machine shows `planned_stop` and books its time there."""
+        self._integrate_occupancy(t)
+        for station in self.stations:
+            for index, state in enumerate(station.machine_states):
+                station.time_in[state] += t - station.machine_since[index]
+                station.machine_since[index] = t
+        self.in_stop = True
+        for station in self.stations:
+            for variable in station.machine_variables:
+                station.values[variable].record(t, PLANNED_STOP)
+            self._show(station, t)
+        self.shift.record(t, False)
+        self.stops.append([t, math.inf])
+
+    def _end_stop(self, t: float) -> None:
+        """The planned stop ends at `t`: the machines show again the states they stood in."""
+        self._integrate_occupancy(t)
+        for station in self.stations:
+            for index in range(len(station.machine_states)):
+                station.time_in[PLANNED_STOP] += t - station.machine_since[index]
+                station.machine_since[index] = t
+        self.in_stop = False
+        for station in self.stations:
+            for variable, state in zip(station.machine_variables, station.machine_states, strict=False):
+                station.values[variable].record(t, state)
+            self._show(station, t)
+        self.shift.record(t, True)
+        if self.stops:
+            self.stops[-1][1] = t
 
     def part_released(self, now: float) -> None:
+        if self.planned_clock is not None:
+            now = self._on_calendar(now)
         self._integrate_occupancy(now)
         self.parts_released += 1
         self.released.record(now, self.parts_released)
@@ -417,6 +549,8 @@ class LineRuntime:
     def part_finished(
         self, machine: Machine, part: Part, cycle_time: float, scrapped: bool, now: float
     ) -> None:
+        if self.planned_clock is not None:
+            now = self._on_calendar(now)
         if now > self.occupancy_since:
             self._integrate_occupancy(now)
         station = self.stations[machine.station_index]
@@ -456,12 +590,12 @@ class LineRuntime:
     def _counters(self, period: float) -> Generator[simpy.Event, Any, None]:
         """Refresh each station's time-in-state counters, its occupancy and its occupancy integral
         every `period`."""
-        env = self.env
+        env = self.line_env
         while True:
             now = env._now
             self._integrate_occupancy(now)
             for station in self.stations:
-                totals = station.totals(now)
+                totals = station.totals(now, self.in_stop)
                 for variable, codes in TIME_COUNTERS:
                     station.values[variable].record(now, sum(totals[code] for code in codes))
                 station.values["Occupancy"].record(now, station_occupancy(station))
@@ -474,7 +608,7 @@ class LineRuntime:
         if command not in COMMANDS:
             raise ValueError(f"unknown command {command!r} (allowed: {', '.join(COMMANDS)})")
         station = self.by_name[station_name]
-        station.commands.append((self.env.now, command))
+        station.commands.append((self.line_env.now, command))
         for machine in station.machines:
             if command == "Stop":
                 machine.stop()
@@ -489,14 +623,15 @@ class LineRuntime:
         for station in self.stations:
             rng = station_generator(self.seed, station.name, group)
             for rate, members in by_rate.items():
-                bank = SignalBank(members, rng, station.state)
+                power = None if station.power_table is None else station.power
+                bank = SignalBank(members, rng, station.state, power=power)
                 station.banks.append(bank)
-                self.env.process(self._sampler(station, bank, self.speed / rate, outbox))
+                self.line_env.process(self._sampler(station, bank, self.speed / rate, outbox))
 
     def _sampler(
         self, station: StationRuntime, bank: SignalBank, period: float, outbox: list[Sample]
     ) -> Generator[simpy.Event, Any, None]:
-        env = self.env
+        env = self.line_env
         names = bank.names
         specs = bank.specs
         k = 0

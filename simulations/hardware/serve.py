@@ -83,7 +83,7 @@ async def serve(
     still answer: a client in the same process can take its last values and let go first.
     """
     runtime = LineRuntime(line, config, seed=line.seed if seed is None else seed)
-    clock = ScaledClock(runtime.env, config.speed, tick=config.tick, lag_warning=config.lag_warning)
+    clock = ScaledClock(runtime.timebase, config.speed, tick=config.tick, lag_warning=config.lag_warning)
     plcs = VirtualPlcs(runtime, config.opcua, clock) if config.opcua.enabled else None
     sensors = SensorPublisher(runtime, config.mqtt, clock) if config.mqtt.enabled else None
     stop = asyncio.Event()

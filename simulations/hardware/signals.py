@@ -6,6 +6,12 @@ lag, and is measured with Gaussian noise whose spread may depend on the state to
 Between two samples the lag is solved exactly, piecewise at every state change, so
 the integral of power (the energy meter) is exact whatever the sampling rate.
 
+A signal marked `line_power` on a station whose line file gives its `power:` follows the
+station's power instead of its own levels: the line's kW in the state each machine shows,
+summed over the machines (`power`, set by the runtime at every change). Its integral is then
+the twin's energy, Σ power × time in state, up to the lag's `tau × (x(t) - x(0))` (the lag
+delays the meter, it does not change what it counts) and exact with `tau: 0`.
+
 All signals of a station draw their noise from that station's own numpy Generator,
 seeded from the run's seed and the station's name: no global random state, and one
 station's signals do not change when another station is added.
@@ -31,13 +37,20 @@ def station_generator(seed: int, station: str, group: str) -> np.random.Generato
 class SignalBank:
     """The signals of one station that share a sampling rate, computed together.
 
-    `advance(now, state)` brings the noise-free value up to `now` under the state that
-    held until then (call it at every state change); `sample(now, state)` advances and
-    returns the measured values.
+    `advance(now, state)` brings the noise-free value up to `now` under the state (and
+    `power`) that held until then (call it at every change); `sample(now, state)` advances
+    and returns the measured values. With `power` (kW) the signals marked `line_power`
+    follow it, unscaled, instead of their levels.
     """
 
     def __init__(
-        self, specs: list[SignalSpec], rng: np.random.Generator, state: int, now: float = 0.0
+        self,
+        specs: list[SignalSpec],
+        rng: np.random.Generator,
+        state: int,
+        now: float = 0.0,
+        *,
+        power: float | None = None,
     ) -> None:
         if not specs:
             raise ValueError("a signal bank needs at least one signal")
@@ -52,7 +65,10 @@ class SignalBank:
         self.integrate = np.array([spec.integrate for spec in specs])
         self.any_integral = bool(self.integrate.any())
         self.floor = np.array([-np.inf if spec.floor is None else spec.floor for spec in specs])
-        self.x = self.levels[:, state].copy()
+        self.follow = np.array([spec.line_power and power is not None for spec in specs])
+        self.any_follow = bool(self.follow.any())
+        self.power = 0.0 if power is None else float(power)
+        self.x = self._target(state).copy()
         self.total = np.zeros(len(specs))
         self.since = now
 
@@ -62,7 +78,7 @@ class SignalBank:
         if dt <= 0:
             return
         self.since = now
-        target = self.levels[:, state]
+        target = self._target(state)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             decay = np.where(self.tau > 0, np.exp(-dt / self.tau), 0.0)
         gap = self.x - target
@@ -71,6 +87,12 @@ class SignalBank:
             transient = np.where(self.tau > 0, gap * self.tau * (1.0 - decay), 0.0)
             self.total += (target * dt + transient) / 3600.0
         self.x = target + gap * decay
+
+    def _target(self, state: int) -> np.ndarray:
+        """The level each signal tends to in `state` (the station's power for those that follow it)."""
+        if self.any_follow:
+            return np.where(self.follow, self.power, self.levels[:, state])
+        return self.levels[:, state]
 
     def sample(self, now: float, state: int) -> np.ndarray:
         """The measured values at `now` (state: the machine's state since the last call)."""

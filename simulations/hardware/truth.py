@@ -6,7 +6,8 @@ variables took (`PartsProduced`, `LastCycleTime`, `BufferLevel`, `Product`,
 `PartsStarted`, ...: all but the process signals, with the source timestamp the PLC
 gave each), every finished part (as published on the events topic), every operator
 command, and per MQTT topic the messages the broker acknowledged (with the hardware's
-`mqtt.truth_readings`, also every sensor sample handed to the broker). The format is
+`mqtt.truth_readings`, also every sensor sample handed to the broker). A line with a shift
+calendar also has `calendar`: its origin, the planned time served and every planned stop. The format is
 documented in docs/simulated-hardware.md; `FORMAT` names its version.
 
 `truth_state` reads the line's state at any instant back from it (the live twin's
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -29,7 +31,7 @@ from simulations.hardware.sensors import iso_utc
 from simulations.hardware.states import state_name
 from twin.state import FORMAT as STATE_FORMAT
 from twin.state import LineState, MachineState, StationState
-from twin.station import STARVED, STATE_NAMES, STOPPED
+from twin.station import PLANNED_STOP, STARVED, STATE_NAMES, STOPPED
 
 FORMAT = "fabbrica-truth/1"
 _MACHINE_STATE = re.compile(r"Machine[0-9]+State")
@@ -45,7 +47,7 @@ def truth_record(
 ) -> dict[str, Any]:
     """The truth of the run so far, as plain data; `readings`: the sensor samples per station index."""
     epoch = clock.epoch
-    now = runtime.env.now
+    now = runtime.now
     stations: dict[str, Any] = {}
     for station in runtime.stations:
         stations[station.name] = {
@@ -77,7 +79,7 @@ def truth_record(
                 sensor: [{"ts": ts, "value": value} for ts, value in samples]
                 for sensor, samples in readings[station.index].items()
             }
-    return {
+    record = {
         "format": FORMAT,
         "line": runtime.line.name,
         "seed": runtime.seed,
@@ -90,6 +92,21 @@ def truth_record(
         "mqtt": mqtt,
         "stations": stations,
     }
+    if runtime.planned_clock is not None:
+        record["calendar"] = {
+            "origin": runtime.planned_clock.origin.isoformat(),
+            "planned_s": runtime.planned_clock.planned(now),
+            "stops": [
+                {
+                    "ts_start": iso_utc(epoch(start)),
+                    "t_start": start,
+                    "ts_end": iso_utc(epoch(end)) if end <= now else None,
+                    "t_end": end if end <= now else None,
+                }
+                for start, end in runtime.stops
+            ],
+        }
+    return record
 
 
 def write_truth(path: Path, record: dict[str, Any]) -> None:
@@ -110,7 +127,15 @@ def truth_state(record: dict[str, Any], t: float) -> LineState:
     part (the later change of the state and of `PartsStarted`); `produced` is `PartsProduced`,
     `released` the first station's `PartsReleased`. A stopped machine is starved, as in
     `LineModel.snapshot`. Values stamped at `t` count as shown.
+
+    On a line with a shift calendar a machine is in the state it stood in when the planned stop
+    began (the PLC shows `planned_stop` meanwhile, and the same state again after it), and its
+    elapsed time is planned time: the planned stops in between do not count.
     """
+    stops = [
+        (stop["t_start"], math.inf if stop["t_end"] is None else stop["t_end"])
+        for stop in (record.get("calendar") or {}).get("stops", [])
+    ]
     stations: dict[str, StationState] = {}
     released = None
     for name, station in record["stations"].items():
@@ -120,15 +145,17 @@ def truth_state(record: dict[str, Any], t: float) -> LineState:
         for k in range(max(count, 1)):
             states = values[f"Machine{k + 1}State"] if count else station["states"]
             prefix = f"Machine{k + 1}" if count else ""
-            code, since = _at(states, t, "value" if count else "state")
+            key = "value" if count else "state"
+            code, since = _at(_across_stops(states, key) if stops else states, t, key)
             _, started = _at(values.get(f"{prefix}PartsStarted", []), t)
             product, _ = _at(values.get(f"{prefix}Product", []), t)
             if code == STOPPED:
                 code, since = STARVED, t
+            begun = max(since, started if started is not None else since)
             machines.append(
                 MachineState(
                     state=STATE_NAMES[code],  # type: ignore[arg-type]
-                    elapsed_s=t - max(since, started if started is not None else since),
+                    elapsed_s=t - begun - _stopped_between(stops, begun, t),
                     product=(product or None) if code != STARVED else None,
                 )
             )
@@ -144,6 +171,21 @@ def truth_state(record: dict[str, Any], t: float) -> LineState:
         stations=stations,
         released=released,
     )
+
+
+def _across_stops(entries: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """A state timeline without its planned stops: a state that goes on after a stop goes on."""
+    kept: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry[key] == PLANNED_STOP or (kept and kept[-1][key] == entry[key]):
+            continue
+        kept.append(entry)
+    return kept
+
+
+def _stopped_between(stops: list[tuple[float, float]], a: float, b: float) -> float:
+    """Seconds of planned stops within [a, b]."""
+    return sum(max(0.0, min(b, end) - max(a, start)) for start, end in stops)
 
 
 def _at(entries: list[dict[str, Any]], t: float, key: str = "value") -> tuple[Any, Any]:
