@@ -8,8 +8,15 @@
   the window's end) chooses between that exponential and a Weibull (`fit_times_to_failure`), so a
   machine that wears out is calibrated as one; the complete down periods give the repair-time
   distribution;
-- set-ups: the complete set-up periods; scrap: scrapped over processed parts, with its 95 %
-  Wilson interval;
+- set-ups: the complete set-up periods, but for those right after an `off` (restarts);
+  scrap: scrapped over processed parts, with its 95 % Wilson interval;
+- power per state (`twin.calibration.energy`): least squares of the energy meter's increments (or the
+  power signal's samples) on the machine-hours in each power group, with standard errors;
+- switch-off: the starved time before a machine went `off` (its minimum) and the set-ups that
+  followed (the restarts);
+- preventive maintenance (`twin.calibration.maintenance`): the operating time or parts from a
+  renewal to each service, and the services' durations; a service renews the failure clock, so the
+  time to failure it cut short is a censored one;
 - rework (a line that is a network): the good parts sent back over the good parts finished, with
   its 95 % Wilson interval, and where they were sent (the part events' `reworked` and `to`);
 - the release of a line with `interarrival` release: the gaps between the orders counted at the
@@ -30,7 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from twin.calibration.energy import PowerEstimate, fit_power, switch_off_events
 from twin.calibration.fit import FitReport, fit_durations, fit_times_to_failure
+from twin.calibration.maintenance import MaintenanceEstimate, estimate_maintenance
 from twin.calibration.records import StationRecord
 from twin.calibration.routing import RouteEstimate, calibrate_routes, estimate_routes
 
@@ -58,6 +67,9 @@ class Limits:
     scrap_parts: int = 50
     rework_parts: int = 50
     route_parts: int = 20
+    services: int = 5  # preventive maintenances with a known age
+    restarts: int = 5  # restarts after a switch-off
+    energy_readings: int = 10  # meter increments or power samples
 
 
 @dataclass
@@ -85,6 +97,13 @@ class StationCalibration:
     rework_to: str | None = None
     release_fit: FitReport | None = None  # the first station of a line with interarrival release
     routes: dict[str, RouteEstimate] = field(default_factory=dict)  # products entering the line here
+    power: PowerEstimate | None = None
+    power_written: list[str] = field(default_factory=list)  # the groups written into `power:`
+    maintenance: MaintenanceEstimate | None = None
+    switch_offs: int = 0
+    switch_off_after_s: float | None = None
+    restart_fit: FitReport | None = None
+    mixed_restarts: int = 0  # restarts followed by a changeover in the same set-up: left out
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -121,6 +140,19 @@ class StationCalibration:
             else None,
             "release_fit": _release_summary(self.release_fit),
             "routes": {product: route.summary() for product, route in self.routes.items()},
+            "power": {**self.power.summary(), "written": self.power_written} if self.power else None,
+            "maintenance": self.maintenance.summary()
+            if self.maintenance and self.maintenance.services
+            else None,
+            "switch_off": {
+                "offs": self.switch_offs,
+                "after_s": self.switch_off_after_s,
+                "restart": self.restart_fit.best.spec if self.restart_fit else None,
+                "restarts": self.restart_fit.n if self.restart_fit else 0,
+                "with_changeover": self.mixed_restarts,
+            }
+            if self.switch_offs
+            else None,
             "warnings": self.warnings,
         }
 
@@ -136,27 +168,42 @@ def _failure_summary(fit: FitReport | None) -> dict[str, Any] | None:
     }
 
 
+BROKEN = ("waiting_repair", "down")  # a failure: waiting for a technician, then under repair
+NOT_EXPOSED = ("planned_stop",)  # a calendar failure clock stops with the line (twin.calendar)
+
+
 def times_to_failure(
     intervals: list[tuple[str, float, float]], basis: str, window_s: float
 ) -> tuple[list[float], list[float]]:
     """One machine's failure clock between renewals: (complete, censored) times to failure.
 
-    A repair's end renews the machine (the twin's repairs are as good as new), so the clock (the
-    working time with `basis: operating`, the up time with `basis: calendar`) runs from there to the
-    next failure: a complete time. The time before the first failure in the window is left out,
-    since the machine's age at the window's start is unknown; the clock still running at the
-    window's end is a censored time.
+    A repair's end renews the machine (the twin's repairs are as good as new), and so does the end of
+    a preventive service; the clock (the working time with `basis: operating`, the up time with
+    `basis: calendar`, planned stops left out) runs from there to the next failure (the start of a
+    wait for a technician, or of a repair): a complete time. A service that comes first cuts the
+    clock short: a censored time, as is the clock still running at the window's end. The time
+    before the first renewal in the window is left out, since the machine's age at the window's
+    start is unknown.
     """
     complete: list[float] = []
+    censored: list[float] = []
     clock: float | None = None  # failure-clock time since the last renewal (None: age unknown)
+    previous: str | None = None
     for state, start, end in intervals:
-        if state == "down":
-            if start > 0 and clock is not None and clock > 0:
+        if state in BROKEN:
+            if previous not in BROKEN and start > 0 and clock is not None and clock > 0:
                 complete.append(clock)
             clock = 0.0 if end < window_s else None
-        elif clock is not None and (basis != "operating" or state == "working"):
+        elif state == "maintenance":
+            if start > 0 and clock:
+                censored.append(clock)
+            clock = 0.0 if end < window_s else None
+        elif clock is not None and (state == "working" if basis == "operating" else state not in NOT_EXPOSED):
             clock += end - start
-    return complete, ([clock] if clock else [])
+        previous = state
+    if clock:
+        censored.append(clock)
+    return complete, censored
 
 
 def _release_summary(fit: FitReport | None) -> dict[str, Any] | None:
@@ -197,7 +244,8 @@ def calibrate_station(
     basis = (prior.get("failures") or {}).get("basis", "operating")
     down_starts: list[float] = []
     exposure = 0.0
-    repair_parts, setup_parts = [], []
+    repair_parts, setup_parts, restart_parts = [], [], []
+    idle_before_off: list[float] = []
     complete: list[float] = []
     censored: list[float] = []
     for history in histories:
@@ -205,15 +253,42 @@ def calibrate_station(
         done, cut = times_to_failure(intervals, basis, window_s)
         complete += done
         censored += cut
-        down_starts += [start for state, start, _ in intervals if state == "down" and start > 0]
+        down_starts += [
+            start
+            for k, (state, start, _) in enumerate(intervals)
+            if state in BROKEN and start > 0 and (k == 0 or intervals[k - 1][0] not in BROKEN)
+        ]
         if basis == "operating":
             exposure += sum(end - start for state, start, end in intervals if state == "working")
         else:
-            exposure += sum(end - start for state, start, end in intervals if state != "down")
+            exposure += sum(
+                end - start
+                for state, start, end in intervals
+                if state not in BROKEN and state not in NOT_EXPOSED
+            )
         repair_parts.append(history.durations("down", window_s))
-        setup_parts.append(history.durations("setup", window_s))
+        # a set-up right after `off` is a restart (switch_off.restart), not a changeover
+        offs = switch_off_events(intervals, window_s)
+        restarts = set(offs.restarts)
+        setup_parts.append(
+            np.array(
+                [
+                    end - start
+                    for state, start, end in intervals
+                    if state == "setup" and start > 0 and end < window_s and (start, end) not in restarts
+                ]
+            )
+        )
+        restart_parts.append(offs.restarts)
+        idle_before_off += offs.idle_before_off
+        result.switch_offs += offs.offs
     repairs = np.concatenate(repair_parts)
     setups = np.concatenate(setup_parts)
+    changeovers = len(setups) > 0 or prior.get("setup") is not None
+    restart_times = _pure_restarts(
+        [interval for found in restart_parts for interval in found], record, len(histories) == 1, changeovers
+    )
+    result.mixed_restarts = sum(len(found) for found in restart_parts) - len(restart_times)
     result.failures_observed, result.exposure_s = len(down_starts), exposure
     if len(down_starts) >= limits.failures and len(repairs) >= 2:
         result.mtbf_s = exposure / len(down_starts)
@@ -250,6 +325,10 @@ def calibrate_station(
             f"{record.name}: only {len(setups)} set-ups (< {limits.setups}); keeping the prior"
         )
 
+    _calibrate_switch_off(station, prior, result, idle_before_off, restart_times, limits)
+    _calibrate_maintenance(station, prior, record, result, window_s, basis, limits)
+    _calibrate_power(station, prior, record, result, window_s, limits)
+
     result.parts = len(record.scrapped)
     if result.parts >= limits.scrap_parts:
         scrapped = int(np.sum(record.scrapped))
@@ -263,6 +342,142 @@ def calibrate_station(
         )
     _calibrate_rework(station, prior, record, result, limits)
     return station, result
+
+
+def _pure_restarts(
+    restarts: list[tuple[float, float]], record: StationRecord, single: bool, changeovers: bool
+) -> np.ndarray:
+    """The durations of the restarts that are restarts only.
+
+    A machine that finds a part of another product after a restart changes over too, and the PLC
+    shows both as one set-up. On a station of one machine whose parts name their product, the part
+    loaded at the restart is the first one finished after it, and the last one finished before it
+    was the machine's last product: when they differ (and the station changes over), that set-up is
+    left out of both the restarts and the changeovers.
+    """
+    durations = [end - start for start, end in restarts]
+    if not (single and changeovers and record.products and len(set(record.products)) > 1):
+        return np.asarray(durations, dtype=float)
+    times = np.asarray(record.part_times, dtype=float)
+    order = np.argsort(times, kind="stable")
+    times, products = times[order], [record.products[k] for k in order]
+    pure = []
+    for (start, end), duration in zip(restarts, durations, strict=True):
+        before = int(np.searchsorted(times, start, side="right")) - 1
+        after = int(np.searchsorted(times, end, side="left"))
+        if before >= 0 and after < len(times) and products[before] == products[after]:
+            pure.append(duration)
+    return np.asarray(pure, dtype=float)
+
+
+def _calibrate_switch_off(
+    station: dict[str, Any],
+    prior: dict[str, Any],
+    result: StationCalibration,
+    idle_before_off: list[float],
+    restarts: np.ndarray,
+    limits: Limits,
+) -> None:
+    """`switch_off: {after, restart}`: after = the least starved time seen before a machine went off
+    (the twin switches off after exactly that long), restart = the set-ups that followed an `off`."""
+    name = result.name
+    if not result.switch_offs:
+        if prior.get("switch_off") is not None:
+            result.warnings.append(
+                f"{name}: no machine switched off in the window; keeping the prior switch_off"
+            )
+        return
+    if idle_before_off:
+        result.switch_off_after_s = float(min(idle_before_off))
+    if len(restarts) >= 2:
+        result.restart_fit = fit_durations(restarts)
+    if result.switch_off_after_s is None or len(restarts) < limits.restarts or result.restart_fit is None:
+        keep = (
+            "keeping the prior switch_off" if prior.get("switch_off") is not None else "no switch_off written"
+        )
+        result.warnings.append(
+            f"{name}: {result.switch_offs} switch-offs, {len(restarts)} restarts (< {limits.restarts}) "
+            f"or no idle time seen before one; {keep}"
+        )
+        return
+    station["switch_off"] = {"after": result.switch_off_after_s, "restart": result.restart_fit.best.spec}
+
+
+def _calibrate_maintenance(
+    station: dict[str, Any],
+    prior: dict[str, Any],
+    record: StationRecord,
+    result: StationCalibration,
+    window_s: float,
+    basis: str,
+    limits: Limits,
+) -> None:
+    """`maintenance: {every | parts, duration}` from the services seen (`twin.calibration.maintenance`)."""
+    before = prior.get("maintenance") or {}
+    trigger = "parts" if "parts" in before else "every" if "every" in before else None
+    estimate = result.maintenance = estimate_maintenance(record, window_s, trigger, limits.services)
+    name = result.name
+    if not estimate.services:
+        if before:
+            result.warnings.append(f"{name}: no preventive maintenance in the window; keeping the prior")
+        return
+    if estimate.trigger is None or estimate.value is None or estimate.duration_fit is None:
+        keep = "keeping the prior maintenance" if before else "no maintenance written"
+        result.warnings.append(
+            f"{name}: {estimate.services} services, {len(estimate.operating)} after a renewal seen "
+            f"(< {limits.services}); {keep}"
+        )
+        return
+    if basis == "calendar" and station.get("failures") is not None:
+        result.warnings.append(
+            f"{name}: the failures run on calendar time, and maintenance renews an operating age; "
+            "no maintenance written"
+        )
+        return
+    value: float | int = int(estimate.value) if estimate.trigger == "parts" else estimate.value
+    station["maintenance"] = {estimate.trigger: value, "duration": estimate.duration_fit.best.spec}
+
+
+def _calibrate_power(
+    station: dict[str, Any],
+    prior: dict[str, Any],
+    record: StationRecord,
+    result: StationCalibration,
+    window_s: float,
+    limits: Limits,
+) -> None:
+    """`power:` kW per group from the energy readings (`twin.calibration.energy`). A group's estimate
+    is written when its 95 % interval is within ±50 % of it or ±0.1 kW; otherwise, and for groups
+    the readings never saw, the prior's value stays."""
+    name = result.name
+    estimate = fit_power(record, window_s, int(station.get("capacity", 1)))
+    if estimate is None:
+        return
+    result.power = estimate
+    result.warnings.extend(f"{name}: power: {warning}" for warning in estimate.warnings)
+    if estimate.n < limits.energy_readings:
+        result.warnings.append(
+            f"{name}: only {estimate.n} energy readings (< {limits.energy_readings}); keeping the prior power"
+        )
+        return
+    power = dict(prior.get("power") or {})
+    for group, kw in estimate.kw.items():
+        low, high = estimate.ci95(group)
+        if (high - low) / 2 > max(0.5 * abs(kw), 0.1):
+            result.warnings.append(
+                f"{name}: power.{group} {kw:.3g} kW is uncertain (95 % {low:.3g}..{high:.3g}); "
+                + ("keeping the prior" if group in power else "not written")
+            )
+            continue
+        if kw < 0:
+            result.warnings.append(f"{name}: power.{group} came out {kw:.3g} kW; written as 0")
+            kw = 0.0
+        power[group] = kw
+        result.power_written.append(group)
+    if "working" not in power:
+        result.warnings.append(f"{name}: the working power could not be estimated; no power written")
+        return
+    station["power"] = power
 
 
 def _calibrate_rework(
