@@ -86,8 +86,9 @@ def _by(series: list[dict], tag: str) -> dict[str, dict]:
 
 
 def test_oee_matches_the_counters(resolver: Resolver, dataset: Dataset) -> None:
-    """The OEE table's InfluxQL arithmetic gives the OEE of docs/kpis.md, station by station."""
-    from fabbrica.grafana.line_overview import OEE_SQL
+    """The OEE table's InfluxQL arithmetic gives the OEE of docs/kpis.md against planned busy time,
+    station by station; a counter the PLCs do not publish counts as 0 s."""
+    from fabbrica.grafana.line_overview import COUNTER, OEE_SQL
 
     values = {"line": [dataset.line], "station": dataset.stations}
     oee = _by(resolver.run(resolver.fill(OEE_SQL, values)), "station")
@@ -96,26 +97,52 @@ def test_oee_matches_the_counters(resolver: Resolver, dataset: Dataset) -> None:
         spans = _by(
             resolver.run(
                 resolver.fill(
-                    'SELECT spread("TimeWorking") AS w, spread("TimeBlocked") AS b, '
-                    'spread("TimeStarved") AS s, spread("TimeDown") AS d, spread("TimeSetup") AS u, '
-                    'spread("PartsProduced") AS g, '
-                    'spread("PartsScrapped") AS x, last("IdealCycleTime") AS i FROM "machine" '
+                    "SELECT "
+                    + ", ".join(f'spread("{counter}") AS "{state}"' for state, counter in COUNTER.items())
+                    + ', spread("PartsProduced") AS g, spread("PartsScrapped") AS x, '
+                    'last("IdealCycleTime") AS i FROM "machine" '
                     f'WHERE "station" = \'{station}\' AND $timeFilter GROUP BY "station"',
                     values,
                 )
             ),
             "station",
         )[station]
-        total = spans["w"] + spans["b"] + spans["s"] + spans["d"] + spans["u"]
-        availability = 1 - (spans["d"] + spans["u"]) / total
-        performance = spans["i"] * (spans["g"] + spans["x"]) / (total - spans["d"] - spans["u"])
+        t = {state: spans[state] or 0.0 for state in COUNTER}
+        total = sum(t.values())
+        planned = total - t["planned_stop"] - t["maintenance"]
+        lost = t["down"] + t["waiting_repair"] + t["setup"]
+        availability = 1 - lost / planned
+        performance = spans["i"] * (spans["g"] + spans["x"]) / (planned - lost)
         quality = spans["g"] / (spans["g"] + spans["x"])
         row = oee[station]
+        assert math.isclose(row["planned"], planned / total, rel_tol=1e-9)
         assert math.isclose(row["availability"], availability, rel_tol=1e-9)
         assert math.isclose(row["performance"], performance, rel_tol=1e-9)
         assert math.isclose(row["quality"], quality, rel_tol=1e-9)
         assert math.isclose(row["oee"], availability * performance * quality, rel_tol=1e-9)
         assert 0 < row["availability"] <= 1 and 0 < row["oee"] <= 1.2
+
+
+def test_energy_per_good_part_joins_the_meters_and_the_counters(resolver: Resolver, dataset: Dataset) -> None:
+    """The two answers of each energy panel, joined and divided as its transformations do: per
+    station its meter's kWh over its good parts; the line's kWh is the stations' sum, over the
+    exit station's good parts."""
+    from fabbrica.grafana import line_overview as board
+
+    values = {"line": [dataset.line], "station": dataset.stations, "exit": ["test"]}
+
+    def answer(sql: str) -> list[dict]:
+        return list(rows(resolver.run(resolver.fill(sql, values))))
+
+    energy = {row["station"]: row["energy"] for row in answer(board.STATION_ENERGY_SQL)}
+    good = {row["station"]: row["good"] for row in answer(board.STATION_GOOD_SQL)}
+    assert set(energy) == set(good) == set(dataset.stations)
+    per_part = {station: energy[station] / good[station] for station in dataset.stations if good[station]}
+    assert per_part and all(0 < kwh < 10 for kwh in per_part.values()), per_part
+    ((line_energy,),) = [[row["energy"]] for row in answer(board.LINE_ENERGY_SQL)]
+    ((line_good,),) = [[row["good"]] for row in answer(board.LINE_GOOD_SQL)]
+    assert math.isclose(line_energy, sum(energy.values()), rel_tol=1e-9)
+    assert line_good == good["test"] > 0
 
 
 def test_wip_is_the_sum_of_station_occupancy(resolver: Resolver, dataset: Dataset) -> None:
