@@ -11,6 +11,8 @@ and from `fabbrica grafana annotate` on a Grafana reached over its API).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fabbrica.grafana.model import (
     Annotation,
     Dashboard,
@@ -19,6 +21,8 @@ from fabbrica.grafana.model import (
     Variable,
     barchart_options,
     by_name,
+    by_regexp,
+    kpi_unit,
     lasts,
     matches,
     matrix,
@@ -29,7 +33,7 @@ from fabbrica.grafana.model import (
     table_options,
     where,
 )
-from twin.kpi_catalogue import kpi
+from twin.kpi_catalogue import kpi, kpis_at
 
 UID = "fabbrica-experiments"
 EXPERIMENT = matches("experiment", "experiment")
@@ -77,6 +81,21 @@ ANNOTATIONS = [
         tags_column="line",
     )
 ]
+
+
+def kpi_units() -> list[dict[str, Any]]:
+    """Overrides giving each KPI column its unit from twin.kpi_catalogue: a line KPI by its name
+    (`energy_per_good_part_kwh`), a station KPI by its experiment name (`stations.NAME.oee`).
+    Means over replications keep their decimals, counts too."""
+    overrides = [
+        by_name(declared.name, unit=unit) for declared in kpis_at("line") if (unit := kpi_unit(declared))
+    ]
+    overrides += [
+        by_regexp(rf"^stations\.[^.]+\.{declared.name}$", unit=unit)
+        for declared in kpis_at("station")
+        if (unit := kpi_unit(declared))
+    ]
+    return overrides
 
 
 def _overview() -> list[Panel]:
@@ -192,9 +211,11 @@ def _ranking() -> list[Panel]:
             [all_kpis],
             width=24,
             height=8,
-            description="One row per scenario, one column per KPI of the experiment.",
+            description="One row per scenario, one column per KPI of the experiment, in the "
+            "KPI's unit (docs/kpis.md): energy per good part in kWh/part, shares in %.",
             options=table_options(),
             defaults={"decimals": 3},
+            overrides=kpi_units(),
             transformations=[matrix("kpi", "scenario", "mean")],
         ),
     ]

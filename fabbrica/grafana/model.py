@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from twin.kpi_catalogue import Kpi
+
 GRAFANA_VERSION = "13.2.1"  # the image tag docker-compose.yml runs
 SCHEMA_VERSION = 42  # the dashboard schema version of that Grafana
 DATASOURCE_UID = "fabbrica-influxdb"
@@ -270,12 +272,45 @@ def thresholds(*steps: tuple[float | None, str]) -> dict[str, Any]:
 
 
 SHARE_THRESHOLDS = thresholds((None, "red"), (0.6, "orange"), (0.85, "green"))
+# twin.kpi_catalogue's units as Grafana unit ids; a count of parts and a unitless value need none
+KPI_UNITS = {
+    "s": "s",
+    "share": "percentunit",
+    "kWh": "kwatth",
+    "kWh/part": "suffix: kWh/part",
+    "kWh/h": "suffix: kWh/h",
+    "parts/h": "suffix: parts/h",
+}
+UNITLESS = ("", "parts")
+
+
+def kpi_unit(declared: Kpi) -> str | None:
+    """The Grafana unit of a declared KPI (KPI_UNITS), None for a count or a unitless value."""
+    return None if declared.unit in UNITLESS else KPI_UNITS[declared.unit]
+
+
+def kpi_field(declared: Kpi) -> dict[str, Any]:
+    """Grafana field properties for a declared KPI's value: its unit, no decimals for a count."""
+    properties: dict[str, Any] = {}
+    if unit := kpi_unit(declared):
+        properties["unit"] = unit
+    if declared.type is int:
+        properties["decimals"] = 0
+    return properties
 
 
 def by_name(name: str, **properties: Any) -> dict[str, Any]:
     """A field override matched by field name: property ids like "custom.width" as keyword names."""
     return {
         "matcher": {"id": "byName", "options": name},
+        "properties": [{"id": key.replace("__", "."), "value": value} for key, value in properties.items()],
+    }
+
+
+def by_regexp(pattern: str, **properties: Any) -> dict[str, Any]:
+    """A field override matched by a regular expression on the field name, like `by_name`."""
+    return {
+        "matcher": {"id": "byRegexp", "options": pattern},
         "properties": [{"id": key.replace("__", "."), "value": value} for key, value in properties.items()],
     }
 

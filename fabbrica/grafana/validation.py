@@ -9,8 +9,6 @@ interval, and each station's state shares side by side. Below, the latest twin r
 
 from __future__ import annotations
 
-from typing import Any
-
 from fabbrica.grafana.model import (
     SHARE_THRESHOLDS,
     Dashboard,
@@ -19,6 +17,7 @@ from fabbrica.grafana.model import (
     Variable,
     barchart_options,
     by_name,
+    kpi_field,
     lasts,
     matches,
     organize,
@@ -30,7 +29,7 @@ from fabbrica.grafana.model import (
     timeseries_options,
     where,
 )
-from twin.kpi_catalogue import Kpi, kpi
+from twin.kpi_catalogue import kpi
 from twin.station import REPORTED_STATES
 
 UID = "fabbrica-twin-validation"
@@ -47,20 +46,21 @@ TWIN_RUN_COLUMNS = (
     ("parts_out", "parts out"),
     ("scrapped", "scrapped"),
     ("bottleneck", "bottleneck"),
+    ("planned_share", "planned"),
+    ("throughput_per_planned_hour", "throughput/planned h"),
+    ("energy_kwh", "energy"),
+    ("energy_per_good_part_kwh", "energy/good part"),
+    ("energy_per_planned_hour_kwh", "energy/planned h"),
 )
-GRAFANA_UNITS = {"s": "s", "share": "percentunit"}  # the catalogue's units Grafana knows by another id
-
-
-def kpi_field(declared: Kpi) -> dict[str, Any]:
-    """Grafana field properties for a declared KPI: its unit if Grafana has it, no decimals for a count."""
-    properties: dict[str, Any] = {}
-    if declared.unit in GRAFANA_UNITS:
-        properties["unit"] = GRAFANA_UNITS[declared.unit]
-    if declared.type is int:
-        properties["decimals"] = 0
-    return properties
-
-
+# the twin's plant time and energy per station: (station KPI, column heading)
+TWIN_STATION_COLUMNS = (
+    ("planned_stop", "planned stop"),
+    ("maintenance", "maintenance"),
+    ("waiting_repair", "waiting for repair"),
+    ("off", "switched off"),
+    ("energy_kwh", "energy"),
+    ("energy_per_good_part_kwh", "energy/good part"),
+)
 VARIABLES = [
     Variable("line", "Line", 'SHOW TAG VALUES FROM "validation_run" WITH KEY = "line"'),
     Variable(
@@ -229,6 +229,13 @@ def _twin_runs() -> list[Panel]:
         group=("station",),
         format="table",
     )
+    plant = Query(
+        f'SELECT {lasts(*TWIN_STATION_COLUMNS)} FROM "twin_station" '
+        f'{where(LINE, STATION)} GROUP BY "station"',
+        fields=tuple(heading for _, heading in TWIN_STATION_COLUMNS),
+        group=("station",),
+        format="table",
+    )
     cells = {"type": "color-background", "mode": "gradient"}
     return [
         row("Twin runs"),
@@ -238,7 +245,9 @@ def _twin_runs() -> list[Panel]:
             [runs],
             width=24,
             height=7,
-            description="KPIs of each `fabbrica twin run` written to this database.",
+            description="KPIs of each `fabbrica twin run` written to this database: planned is "
+            "the share of the run inside the shift calendar's planned production time, throughput "
+            "and energy per planned hour count planned hours only (docs/kpis.md).",
             options=table_options(),
             defaults={"decimals": 2},
             overrides=[
@@ -261,6 +270,22 @@ def _twin_runs() -> list[Panel]:
             overrides=[
                 by_name(name, thresholds=SHARE_THRESHOLDS, custom__cellOptions=cells)
                 for name in ("availability", "performance", "quality", "oee")
+            ],
+            transformations=[organize()],
+        ),
+        Panel(
+            "table",
+            "Twin planned time, repair and energy per station (latest run)",
+            [plant],
+            width=24,
+            height=8,
+            description="The latest twin run's shares of planned stops, preventive maintenance, "
+            "waiting for a technician and switched off, and each station's energy and energy per "
+            "good part (docs/kpis.md).",
+            options=table_options(),
+            defaults={"decimals": 3},
+            overrides=[
+                by_name(heading, **kpi_field(kpi(name, "station"))) for name, heading in TWIN_STATION_COLUMNS
             ],
             transformations=[organize()],
         ),
