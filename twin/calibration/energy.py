@@ -221,3 +221,26 @@ def switch_off_events(intervals: list[tuple[str, float, float]], window_s: float
         elif state == "setup" and before is not None and before[0] == "off" and start > 0 and end < window_s:
             events.restarts.append((start, end))
     return events
+
+
+def observed_energy(record: StationRecord, window_s: float) -> tuple[float, str] | None:
+    """The station's energy over [0, window_s] in kWh and what it was read from: the meter's growth
+    inside the window, over the time its increments cover, scaled to the window (a restart's
+    increment left out); else the mean of the `Power` samples times the window. None without either."""
+    times = np.asarray(record.energy_times, dtype=float)
+    readings = np.asarray(record.energy_kwh, dtype=float)
+    inside = (times >= 0.0) & (times <= window_s)
+    if inside.sum() >= 2:
+        order = np.argsort(times[inside], kind="stable")
+        times, readings = times[inside][order], readings[inside][order]
+        steps, spans = np.diff(readings), np.diff(times)
+        kept = ~((steps < 0) & (readings[1:] < 0.5 * readings[:-1]))
+        covered = float(spans[kept].sum())
+        if covered > 0:
+            return float(steps[kept].sum()) * window_s / covered, "energy"
+    samples = np.asarray(record.power_kw, dtype=float)
+    at = np.asarray(record.power_times, dtype=float)
+    samples = samples[(at >= 0.0) & (at <= window_s) & np.isfinite(samples)]
+    if len(samples):
+        return float(samples.mean()) * window_s / 3600.0, "Power"
+    return None

@@ -23,6 +23,14 @@ again and the products routed through it. On a chain every station passes the li
 (less the scrap downstream), so those figures are shown but not checked again. The line's
 throughput counts the parts whose events say they left the line (`to: exit`), at whatever station;
 without those fields, the good parts of the last station.
+
+The plant's counts (issue 18): the shares of time waiting for a technician (`waiting_repair`), in
+preventive maintenance, switched off and in planned stops are checked at every comparable station
+where the line or the twin spent at least 1 % of the time in them (the same rule). Where a station
+recorded its energy (the meter's growth over the window, else its `Power` samples' mean), its
+energy per good part is checked against the twin's (`energy_per_good_part_kwh`), and the line's
+(the stations' energy over the parts that left the line) when every station the twin counts
+energy for was metered.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.calibration.energy import observed_energy
 from twin.calibration.records import TO_EXIT, StationRecord, counted_wip, line_wip
 from twin.engine import simulate
 from twin.experiments.stats import estimate, t_quantile
@@ -40,6 +49,12 @@ from twin.line import Line
 from twin.station import REPORTED_STATES
 
 log = logging.getLogger(__name__)
+
+# the state shares checked beside `working` (issue 18), where the line or the twin spent at least
+# SHARE_FLOOR of the time in them: a twin that waits for technicians, services, switches off or
+# stops for the calendar as the line did
+CHECKED_SHARES = ("waiting_repair", "maintenance", "off", "planned_stop")
+SHARE_FLOOR = 0.01
 
 
 def half_width(values: list[float]) -> float:
@@ -65,6 +80,26 @@ def _check(observed: float, twin: list[float], tolerance: float) -> dict[str, An
         "allowed": allowed,
         "ok": abs(mean - observed) <= allowed,
     }
+
+
+def _energy_entry(
+    energy: tuple[float, str], good: int, twin: list[float | None], tolerance: float
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Recorded and simulated energy per good part (kWh), and its check when both exist (every
+    replication made good parts and the line recorded some)."""
+    kwh, basis = energy
+    entry: dict[str, Any] = {"observed_kwh": kwh, "basis": basis, "good_parts": good}
+    values = [value for value in twin if value is not None]
+    if good > 0:
+        entry["observed_per_good_part_kwh"] = kwh / good
+    if values:
+        entry["twin_per_good_part_kwh"] = float(np.mean(values))
+        entry["twin_ci95"] = half_width(values)
+    if good == 0 or not values or len(values) < len(twin):
+        return entry, None
+    check = _check(kwh / good, values, tolerance)
+    entry["rel_error"] = check["rel_error"]
+    return entry, check
 
 
 def observed_line_wip(records: list[StationRecord], window_s: float) -> tuple[float | None, str]:
@@ -116,6 +151,7 @@ def validate(
     twin_mean = float(np.mean(throughputs))
     checks = {"throughput": _check(observed_throughput, throughputs, tolerance)}
     stations: dict[str, Any] = {}
+    observed_kwh: dict[str, float] = {}
     for station in line.stations:
         shares = {state: [run["stations"][station.name][state] for run in runs] for state in REPORTED_STATES}
         entry: dict[str, Any] = {"twin": {state: float(np.mean(v)) for state, v in shares.items()}}
@@ -125,6 +161,9 @@ def validate(
         comparable = station.capacity == 1 or (record is not None and bool(record.machines))
         if observed and comparable and observed["working"] >= 0.05:
             checks[f"{station.name}.working"] = _check(observed["working"], shares["working"], tolerance)
+        for state in CHECKED_SHARES:
+            if observed and comparable and max(observed[state], entry["twin"][state]) >= SHARE_FLOOR:
+                checks[f"{station.name}.{state}"] = _check(observed[state], shares[state], tolerance)
         # good parts per hour; a station without records is shown, not checked
         rates = [run["stations"][station.name]["parts_out"] / window_s * 3600 for run in runs]
         entry["throughput"] = {"twin_mean": float(np.mean(rates)), "twin_ci95": half_width(rates)}
@@ -136,6 +175,14 @@ def validate(
                     good / window_s * 3600, rates, tolerance
                 )
                 entry["throughput"]["rel_error"] = check["rel_error"]
+        energy = observed_energy(record, window_s) if record is not None else None
+        if energy is not None:
+            observed_kwh[station.name] = energy[0]
+            good = sum(1 for scrapped in record.scrapped if not scrapped) if record is not None else 0
+            per_part = [run["stations"][station.name]["energy_per_good_part_kwh"] for run in runs]
+            entry["energy"], check = _energy_entry(energy, good, per_part, tolerance)
+            if check is not None:
+                checks[f"{station.name}.energy_per_good_part"] = check
         stations[station.name] = entry
     rel_error = checks["throughput"]["rel_error"]
     result: dict[str, Any] = {
@@ -159,6 +206,14 @@ def validate(
             "rel_error": checks["wip"]["rel_error"],
             "basis": wip_basis,
         }
+    # the line's energy per good part, when every station the twin counts energy for was metered
+    metered = all(station.name in observed_kwh for station in line.stations if station.power is not None)
+    if observed_kwh and metered:
+        per_part = [run["energy_per_good_part_kwh"] for run in runs]
+        total = (sum(observed_kwh.values()), "stations")
+        result["energy"], check = _energy_entry(total, observed_exits(line, records), per_part, tolerance)
+        if check is not None:
+            checks["energy_per_good_part"] = check
     verdict_ok = all(check["ok"] for check in checks.values())
     return {
         **result,
