@@ -1,7 +1,8 @@
 """Calibration and validation: the twin fitted to what the line recorded, and checked against it.
 
 History comes in through a sink's reader (twinloop.history) as the twin's records; the twin
-(twin.calibration) estimates cycle times, breakdowns, set-ups, scrap, rework and routes, or runs the
+(twin.calibration) estimates cycle times, breakdowns, set-ups, scrap, rework, routes, power per state,
+preventive maintenance and switch-off (the repair crew is the line file's, a given), or runs the
 line over the recorded window and compares. What comes out is a commented, loadable line file with its JSON
 report beside it, or a validation record that twinloop.results turns into points.
 `fabbrica twin calibrate` and `fabbrica twin validate` only parse, call and print.
@@ -135,6 +136,7 @@ def _header(
             )
         for product, route in result.routes.items():
             lines.append(f"#   route of {product} ({route.parts} parts from here): {route_label(route)}")
+        lines.extend(_plant_lines(result))
         if result.release_fit is not None:
             fit = result.release_fit
             lines.append(
@@ -143,6 +145,45 @@ def _header(
             )
         lines.extend(f"#   warning: {warning}" for warning in result.warnings)
     return "\n".join(lines) + "\n"
+
+
+def _plant_lines(result: StationCalibration) -> list[str]:
+    """The header's lines on power, maintenance and switch-off, where the records held them."""
+    out = []
+    power = result.power
+    if power is not None and power.kw:
+        groups = ", ".join(
+            f"{group} {power.kw[group]:.3g}±{(power.ci95(group)[1] - power.kw[group]):.2g}"
+            + ("" if group in result.power_written else " (not written)")
+            for group in power.kw
+        )
+        source = "meter increments" if power.basis == "energy" else "Power samples"
+        out.append(f"#   power kW (95 %): {groups}; {power.n} {source}")
+    service = result.maintenance
+    if service is not None and service.services:
+        fit = service.duration_fit
+        every = (
+            f"every {service.value:g} parts"
+            if service.trigger == "parts"
+            else f"every {service.value / 3600:.3g} h of work"
+            if service.value is not None
+            else "interval: too few"
+        )
+        duration = (
+            f"{fit.best.family} mean {fit.report_mean:.0f}s" if fit is not None else "duration: too few"
+        )
+        out.append(f"#   maintenance: {service.services} services, {every}, {duration}")
+    if result.switch_offs:
+        after = "-" if result.switch_off_after_s is None else f"{result.switch_off_after_s:g}s"
+        restart = result.restart_fit
+        restarts = (
+            f"{restart.best.family} mean {restart.report_mean:.1f}s n={restart.n}" if restart else "too few"
+        )
+        out.append(
+            f"#   switch-off: {result.switch_offs} offs after {after} idle; restart {restarts}"
+            + (f" ({result.mixed_restarts} with a changeover left out)" if result.mixed_restarts else "")
+        )
+    return out
 
 
 def route_label(route: RouteEstimate) -> str:
