@@ -4,10 +4,11 @@ The address space follows the line: `Objects/<Line>/<Station>/<Variable>`, with
 string NodeIds `ns=<namespace of namespace_uri>;s=<Line>.<Station>.<Variable>`. Per
 station (see docs/simulated-hardware.md for the state mapping):
 
-- `State` (Int32, the twin's state code), `StateName` (String),
-  `MachineryItemState` (UInt32, OPC 40001-1 StateNumber) and `PackMLState` (Int32);
+- `State` (Int32, the twin's state code), `StateName` (String), `MachineryItemState` and
+  `MachineryOperationMode` (UInt32, OPC 40001-1 StateNumbers), `PackMLState` and
+  `PackMLUnitMode` (Int32);
 - `PartsProduced`, `PartsScrapped` (UInt32, monotonic) and `LastCycleTime` (Double, s);
-- `TimeWorking` ... `TimeSetup` (Double, machine-seconds per state), `Occupancy` (UInt32, parts
+- `TimeWorking` ... `TimeMaintenance` (Double, machine-seconds per reported state), `Occupancy` (UInt32, parts
   held) and `OccupancySeconds` (Double, monotonic: part-seconds held since the start, exact at
   each refresh), `IdealCycleTime` (Double, s);
 - on the first station of a line whose orders are released (not saturated), `PartsReleased`
@@ -31,7 +32,9 @@ Every variable whose values the line keeps (all but the process signals) is hist
 servers answer HistoryRead for raw values (simulations.hardware.history), so a client that
 lost its session reads what changed meanwhile. Every value carries the source timestamp of
 its simulated instant (mapped onto wall time) and an explicit Good status code.
-`Objects/<Line>` also holds `Speed`, `SimulatedTime` and `LagSeconds`. One server serves the
+`Objects/<Line>` also holds `Speed`, `SimulatedTime` and `LagSeconds`, and on a line with a shift
+calendar its shift: `PlannedProduction` (Boolean), as `MachineryItemState` and `PackMLState`, and
+`PlannedTime` (Double, planned seconds). One server serves the
 line, or one server per station on consecutive ports, the way a real line has a PLC per cell.
 """
 

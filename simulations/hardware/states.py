@@ -12,7 +12,7 @@ The choices, by the two standards' own words (docs/simulated-hardware.md has the
 - OPC 40001-1: NotAvailable is "not available and does not perform any activity" (switched off,
   energy saving), which is a planned stop (SEMI E10 non-scheduled time) and a machine switched off
   after idling; OutOfService "not functional", a breakdown, the wait for a technician, and a
-  preventive maintenance (with the operation mode Maintenance: SEMI E10 scheduled downtime);
+  preventive maintenance (told apart by the operation mode Maintenance: scheduled downtime);
 - PackML: a planned stop is Idle (the line stands ready, parts in place, and the shift's start
   starts it again without a Reset), an operator's Stop is Stopped; a machine switched off while
   starved stays Suspended (an external condition, and it restarts by itself when a part comes);
