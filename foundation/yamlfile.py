@@ -3,16 +3,39 @@
 Every problem (missing, unreadable, not UTF-8, not YAML, not a mapping) becomes one line
 naming the file, raised as the caller's error class.
 
+Booleans are YAML 1.2's: only `true` and `false` (any case). YAML 1.1 also read `on`, `off`,
+`yes` and `no` as booleans, so a machine state `off:` (a power level, a signal level) would
+have become the key `False`; here they stay words.
+
     data = read_mapping("line.yaml", LineError, "a mapping of line fields")
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's booleans: `on`, `off`, `yes`, `no` are strings."""
+
+
+Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text the way every input file is read (YAML 1.2 booleans)."""
+    return yaml.load(text, Loader=Yaml12Loader)
 
 
 def read_mapping(path: str | Path, error: Callable[[str], Exception], expected: str) -> dict[str, Any]:
@@ -28,7 +51,7 @@ def read_mapping(path: str | Path, error: Callable[[str], Exception], expected: 
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{file}: cannot read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

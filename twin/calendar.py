@@ -74,7 +74,7 @@ def _time_of_day(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):  # YAML reads 06:00 as 360 (sexagesimal)
         if 0 <= value < 24 * 60:
             return time(value // 60, value % 60)
-        raise ValueError(f"not a time of day: {value!r} (write it in quotes, \"06:00\")")
+        raise ValueError(f'not a time of day: {value!r} (write it in quotes, "06:00")')
     if isinstance(value, str):
         text = value.strip()
         if text == "24:00":

@@ -112,7 +112,12 @@ class LineModel:
 
         # per product since the start (not reset by the warm-up): released, out, scrapped
         self.product_counts: dict[str, list[int]] = {name: [0, 0, 0] for name in line.product_mix}
-        self.crew = Crew(self.env, line.repair.technicians, line.repair.priority) if line.repair else None
+        # the repair crew (twin.repair), one per skill when the crew has skills
+        self.crews: dict[str | None, Crew] = {}
+        if line.repair is not None:
+            repair = line.repair
+            for skill, technicians in (repair.skills or {None: repair.technicians}).items():
+                self.crews[skill] = Crew(self.env, technicians, repair.priority)
         self.network: Network | None = None
         self.machines: list[list[Machine]] = []
         self.buffers: list[simpy.Store | None] = []
@@ -183,6 +188,9 @@ class LineModel:
             if not isinstance(station.cycle_time, dict) or product in station.cycle_time
         }
         failures = station.failures
+        maintenance = station.maintenance
+        switch_off = station.switch_off
+        crew = self.crews.get(failures.skill if failures is not None else None)
         return Machine(
             self,
             station_index,
@@ -200,6 +208,16 @@ class LineModel:
             if failures
             else None,
             calendar_failures=failures is not None and failures.basis == "calendar",
+            crew=crew,
+            service=maintenance.duration.sampler(stream(seed, name, "maintenance", machine_index))
+            if maintenance
+            else None,
+            service_every=maintenance.every if maintenance else None,
+            service_parts=maintenance.parts if maintenance else None,
+            switch_off_after=switch_off.after if switch_off else None,
+            restart=switch_off.restart.sampler(stream(seed, name, "restart", machine_index))
+            if switch_off
+            else None,
         )
 
     # -- line-level bookkeeping, called by machines and the release -------------------------
@@ -363,23 +381,51 @@ def simulate(
     """Run `line` once with the SimPy engine; arguments given here override the line's own.
 
     `state`: start from it (`twin.state`) instead of from an empty line; time 0 is its instant.
+    With a shift calendar the run goes in planned time and is put back on the calendar
+    (`twin.on_calendar`); an observer then sees planned time.
     """
     seed = line.seed if seed is None else seed
     horizon = line.horizon if horizon is None else horizon
     warmup = line.warmup if warmup is None else warmup
     if not 0 <= warmup < horizon:
         raise ValueError(f"warmup ({warmup:g}s) must be shorter than horizon ({horizon:g}s)")
+    if line.calendar is None:
+        return _simulate(line, seed, horizon, warmup, observer, state)[0]
+    from twin.on_calendar import on_calendar, planned_run
+
+    plan = planned_run(line, horizon, warmup, state.time if state is not None else None)
+    if plan.horizon <= plan.warmup:
+        raise ValueError("the shift calendar has no planned time between the warm-up and the horizon")
+    result, wips = _simulate(line, seed, plan.horizon, plan.warmup, observer, state, plan.stop_instants)
+    return on_calendar(result, line, plan, wips)
+
+
+def _simulate(
+    line: Line,
+    seed: int,
+    horizon: float,
+    warmup: float,
+    observer: Observer | None,
+    state: LineState | None,
+    wip_instants: list[float] | None = None,
+) -> tuple[RunResult, list[int]]:
+    """The run, and the parts in the line just after each of `wip_instants` (after all events there)."""
     started = time.perf_counter()
     plan = None
     if state is not None:
         check_state(line, state)
         plan = start_plan(line, state, seed)
     model = LineModel(line, seed, observer=observer, start=plan)
+    wips: list[int] = []
+    if wip_instants:
+        model.env.process(_count_wip(model, [t for t in wip_instants if t < horizon], wips))
     if warmup > 0:
         model.env.run(until=warmup)
         model.restart_statistics()
     model.env.run(until=horizon)
     model.close()
+    if wip_instants:
+        wips.extend(model.wip for t in wip_instants if t >= horizon)  # the line as the run ends
     wall = time.perf_counter() - started
     events = next(model.env._eid)  # type: ignore[attr-defined]
     record = kpi_module.line_kpis(model, horizon=horizon, warmup=warmup)
@@ -389,6 +435,22 @@ def simulate(
         station.name: [machine.active_periods(warmup) for machine in machines]
         for station, machines in zip(line.stations, model.machines, strict=True)
     }
-    return RunResult(
+    result = RunResult(
         kpis=record, lead_times=model.lead_times, exit_times=model.exit_times, active_periods=periods
     )
+    return result, wips
+
+
+_AFTER_ALL = 2  # a priority below SimPy's NORMAL: served after every other event of its instant
+
+
+def _count_wip(model: LineModel, instants: list[float], into: list[int]) -> Any:
+    """Count the parts in the line at each instant, after everything that happens at it."""
+    env = model.env
+    for instant in instants:
+        mark = simpy.Event(env)
+        mark._ok = True  # type: ignore[attr-defined]
+        mark._value = None  # type: ignore[attr-defined]
+        env.schedule(mark, _AFTER_ALL, max(0.0, instant - env.now))
+        yield mark
+        into.append(model.wip)

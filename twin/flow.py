@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from twin.flow_samples import RunSamples
 from twin.line import ConwipRelease, Line, LineError
 from twin.state import LineState, StartPlan, check_state, start_plan
 from twin.station import STATE_NAMES
+
+if TYPE_CHECKING:
+    from twin.on_calendar import PlannedRun
 
 PILOT_FROM = 100_000  # parts: longer runs are sized on a pilot run of PILOT_SHARE of them
 PILOT_SHARE = 0.02
@@ -68,6 +71,10 @@ def flow_obstacle(line: Line) -> str | None:
             return f"stations[{index}].capacity: {machines} machines in one station need the simpy engine"
         if station.failures is not None and station.failures.basis == "calendar":
             return f"stations[{index}].failures.basis: calendar-time failures need the simpy engine"
+        if station.maintenance is not None:
+            return f"stations[{index}].maintenance: preventive maintenance needs the simpy engine"
+        if station.switch_off is not None:
+            return f"stations[{index}].switch_off: switching off when idle needs the simpy engine"
     return None
 
 
@@ -110,11 +117,16 @@ def simulate_flow(
     """Run `line` once with the flow engine; arguments given here override the line's own.
 
     `state`: start from it (`twin.state`) instead of from an empty line; time 0 is its instant.
+    With a shift calendar the run goes in planned time and is put back on the calendar
+    (`twin.on_calendar`), as in the SimPy engine.
     """
     seed, horizon, warmup = _run_arguments(line, seed, horizon, warmup)
     check_flow(line)
     if state is not None:
         check_state(line, state)
+    plan = _planned(line, horizon, warmup, state)
+    if plan is not None:
+        horizon, warmup = plan.horizon, plan.warmup
     started = time.perf_counter()
     samples = RunSamples(line, seed)
     start = _Start.of(line, state, seed)
@@ -129,7 +141,37 @@ def simulate_flow(
     else:
         samples.draw_for(end, start.parts)
     run = _Kernel(line, samples, warmup, end, trace, start)
-    return run.result(run.record(seed, horizon, warmup, started))
+    return _on_calendar(run, run.result(run.record(seed, horizon, warmup, started)), plan)
+
+
+def _planned(line: Line, horizon: float, warmup: float, state: LineState | None) -> PlannedRun | None:
+    """The planned-time run of a line with a shift calendar (None without one)."""
+    if line.calendar is None:
+        return None
+    from twin.on_calendar import planned_run
+
+    plan = planned_run(line, horizon, warmup, state.time if state is not None else None)
+    if plan.horizon <= plan.warmup:
+        raise ValueError("the shift calendar has no planned time between the warm-up and the horizon")
+    return plan
+
+
+def _on_calendar(run: _Kernel, result: FlowResult, plan: PlannedRun | None) -> FlowResult:
+    """`result` put back on the calendar (as it is without one): the parts in the line at each stop
+    are those entered minus those left by then, events at the instant included, as SimPy counts."""
+    if plan is None:
+        return result
+    from twin.on_calendar import on_calendar
+
+    entries, leaves = np.sort(run.entries), np.sort(run.leaves)
+    wips = []
+    for instant in plan.stop_instants:
+        side: Literal["left", "right"] = "right" if instant < run.end else "left"
+        instant = min(instant, run.end)
+        entered = np.searchsorted(entries, instant, side=side)
+        left = np.searchsorted(leaves, instant, side=side)
+        wips.append(int(entered - left))
+    return on_calendar(result, run.line, plan, wips)  # type: ignore[return-value]
 
 
 def replicate(
@@ -161,6 +203,9 @@ def runs(
     _, horizon, warmup = _run_arguments(line, None, horizon, warmup)
     if state is not None:
         check_state(line, state)
+    plan = _planned(line, horizon, warmup, state)
+    if plan is not None:
+        horizon, warmup = plan.horizon, plan.warmup
     end = _end(horizon, warmup)
     used: np.ndarray | None = None
     samples: RunSamples | None = None
@@ -177,7 +222,7 @@ def runs(
             samples.draw_like(used)
         run = _Kernel(line, samples, warmup, end, False, start)
         used = run.used if used is None else np.maximum(used, run.used)
-        yield run.result(run.record(seed, horizon, warmup, started))
+        yield _on_calendar(run, run.result(run.record(seed, horizon, warmup, started)), plan)
 
 
 def _run_arguments(
@@ -265,6 +310,7 @@ class _Kernel:
         if start is None:
             start = _Start.of(line, None, 0)
         self.line = line
+        self.end = end
         self.warmup = warmup
         stations = len(line.stations)
         products = len(line.product_mix)
@@ -450,6 +496,7 @@ class _MachineAccount:
         self.parts_out = int(counts[kernel.PARTS_OUT])
         self.scrapped = int(counts[kernel.SCRAPPED])
         self.failures = int(counts[kernel.FAILURES])
+        self.services = 0  # no preventive maintenance on the flow engine
         self.periods = periods
 
     def active_periods(self, start: float) -> np.ndarray:

@@ -219,6 +219,14 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("scrapped", "station", int, "parts", "scrapped", "parts scrapped at this station in T"),
     Kpi("failures", "station", int, "", "failures", "breakdowns of the station's machines begun in T"),
     Kpi(
+        "services",
+        "station",
+        int,
+        "",
+        "services",
+        "preventive maintenance services of the station's machines begun in T (`maintenance:`)",
+    ),
+    Kpi(
         "energy_kwh",
         "station",
         float,

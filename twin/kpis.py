@@ -72,6 +72,9 @@ class MachineAccounts(Protocol):
     @property
     def failures(self) -> int: ...
 
+    @property
+    def services(self) -> int: ...  # preventive maintenance services begun
+
     def active_periods(self, start: float) -> Periods: ...  # since `start`, in time order
 
 
@@ -138,6 +141,7 @@ def line_kpis(model: LineAccounts, *, horizon: float, warmup: float) -> dict[str
             "parts_out": good,
             "scrapped": scrapped,
             "failures": sum(machine.failures for machine in machines),
+            "services": sum(machine.services for machine in machines),
             "energy_kwh": energy,
             "energy_per_good_part_kwh": energy / good if good else None,
         }

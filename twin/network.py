@@ -405,7 +405,11 @@ class Network:
         set_state = machine.set_state if calendar_failures else machine._enter
         observer = machine.observer
         routed = getattr(observer, "part_routed", None)
-        crew = model.crew
+        crew = machine.crew
+        serviced = machine.service is not None
+        if serviced:
+            machine.start_service_clocks(start)
+        starve = machine.starve if machine.switch_off_after is not None else None
 
         while True:
             finished = False
@@ -414,16 +418,26 @@ class Network:
                     set_state(STOPPED)
                     machine.resumed = env.event()
                     yield machine.resumed
+                if (
+                    serviced
+                    and machine.service_parts is not None
+                    and machine.parts_since_service >= machine.service_parts
+                ):
+                    yield from machine.serve(set_state)
+                since = env._now
                 # -- take a part (or one from each input of an assembly) --
                 if assembly:
                     while True:
                         missing = [buffer for buffer in inputs if not has_part(buffer)]
                         if not missing:
                             break
-                        set_state(STARVED)
                         waiter = env.event()
                         missing[0].waiters.append(waiter)  # type: ignore[attr-defined]
-                        yield waiter
+                        if starve is None:
+                            set_state(STARVED)
+                            yield waiter
+                        else:
+                            yield from starve(waiter, since)
                     taken = [buffer.get() for buffer in inputs]
                     part = taken[0].value
                     carried = part[COMPONENTS] or []
@@ -437,8 +451,11 @@ class Network:
                 elif returns is None and head_draw is None:
                     request = inputs[0].get()
                     if not request.triggered:
-                        set_state(STARVED)
-                        yield request
+                        if starve is None:
+                            set_state(STARVED)
+                            yield request
+                        else:
+                            yield from starve(request, since)
                     part = request.value
                 else:  # parts sent back first, then the buffer, then (a saturated head) raw material
                     while True:
@@ -453,12 +470,17 @@ class Network:
                             part = [product, env._now, 0 if product in self.routes else -1, None, None]
                             model.part_entered(part)
                             break
-                        set_state(STARVED)
                         waiter = env.event()
                         inputs[0].waiters.append(waiter)  # type: ignore[attr-defined]
                         returns.waiters.append(waiter)  # type: ignore[union-attr]
-                        yield waiter
+                        if starve is None:
+                            set_state(STARVED)
+                            yield waiter
+                        else:
+                            yield from starve(waiter, since)
                 machine.part = part
+                if machine.is_off:
+                    yield from machine.restart_after_off(set_state)
                 product = part[PRODUCT]
                 if setup is not None and product != machine.last_product and machine.last_product is not None:
                     set_state(SETUP)
@@ -479,7 +501,9 @@ class Network:
                 duration = 0.0 if left is None else left
             if not finished:
                 # -- process it --
-                if operating_failures:
+                if serviced:
+                    yield from machine.work_serviced(duration, set_state)
+                elif operating_failures:
                     remaining = duration
                     while remaining > ttf_left:
                         if ttf_left > 0:
@@ -501,6 +525,7 @@ class Network:
                 else:
                     yield timeout(duration)
                 machine.processed += 1
+                machine.parts_since_service += 1
                 machine.last_cycle_time = duration
                 if scrap is not None and scrap() < machine.scrap_probability:
                     machine.scrapped += 1

@@ -26,6 +26,7 @@ for the active-period bottleneck analysis.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -35,6 +36,7 @@ from twin.distributions import Sampler
 
 if TYPE_CHECKING:
     from twin.engine import LineModel
+    from twin.repair import Crew
     from twin.state import MachineStart
 
 StateName = Literal[
@@ -79,6 +81,12 @@ class Machine:
         ttf: Sampler | None,
         ttr: Sampler | None,
         calendar_failures: bool,
+        crew: Crew | None = None,
+        service: Sampler | None = None,
+        service_every: float | None = None,
+        service_parts: int | None = None,
+        switch_off_after: float | None = None,
+        restart: Sampler | None = None,
     ) -> None:
         self.model = model
         self.env = model.env
@@ -91,6 +99,12 @@ class Machine:
         self.ttf = ttf
         self.ttr = ttr
         self.calendar_failures = calendar_failures
+        self.crew = crew  # the technicians who repair it (None: a repairer at once)
+        self.service = service  # preventive maintenance: its duration, and when it is due
+        self.service_every = service_every
+        self.service_parts = service_parts
+        self.switch_off_after = switch_off_after  # energy saving: off after starving this long
+        self.restart = restart
         self.observer = model.observer
 
         self.state = STARVED
@@ -113,6 +127,13 @@ class Machine:
         self.resumed: simpy.Event | None = None
         self.part: Part | None = None  # the part on the machine (loaded, not yet handed on)
         self.state_since = 0.0  # when the machine entered its state (the warm-up does not reset it)
+        # the machine's age since its last renewal (repair or service): the operating time to its
+        # next failure and to its next service, and the parts made since (`work_serviced`)
+        self.ttf_left = math.inf
+        self.service_left = math.inf
+        self.parts_since_service = 0
+        self.services = 0
+        self.is_off = False
 
     # -- operator commands (the virtual PLC's Start and Stop methods) ------------------------
     def stop(self) -> None:
@@ -153,7 +174,7 @@ class Machine:
         self.time_in = [0.0] * len(STATE_NAMES)
         self.since = now
         self.activity_changes = [now] if ACTIVE[self.state] else []
-        self.processed = self.parts_out = self.scrapped = self.failures = 0
+        self.processed = self.parts_out = self.scrapped = self.failures = self.services = 0
 
     def close(self, now: float) -> None:
         """Book the time of the running state up to `now` (the end of the run)."""
@@ -202,7 +223,11 @@ class Machine:
         set_state = self.set_state if calendar_failures else self._enter
         observer = self.observer
         is_last = outbound is None
-        crew = model.crew
+        crew = self.crew
+        serviced = self.service is not None
+        if serviced:
+            self.start_service_clocks(start)
+        starve = self.starve if self.switch_off_after is not None else None
 
         while True:
             finished = False
@@ -211,15 +236,26 @@ class Machine:
                     set_state(STOPPED)
                     self.resumed = env.event()
                     yield self.resumed
+                if (
+                    serviced
+                    and self.service_parts is not None
+                    and self.parts_since_service >= self.service_parts
+                ):
+                    yield from self.serve(set_state)
                 if inbound is None:
                     part = new_part()
                 else:
                     request = inbound.get()
                     if not request.triggered:
-                        set_state(STARVED)
-                        yield request
+                        if starve is None:
+                            set_state(STARVED)
+                            yield request
+                        else:
+                            yield from starve(request)
                     part = request.value
                 self.part = part
+                if self.is_off:
+                    yield from self.restart_after_off(set_state)
                 product = part[0]
                 if setup is not None and product != self.last_product and self.last_product is not None:
                     set_state(SETUP)
@@ -242,6 +278,8 @@ class Machine:
                         ttf_left = ttf()  # type: ignore[misc]
             if finished:
                 pass
+            elif serviced:
+                yield from self.work_serviced(duration, set_state)
             elif operating_failures:
                 remaining = duration
                 while remaining > ttf_left:
@@ -265,6 +303,7 @@ class Machine:
                 yield timeout(duration)
             if not finished:
                 self.processed += 1
+                self.parts_since_service += 1
                 self.last_cycle_time = duration
                 if scrap is not None and scrap() < scrap_probability:
                     self.scrapped += 1
@@ -315,7 +354,7 @@ class Machine:
                 yield self.env.timeout(first.remaining)
         elif first.state == DOWN:
             if not self.calendar_failures:  # (a calendar breakdown is `calendar_breakdowns`' to end)
-                if self.model.crew is None:
+                if self.crew is None:
                     set_state(DOWN)
                     yield self.env.timeout(first.remaining)
                 else:
@@ -350,7 +389,7 @@ class Machine:
         env = self.env
         ttf, ttr = self.ttf, self.ttr
         assert ttf is not None and ttr is not None
-        crew = self.model.crew
+        crew = self.crew
         if repair_left is not None:
             self.repaired = env.event()
             self.down = True
@@ -387,7 +426,7 @@ class Machine:
     ) -> Generator[simpy.Event, Any, None]:
         """A repair by the line's crew: wait for a technician (`waiting_repair`) unless one is free,
         then be `down` for `duration` (None: a time to repair drawn when the repair starts)."""
-        crew = self.model.crew
+        crew = self.crew
         assert crew is not None
         granted = crew.call(self)
         if granted is not None:
@@ -396,3 +435,90 @@ class Machine:
         enter(DOWN)
         yield self.env.timeout(self.ttr() if duration is None else duration)  # type: ignore[misc]
         crew.release()
+
+    # -- preventive maintenance (`maintenance:`) and switch-off (`switch_off:`) --------------------
+    def start_service_clocks(self, start: MachineStart | None) -> None:
+        """The operating time to the first failure and to the first service, at the run's start."""
+        self.ttf_left = self.first_failure_clock(start) if self.ttf is not None else math.inf
+        if start is not None and start.state == DOWN and self.ttf is not None:
+            self.ttf_left = math.inf  # drawn when the repair in progress ends (`renew`)
+        if self.service_every is not None:
+            age = start.age_s if start is not None and start.age_s is not None else 0.0
+            self.service_left = max(0.0, self.service_every - age)
+        self.parts_since_service = 0
+
+    def renew(self) -> None:
+        """A repair or a service: the machine is as good as new, its clocks start again."""
+        self.ttf_left = self.ttf() if self.ttf is not None else math.inf
+        if self.service_every is not None:
+            self.service_left = self.service_every
+        self.parts_since_service = 0
+
+    def work_serviced(
+        self, duration: float, set_state: Callable[[int], None]
+    ) -> Generator[simpy.Event, Any, None]:
+        """Process for `duration` with the machine's age counted: it fails when its time to failure is
+        spent, and is serviced, the part waiting on it, when its operating time reaches
+        `maintenance.every` (age replacement: whichever comes first renews it)."""
+        timeout = self.env.timeout
+        if self.ttf_left == math.inf and self.ttf is not None:
+            self.renew()  # after a repair in progress at a run's start
+        remaining = duration
+        while True:
+            step = min(self.ttf_left, self.service_left)
+            if remaining <= step:
+                yield timeout(remaining)
+                self.ttf_left -= remaining
+                self.service_left -= remaining
+                return
+            if step > 0:
+                yield timeout(step)
+            remaining -= step
+            failed = self.ttf_left <= self.service_left
+            self.ttf_left -= step
+            self.service_left -= step
+            if failed:
+                self.failures += 1
+                if self.crew is None:
+                    set_state(DOWN)
+                    yield timeout(self.ttr())  # type: ignore[misc]
+                else:
+                    yield from self.repair(set_state)
+                self.renew()
+            else:
+                yield from self.serve(set_state)
+            set_state(WORKING)
+
+    def serve(self, set_state: Callable[[int], None]) -> Generator[simpy.Event, Any, None]:
+        """A preventive service for its drawn duration; it renews the machine."""
+        set_state(MAINTENANCE)
+        self.services += 1
+        yield self.env.timeout(self.service())  # type: ignore[misc]
+        self.renew()
+
+    def starve(self, request: simpy.Event, since: float | None = None) -> Generator[simpy.Event, Any, None]:
+        """Wait for `request` (a part, or a sign that one came), switching off once the machine has
+        waited `switch_off.after` since `since` (default: now) for its next part."""
+        env = self.env
+        if self.is_off:
+            yield request
+            return
+        (self.set_state if self.calendar_failures else self._enter)(STARVED)
+        waited = 0.0 if since is None else env._now - since
+        left = self.switch_off_after - waited  # type: ignore[operator]
+        if left > 0:
+            yield request | env.timeout(left)
+            if request.triggered:
+                return
+        (self.set_state if self.calendar_failures else self._enter)(OFF)
+        self.is_off = True
+        yield request
+
+    def restart_after_off(self, set_state: Callable[[int], None]) -> Generator[simpy.Event, Any, None]:
+        """The part found the machine off: it waits for the restart (booked as set-up)."""
+        self.is_off = False
+        set_state(SETUP)
+        if self.calendar_failures:
+            yield from self._occupy(self.restart())  # type: ignore[misc]
+        else:
+            yield self.env.timeout(self.restart())  # type: ignore[misc]

@@ -15,7 +15,20 @@ import zlib
 import numpy as np
 
 # appended only: a stream's key is its purpose's position, so older streams never change
-PURPOSES = ("cycle", "ttf", "ttr", "setup", "scrap", "arrival", "product", "initial", "rework", "transport")
+PURPOSES = (
+    "cycle",
+    "ttf",
+    "ttr",
+    "setup",
+    "scrap",
+    "arrival",
+    "product",
+    "initial",
+    "rework",
+    "transport",
+    "maintenance",
+    "restart",
+)
 RELEASE_OWNER = "__release__"
 
 

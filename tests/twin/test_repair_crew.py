@@ -23,7 +23,7 @@ from twin.flow import flow_obstacle
 from twin.line import Line, line_from_dict
 from twin.repair import Crew
 from twin.state import LineState, MachineState, StationState, start_plan
-from twin.station import DOWN, WAITING_REPAIR, WORKING
+from twin.station import DOWN, STATE_NAMES, WAITING_REPAIR, WORKING
 
 MTBF, MTTR = 100.0, 50.0
 REPLICATIONS = 20
@@ -115,7 +115,7 @@ def test_without_a_crew_nothing_waits_and_the_flow_engine_refuses_a_crew() -> No
 
 
 def _stub(station: int, working: float) -> SimpleNamespace:
-    machine = SimpleNamespace(station_index=station, state=DOWN, since=0.0, time_in=[0.0] * 7)
+    machine = SimpleNamespace(station_index=station, state=DOWN, since=0.0, time_in=[0.0] * len(STATE_NAMES))
     machine.time_in[WORKING] = working
     return machine
 
@@ -160,3 +160,90 @@ def test_a_waiting_machine_is_saved_as_down_not_yet_repaired_and_a_down_start_ta
     start = LineModel(line, 5, start=start_plan(line, state, 5))
     start.env.run(until=1e-9)
     assert sorted(m.state for m in start.machines[0]) == [WORKING, DOWN, WAITING_REPAIR, WAITING_REPAIR]
+
+
+# -- technicians per skill -----------------------------------------------------------------------------
+def skilled_run(split: bool, seed: int) -> dict[str, float]:
+    """Two stations of three machines, failing on calendar time (whatever the flow does): with a
+    mechanic for one and an electrician for the other, each is its own M/M/1//3 queue."""
+    repair: dict[str, object] = {"technicians": 2}
+    if split:
+        repair["skills"] = {"mechanical": 1, "electrical": 1}
+    stations = []
+    for name, skill in (("press", "mechanical"), ("oven", "electrical")):
+        failures: dict[str, object] = {"mtbf": MTBF, "mttr": MTTR, "basis": "calendar"}
+        if split:
+            failures["skill"] = skill
+        stations.append(
+            {
+                "name": name,
+                "capacity": 3,
+                "cycle_time": {"dist": "constant", "value": 40.0},
+                "failures": failures,
+            }
+        )
+    line = line_from_dict({"repair": repair, "horizon": HORIZON, "warmup": WARMUP, "stations": stations})
+    kpis = simulate(line, seed=seed).kpis["stations"]
+    return {
+        f"{name}.{share}": kpis[name][share]
+        for name in ("press", "oven")
+        for share in ("down", "waiting_repair")
+    }
+
+
+def test_technicians_per_skill_repair_only_their_trade() -> None:
+    per_trade = machine_repairman(3, 1, 1 / MTBF, 1 / MTTR)
+    runs = replications(skilled_run, [(True, 8_000 + k) for k in range(REPLICATIONS)])
+    for name in ("press", "oven"):
+        assert_covers(runs, f"{name}.down", per_trade.under_repair)
+        assert_covers(runs, f"{name}.waiting_repair", per_trade.waiting)
+    # one crew of two for the six machines is the M/M/2//6 queue: less waiting than split by trade
+    pooled = machine_repairman(6, 2, 1 / MTBF, 1 / MTTR)
+    assert pooled.waiting < per_trade.waiting
+    runs = replications(skilled_run, [(False, 8_100 + k) for k in range(REPLICATIONS)])
+    for name in ("press", "oven"):
+        assert_covers(runs, f"{name}.waiting_repair", pooled.waiting)
+
+
+@pytest.mark.parametrize(
+    ("repair", "failures", "message"),
+    [
+        (
+            {"technicians": 2, "skills": {"mechanical": 1}},
+            {},
+            r"repair\.skills: the technicians per skill add up to 1",
+        ),
+        (
+            {"technicians": 1},
+            {"skill": "mechanical"},
+            r"stations\[0\]\.failures\.skill: needs repair\.skills",
+        ),
+        (
+            {"technicians": 1, "skills": {"mechanical": 1}},
+            {},
+            r"stations\[0\]\.failures\.skill: the crew has skills",
+        ),
+        (
+            {"technicians": 1, "skills": {"mechanical": 1}},
+            {"skill": "hydraulic"},
+            r"stations\[0\]\.failures\.skill: unknown skill 'hydraulic'",
+        ),
+    ],
+)
+def test_bad_skills_are_one_line_naming_the_field(
+    repair: dict[str, object], failures: dict[str, object], message: str
+) -> None:
+    from twin.line import LineError
+
+    data = {
+        "repair": repair,
+        "stations": [
+            {
+                "name": "a",
+                "cycle_time": {"dist": "constant", "value": 1},
+                "failures": {"mtbf": 9, "mttr": 1, **failures},
+            }
+        ],
+    }
+    with pytest.raises(LineError, match=message):
+        line_from_dict(data)
