@@ -141,7 +141,7 @@ def validate_command(
 
 
 def _print_validation(result: dict[str, Any]) -> None:
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    console = Console(width=None if sys.stdout.isatty() else 200)
     throughput = result["throughput"]
     console.print(
         f"throughput: observed {throughput['observed']:.2f}/h, twin {throughput['twin_mean']:.2f} "
@@ -155,15 +155,24 @@ def _print_validation(result: dict[str, Any]) -> None:
         )
     table = Table(title="state shares: observed / twin")
     table.add_column("station")
-    for state in REPORTED_STATES:
+    # the states the line or the twin spent time in (a line without a calendar has no planned stops)
+    states = [
+        state
+        for state in REPORTED_STATES
+        if any(
+            (entry.get("observed") or {}).get(state, 0.0) or entry["twin"].get(state, 0.0)
+            for entry in result["stations"].values()
+        )
+    ]
+    for state in states:
         table.add_column(state, justify="right")
     for name, entry in result["stations"].items():
         observed = entry.get("observed") or {}
         table.add_row(
             name,
             *(
-                f"{observed.get(state, float('nan')):.3f} / {entry['twin'][state]:.3f}"
-                for state in REPORTED_STATES
+                f"{observed.get(state, float('nan')):.3f} / {entry['twin'].get(state, 0.0):.3f}"
+                for state in states
             ),
         )
     console.print(table)

@@ -38,7 +38,8 @@ def test_the_reported_states_are_all_but_the_operator_stop() -> None:
     assert get_args(StateName) == STATE_NAMES
     assert STATE_NAMES[STOPPED] == "stopped"
     assert STATE_NAMES[:STOPPED] == ("working", "blocked", "starved", "down", "setup")  # codes 0-4 kept
-    assert REPORTED_STATES == ("working", "blocked", "starved", "down", "setup", "waiting_repair")
+    assert REPORTED_STATES == tuple(name for name in STATE_NAMES if name != "stopped")
+    assert STATE_NAMES[STOPPED + 1 :] == ("waiting_repair", "planned_stop", "off", "maintenance")  # appended
 
 
 def test_the_line_overview_maps_every_state_code_to_its_name() -> None:
@@ -75,6 +76,12 @@ def test_the_validation_table_has_a_column_per_reported_state(capsys: pytest.Cap
     header = next(line for line in capsys.readouterr().out.splitlines() if "station" in line)
     columns = [cell.strip() for cell in header.strip("┃│ ").replace("┃", "│").split("│")]
     assert columns == ["station", *REPORTED_STATES]
+    # a state neither the line nor the twin spent time in gets no column
+    shares = {state: 0.2 if state != "planned_stop" else 0.0 for state in REPORTED_STATES}
+    result["stations"] = {"lathe": {"observed": shares, "twin": shares}}
+    calibration_commands._print_validation(result)
+    header = next(line for line in capsys.readouterr().out.splitlines() if "station" in line)
+    assert "planned_stop" not in header and "maintenance" in header
 
 
 def test_the_demo_report_and_its_colours_follow_the_list() -> None:

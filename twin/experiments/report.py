@@ -39,6 +39,9 @@ STATE_COLOURS = {
     "blocked": "#E69F00",
     "starved": "#BBBBBB",
     "waiting_repair": "#CC79A7",
+    "maintenance": "#0072B2",
+    "off": "#F0E442",
+    "planned_stop": "#666666",
 }
 LABELS = {
     "throughput_per_hour": "throughput (parts/h)",
