@@ -501,3 +501,49 @@ def test_the_transports_parts_are_timed_as_they_came_on() -> None:
     )
     exact, _ = _rebuilt_against_true_boarding(line_from_dict(NETWORK_LINE), "lathe", "cut", 200)
     assert exact >= 160
+
+
+# -- a plant's states: switched off, in maintenance, and in a planned stop ---------------------------
+PLANT_LINE: dict[str, Any] = {
+    **LINE,
+    "stations": [
+        LINE["stations"][0],
+        {**LINE["stations"][1], "maintenance": {"parts": 60, "duration": 90}},
+        {**LINE["stations"][2], "switch_off": {"after": 20, "restart": 15}},
+        {**LINE["stations"][3],
+         "switch_off": {"after": 5, "restart": {"dist": "uniform", "low": 5, "high": 10}}},
+    ],
+    "calendar": {"shifts": [{"start": "00:00", "end": "24:00"}],
+                 "breaks": [{"start": "03:00", "end": "03:20"}]},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def recorded_plant(tmp_path_factory: pytest.TempPathFactory) -> tuple[Line, dict[str, Any], Query]:
+    from twinloop.demo import stream_line
+
+    out = tmp_path_factory.mktemp("recorded-plant")
+    line = line_from_dict(PLANT_LINE)
+    truth, _, _, health = asyncio.run(
+        stream_line(line, out, speed=SPEED, hours=HOURS, mqtt_url=None, sink=None, seed=7)
+    )
+    assert health["dropped"] == 0 and health["rejected"] == 0
+    return line, truth, open_source(str(out / "historian.duckdb"))
+
+
+def test_off_maintenance_and_a_planned_stop_are_rebuilt_as_the_truth(
+    recorded_plant: tuple[Line, dict[str, Any], Query],
+) -> None:
+    """Inside a switch-off, a service and the break, the rebuilt state is the truth's: a machine
+    off is `off`, one in service `maintenance`, and in the break every machine is as it stood when
+    the break began, its elapsed time counted in planned time."""
+    line, truth, query = recorded_plant
+    tick = HardwareConfig().tick * SPEED
+    instants = _inside(truth, ("off", "maintenance", "planned_stop"))
+    worst = 0.0
+    for t in instants:
+        at, t_exact = _instant(truth, t)
+        got = reconstruct_state(query, line, at, speed=SPEED)
+        check_state(line, got)
+        worst = max(worst, _compare(got, truth_state(truth, t_exact)))
+    assert worst <= tick

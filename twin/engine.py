@@ -28,6 +28,9 @@ from twin.state import LineState, MachineState, StartPlan, StationState, check_s
 from twin.station import (
     BLOCKED,
     DOWN,
+    MAINTENANCE,
+    OFF,
+    SETUP,
     STARVED,
     STATE_NAMES,
     STOPPED,
@@ -350,14 +353,15 @@ class LineModel:
             and machine.logical_state in (BLOCKED, STARVED, STOPPED)
         ):
             code = machine.logical_state
-        if code == STOPPED or (code != DOWN and machine.part is None):
+        if code == STOPPED or (code not in (DOWN, OFF, MAINTENANCE) and machine.part is None):
             code = STARVED  # stopped before loading, or about to take a part at this instant
-        elif code == STARVED and machine.part is not None:
+        elif code in (STARVED, OFF) and machine.part is not None:
             code = WORKING  # took its part at this instant
         return MachineState(
             state=STATE_NAMES[code],  # type: ignore[arg-type]
             elapsed_s=now - machine.state_since if code == machine.state else 0.0,
-            product=machine.part[0] if machine.part is not None and code != STARVED else None,
+            product=machine.part[0] if machine.part is not None and code not in (STARVED, OFF) else None,
+            restart=True if code == SETUP and machine.restarting else None,
         )
 
     def close(self) -> None:

@@ -31,7 +31,7 @@ from simpy.resources.store import StorePut
 
 from twin.buffer import HandOver
 from twin.line import InterarrivalRelease, Line
-from twin.station import BLOCKED, DOWN, SETUP, STARVED, STOPPED, WORKING, Machine
+from twin.station import BLOCKED, DOWN, MAINTENANCE, OFF, SETUP, STARVED, STOPPED, WORKING, Machine
 from twin.streams import RELEASE_OWNER, stream
 from twin.topology import EXIT, Topology
 
@@ -400,7 +400,7 @@ class Network:
         calendar_failures = machine.calendar_failures
         ttf, ttr = machine.ttf, machine.ttr
         ttf_left = machine.first_failure_clock(start)
-        resume = start if start is not None and start.state != STARVED else None
+        resume = machine.resumed_start(start, held)
         timeout = env.timeout
         set_state = machine.set_state if calendar_failures else machine._enter
         observer = machine.observer
@@ -410,6 +410,8 @@ class Network:
         if serviced:
             machine.start_service_clocks(start)
         starve = machine.starve if machine.switch_off_after is not None else None
+        if start is not None and start.state in (OFF, MAINTENANCE) and resume is None:
+            yield from machine.begin_empty(start)
 
         while True:
             finished = False

@@ -31,7 +31,6 @@ from typing import Any
 
 from twin.line import Line
 from twin.state import (
-    HOLDS_A_PART,
     LineState,
     StartPlan,
     StateError,
@@ -250,7 +249,7 @@ def check_network_state(line: Line, state: LineState, source: str) -> None:
                     f"on the transport into {name!r}",
                 )
         for m, machine in check_machines(where, station, station_state.machines, products):
-            if machine.state not in HOLDS_A_PART:
+            if not machine.holds_a_part:
                 continue
             at = f"{where}.machines[{m}]"
             spots = places.machine_spots(i, machine.state)

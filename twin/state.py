@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -53,16 +53,16 @@ from foundation import errors
 from foundation.errors import InputError
 from foundation.models import Strict
 from twin.line import ConwipRelease, Line, Station
-from twin.station import BLOCKED, DOWN, SETUP, STARVED, STATE_NAMES, WORKING
+from twin.station import DOWN, MAINTENANCE, SETUP, STATE_NAMES, WORKING
 from twin.streams import stream
 
 if TYPE_CHECKING:
     from twin.network_state import NetworkStart
 
 FORMAT = "fabbrica-state/1"
-StartState = Literal["working", "blocked", "starved", "down", "setup"]
-START_STATES: tuple[str, ...] = ("working", "blocked", "starved", "down", "setup")
-HOLDS_A_PART = frozenset({"working", "blocked", "down", "setup"})
+StartState = Literal["working", "blocked", "starved", "down", "setup", "off", "maintenance"]
+START_STATES: tuple[str, ...] = get_args(StartState)
+HOLDS_A_PART = frozenset({"working", "blocked", "down", "setup"})  # and `maintenance` with a product
 
 
 class StateError(InputError):
@@ -76,6 +76,12 @@ class MachineState(Strict):
     elapsed_s: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     product: str | None = None
     age_s: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
+    restart: bool | None = None  # true: a `setup` that is the restart after a switch-off, not a changeover
+
+    @property
+    def holds_a_part(self) -> bool:
+        """A service holds the part it interrupted (`product` given); between parts it holds none."""
+        return self.state in HOLDS_A_PART or (self.state == "maintenance" and self.product is not None)
 
 
 class TransportPart(Strict):
@@ -113,7 +119,7 @@ class StationState(Strict):
         """Parts at the station: in its buffers, its rework queue, on its transport and machines."""
         total = (self.buffer or 0) + sum((self.buffers or {}).values()) + (self.returns or 0)
         total += len(self.transport or ())
-        return total + sum(machine.state in HOLDS_A_PART for machine in self.machines or ())
+        return total + sum(machine.holds_a_part for machine in self.machines or ())
 
 
 class LineState(Strict):
@@ -249,10 +255,16 @@ def check_machines(
     for m, machine in enumerate(machines):
         at = f"{where}.machines[{m}]"
         check_product(f"{at}.product", machine.product, products)
-        if machine.state == "setup" and station.setup is None:
+        if machine.restart and (machine.state != "setup" or station.switch_off is None):
+            raise StateError(f"{at}.restart: only a set-up of a station that switches off can be its restart")
+        if machine.state == "setup" and station.setup is None and not machine.restart:
             raise StateError(f"{at}.state: the station has no set-up")
         if machine.state == "down" and station.failures is None:
             raise StateError(f"{at}.state: the station has no failures")
+        if machine.state == "maintenance" and station.maintenance is None:
+            raise StateError(f"{at}.state: the station has no preventive maintenance")
+        if machine.state == "off" and station.switch_off is None:
+            raise StateError(f"{at}.state: the station does not switch off (no switch_off)")
         if machine.age_s is not None and station.failures is None:
             raise StateError(f"{at}.age_s: the station has no failures")
     return list(enumerate(machines))
@@ -276,14 +288,17 @@ def check_conwip(line: Line, state: LineState, source: str) -> None:
 class MachineStart:
     """What one machine starts from: its state code, the product it holds and the time still to run.
 
-    `remaining` is the residual cycle, repair or set-up time (0 for blocked and starved);
-    `ttf_left` the failure clock when `age_s` was given (None: the engine draws a fresh one).
+    `remaining` is the residual cycle, repair, set-up or service time (0 for blocked and starved);
+    `ttf_left` the failure clock when `age_s` was given (None: the engine draws a fresh one);
+    `age` the operating time since the last renewal (`age_s`; None: not known, taken as new),
+    from which the next preventive service by operating time falls due.
     """
 
     state: int
     product: str | None
     remaining: float
     ttf_left: float | None
+    age: float | None = None
 
 
 @dataclass(frozen=True)
@@ -367,18 +382,23 @@ def machine_starts(
         product = None
         if machine.state in HOLDS_A_PART:
             product = machine.product or product_of(m)
+        elif machine.holds_a_part:
+            product = machine.product
         remaining = 0.0
         if code == WORKING:
             remaining = station.cycle_time_for(product).residual(rng, machine.elapsed_s)  # type: ignore[arg-type]
         elif code == DOWN:
             remaining = station.failures.time_to_repair.residual(rng, machine.elapsed_s)  # type: ignore[union-attr]
         elif code == SETUP:
-            remaining = station.setup.residual(rng, machine.elapsed_s)  # type: ignore[union-attr]
+            setup = station.switch_off.restart if machine.restart else station.setup  # type: ignore[union-attr]
+            remaining = setup.residual(rng, machine.elapsed_s)  # type: ignore[union-attr]
+        elif code == MAINTENANCE:
+            remaining = station.maintenance.duration.residual(rng, machine.elapsed_s)  # type: ignore[union-attr]
         ttf_left = None
         if machine.age_s is not None and code != DOWN:
             ttf_left = station.failures.time_to_failure.residual(rng, machine.age_s)  # type: ignore[union-attr]
-        starts.append(MachineStart(code, product, remaining, ttf_left))
+        starts.append(MachineStart(code, product, remaining, ttf_left, machine.age_s))
     return starts
 
 
-STATE_CODES = {"working": WORKING, "blocked": BLOCKED, "starved": STARVED, "down": DOWN, "setup": SETUP}
+STATE_CODES = {name: STATE_NAMES.index(name) for name in START_STATES}

@@ -134,6 +134,7 @@ class Machine:
         self.parts_since_service = 0
         self.services = 0
         self.is_off = False
+        self.restarting = False  # in `setup` for the restart after a switch-off
 
     # -- operator commands (the virtual PLC's Start and Stop methods) ------------------------
     def stop(self) -> None:
@@ -214,7 +215,7 @@ class Machine:
         scrap_probability = self.scrap_probability
         operating_failures = self.ttf is not None and not self.calendar_failures
         calendar_failures = self.calendar_failures
-        resume = start if start is not None and start.state != STARVED else None
+        resume = self.resumed_start(start, held)
         ttf_left = self.first_failure_clock(start)
         ttf = self.ttf
         ttr = self.ttr
@@ -228,6 +229,8 @@ class Machine:
         if serviced:
             self.start_service_clocks(start)
         starve = self.starve if self.switch_off_after is not None else None
+        if start is not None and start.state in (OFF, MAINTENANCE) and resume is None:
+            yield from self.begin_empty(start)
 
         while True:
             finished = False
@@ -336,6 +339,26 @@ class Machine:
             return 0.0  # a fresh clock is drawn after the repair
         return self.ttf()
 
+    @staticmethod
+    def resumed_start(start: MachineStart | None, held: Part | None) -> MachineStart | None:
+        """The start the machine finishes first with its part (None: it starts by taking a part)."""
+        if start is None or start.state in (STARVED, OFF):
+            return None
+        if start.state == MAINTENANCE and held is None:
+            return None  # a service between parts: `begin_empty`
+        return start
+
+    def begin_empty(self, start: MachineStart) -> Generator[simpy.Event, Any, None]:
+        """An empty machine's start: switched off (the next part waits for the restart), or in a
+        service between two parts (it renews the machine)."""
+        if start.state == OFF:
+            self._enter(OFF)
+            self.is_off = True
+            return
+        (self.set_state if self.calendar_failures else self._enter)(MAINTENANCE)
+        yield self.env.timeout(start.remaining)
+        self.renew()
+
     def resume(self, first: MachineStart, part: Part) -> Generator[simpy.Event, Any, float | None]:
         """Finish what the machine was doing at the start with `part`: the processing time still
         to run, or None when the part is finished (a blocked machine). After a repair (`down`)
@@ -352,6 +375,10 @@ class Machine:
                 yield from self._occupy(first.remaining)
             else:
                 yield self.env.timeout(first.remaining)
+        elif first.state == MAINTENANCE:  # a service that interrupted the part in work
+            set_state(MAINTENANCE)
+            yield self.env.timeout(first.remaining)
+            self.renew()
         elif first.state == DOWN:
             if not self.calendar_failures:  # (a calendar breakdown is `calendar_breakdowns`' to end)
                 if self.crew is None:
@@ -443,7 +470,7 @@ class Machine:
         if start is not None and start.state == DOWN and self.ttf is not None:
             self.ttf_left = math.inf  # drawn when the repair in progress ends (`renew`)
         if self.service_every is not None:
-            age = start.age_s if start is not None and start.age_s is not None else 0.0
+            age = start.age if start is not None and start.age is not None else 0.0
             self.service_left = max(0.0, self.service_every - age)
         self.parts_since_service = 0
 
@@ -517,8 +544,10 @@ class Machine:
     def restart_after_off(self, set_state: Callable[[int], None]) -> Generator[simpy.Event, Any, None]:
         """The part found the machine off: it waits for the restart (booked as set-up)."""
         self.is_off = False
+        self.restarting = True
         set_state(SETUP)
         if self.calendar_failures:
             yield from self._occupy(self.restart())  # type: ignore[misc]
         else:
             yield self.env.timeout(self.restart())  # type: ignore[misc]
+        self.restarting = False

@@ -58,6 +58,8 @@ def _states_figure(observed: dict[str, dict[str, float]], twin: dict[str, dict[s
     positions = np.arange(len(rows))[::-1]
     for state in REPORTED_STATES:
         values = np.array([row.get(state, 0.0) for row in rows])
+        if not values.any():
+            continue  # a state neither the line nor the twin was in: no bar, no legend entry
         axes.barh(positions, values, left=left, color=STATE_COLOURS[state], label=state, height=0.8)
         left += values
     axes.set_yticks(positions, labels)

@@ -45,7 +45,7 @@ from twin.calibration.records import StationRecord
 from twin.line import Line
 from twin.network_state import raw_material
 from twin.state import FORMAT, START_STATES, LineState, MachineState, StationState, TransportPart
-from twin.station import BLOCKED, STATE_NAMES, STOPPED, WAITING_REPAIR, WORKING
+from twin.station import BLOCKED, OFF, PLANNED_STOP, STATE_NAMES, STOPPED, WAITING_REPAIR, WORKING
 from twin.topology import Topology
 from twinloop.history import Query, infer_speed
 
@@ -163,6 +163,14 @@ def _machine(
     code = int(state.value)
     if not 0 <= code < len(STATE_NAMES):
         raise InputError(f"--source: {state_variable(k, machines)}: unknown state code {code}")
+    if code == PLANNED_STOP:  # the line stands: the machine is as it was when the stop began
+        stop = state.since
+        before = _last(rows[rows["time"] < stop], state_variable(k, machines))
+        if before is None:
+            return MachineState(state="starved")
+        return _machine(
+            rows[rows["time"] < stop], machines, k, before, stop.to_pydatetime(), speed, line, dropped
+        )
     since = state.since
     started = _last(rows, machine_variable("PartsStarted", k, machines))
     if started is not None and started.since > since:
@@ -176,6 +184,12 @@ def _machine(
     name = STATE_NAMES[code]
     assert name in START_STATES
     elapsed = max(0.0, (at - since.to_pydatetime()).total_seconds() * speed)
+    if name == "off":
+        return MachineState(state="off", elapsed_s=elapsed)
+    restart = None
+    if name == "setup":  # a set-up straight after the machine was off is its restart
+        earlier = _last(rows[rows["time"] < state.since], state_variable(k, machines))
+        restart = True if earlier is not None and int(earlier.value) == OFF else None
     product = None
     shown = _last(rows, machine_variable("Product", k, machines))
     if name != "starved" and shown is not None and isinstance(shown.value, str) and shown.value:
@@ -183,7 +197,8 @@ def _machine(
             product = shown.value
         else:
             dropped.add(shown.value)
-    return MachineState(state=name, elapsed_s=elapsed, product=product)  # type: ignore[arg-type]
+    # (a service between two parts shows no product: it holds none; one that interrupted a part holds it)
+    return MachineState(state=name, elapsed_s=elapsed, product=product, restart=restart)  # type: ignore[arg-type]
 
 
 def _buffer(rows: pd.DataFrame, station: str, machines: list[MachineState], when: str) -> int:

@@ -90,8 +90,8 @@ REFUSED: list[tuple[Any, str]] = [
     (state({"mill": {}}), "stations.mill: unknown station (stations: saw, drill, pack)"),
     (
         state({"drill": {"machines": [{"state": "sleeping"}]}}),
-        "stations.drill.machines[0].state: must be 'working', 'blocked', 'starved', 'down' or 'setup', "
-        "got 'sleeping'",
+        "stations.drill.machines[0].state: must be 'working', 'blocked', 'starved', 'down', 'setup', 'off' "
+        "or 'maintenance', got 'sleeping'",
     ),
     (
         state({"pack": {"machines": [working()]}}),
