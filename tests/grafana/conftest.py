@@ -11,9 +11,9 @@ Last, `fabbrica twin live` is replayed on the recorded line (`LiveTwin.tick` at 
 it): two shifts of three wall seconds, two forecasts in each, each shift scored at the first
 tick after it.
 
-The dashboards read only what the line sent: the per-station state-time counters
-(TimeWorking ... TimeSetup), IdealCycleTime and Occupancy come from the PLCs through the
-connector, and the fixture fails when one of them did not arrive.
+The dashboards read only what the line sent: the per-station state-time counters (TimeWorking
+... TimeMaintenance, one per reported state), IdealCycleTime and Occupancy come from the PLCs
+through the connector, and the fixture fails when one of them did not arrive.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
+from simulations.hardware.runtime import TIME_COUNTERS
 from twin.line import load_line
 from twinloop.live import LiveTwin
 from twinloop.live_config import read_live_config
@@ -66,16 +67,9 @@ EXPERIMENT = {
     "seed": 11,
     "kpis": ["throughput_per_hour", "lead_time_mean_s", "wip_mean", "stations.assembly.availability"],
 }
-PLC_FIELDS = (  # read by the dashboards' OEE, state and WIP panels
-    "TimeWorking",
-    "TimeBlocked",
-    "TimeStarved",
-    "TimeDown",
-    "TimeSetup",
-    "TimeWaitingRepair",
-    "IdealCycleTime",
-    "Occupancy",
-)
+# read by the dashboards' OEE, state and WIP panels: a time counter per reported state (TimeWorking
+# ... TimeWaitingRepair, TimePlannedStop, TimeOff, TimeMaintenance), as the PLCs publish them
+PLC_FIELDS = (*(variable for variable, _ in TIME_COUNTERS), "IdealCycleTime", "Occupancy")
 
 
 @dataclass
