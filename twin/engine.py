@@ -19,9 +19,9 @@ import simpy
 
 from twin import kpis as kpi_module
 from twin.buffer import make_buffer
-from twin.line import Line
+from twin.line import InterarrivalRelease, Line
 from twin.network import Network
-from twin.release import Release
+from twin.release import Release, ReleaseControl
 from twin.repair import Crew
 from twin.state import FORMAT as STATE_FORMAT
 from twin.state import LineState, MachineState, StartPlan, StationState, check_state, start_plan
@@ -116,6 +116,8 @@ class LineModel:
         # per product since the start (not reset by the warm-up): released, out, scrapped
         self.product_counts: dict[str, list[int]] = {name: [0, 0, 0] for name in line.product_mix}
         # the repair crew (twin.repair), one per skill when the crew has skills
+        base_mean = line.release.interarrival.mean if isinstance(line.release, InterarrivalRelease) else None
+        self.release_control = ReleaseControl(self.env, base_mean)  # the release's setpoints
         self.crews: dict[str | None, Crew] = {}
         if line.repair is not None:
             repair = line.repair
@@ -164,8 +166,7 @@ class LineModel:
             else:
                 self.conwip = True
                 self.conwip_limit = line.release.conwip  # type: ignore[union-attr]
-                for _ in range(self.conwip_limit - self.wip):
-                    self.release.release()
+                self._fill_to_limit()
 
         last = len(line.stations) - 1
         for index, machines in enumerate(self.machines):
@@ -262,7 +263,37 @@ class LineModel:
         self.wip_area += self.wip * (now - self.wip_since)
         self.wip_since = now
         self.wip -= 1
-        if self.conwip and self.wip < self.conwip_limit:
+        if self.conwip and self.wip < self.conwip_limit and not self.release_control.held:
+            self.release.release()  # type: ignore[union-attr]
+
+    # -- setpoints of the release (the virtual PLC's Release object) --------------------------------
+    def set_interarrival_mean(self, mean: float) -> None:
+        """Orders from now on arrive `mean` seconds apart on average (an interarrival release)."""
+        self.release_control.set_interarrival_mean(mean)
+
+    def set_conwip_limit(self, limit: int) -> None:
+        """A CONWIP line's limit from now on: parts are released at once up to a higher one; a lower
+        one releases nothing until the parts in the line are fewer."""
+        if not self.conwip:
+            raise ValueError("the line's release is not conwip")
+        if limit < 1:
+            raise ValueError(f"the CONWIP limit must be >= 1, got {limit!r}")
+        self.conwip_limit = limit
+        self._fill_to_limit()
+
+    def hold_release(self, held: bool) -> None:
+        """Hold the release (no order enters) or resume it."""
+        self.release_control.hold(held)
+        if not held and self.conwip:
+            self._fill_to_limit()
+
+    def _fill_to_limit(self) -> None:
+        """Release parts up to the CONWIP limit (those waiting in the release's backlog count)."""
+        if self.release_control.held:
+            return
+        backlog = getattr(self.release, "backlog", None)
+        waiting = len(backlog.items) if backlog is not None else 0
+        for _ in range(self.conwip_limit - self.wip - waiting):
             self.release.release()  # type: ignore[union-attr]
 
     def part_exited(self, part: Part) -> None:

@@ -31,6 +31,7 @@ from simpy.resources.store import StorePut
 
 from twin.buffer import HandOver
 from twin.line import InterarrivalRelease, Line
+from twin.release import ReleaseControl, arrivals
 from twin.station import BLOCKED, DOWN, MAINTENANCE, OFF, SETUP, STARVED, STOPPED, WORKING, Machine
 from twin.streams import RELEASE_OWNER, stream
 from twin.topology import EXIT, Topology
@@ -292,20 +293,16 @@ class Network:
                 part[RELEASED] = env._now
                 model.part_entered(part)
 
-        def arrivals(interarrival: Callable[[], float]) -> Generator[simpy.Event, Any, None]:
-            while True:
-                yield env.timeout(interarrival())
-                release_one()
-
         if isinstance(release, InterarrivalRelease):
             sampler = release.interarrival.sampler(stream(model.seed, owner, "arrival"))
-            env.process(arrivals(sampler))
+            # the line's release takes the setpoints; a branch's own release runs as drawn
+            control = model.release_control if head == 0 else ReleaseControl(env, None)
+            env.process(arrivals(env, sampler, control, release_one))
         else:  # the line's CONWIP release: a new part whenever one leaves
             model.conwip = True
             model.conwip_limit = release.conwip
             model.release = _ConwipRelease(release_one)  # type: ignore[assignment]
-            for _ in range(model.conwip_limit - model.wip):
-                release_one()
+            model._fill_to_limit()
 
     # -- where a finished part goes --------------------------------------------------------------
     def destination(self, station: int, part: list[Any], reworked: bool) -> int:

@@ -7,11 +7,18 @@
 When the first buffer is full, released orders wait in an unlimited backlog in front
 of the line, in arrival order. A part counts as in the line (WIP, lead time) from the
 moment it enters the first buffer.
+
+The line's release takes setpoints while it runs (`ReleaseControl`, written by an operator or
+the twin's advice through the virtual PLC's `Release` object): the mean time between orders
+(each drawn interval is scaled by the new mean over the line file's, so the stream and the
+shape of the distribution stay), the CONWIP limit, and `Hold`: while held no order enters;
+the arrival clock stands and starts a fresh interval at the resume, and a CONWIP line
+releases up to its limit then.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -20,6 +27,44 @@ from twin.distributions import Sampler
 
 if TYPE_CHECKING:
     from twin.engine import LineModel
+
+
+class ReleaseControl:
+    """The setpoints of the line's release: interarrival scale, CONWIP limit, hold."""
+
+    def __init__(self, env: simpy.Environment, base_mean: float | None) -> None:
+        self.env = env
+        self.base_mean = base_mean  # the line file's mean interarrival time (None: not interarrival)
+        self.scale = 1.0
+        self.held = False
+        self.resumed: simpy.Event | None = None
+
+    @property
+    def interarrival_mean(self) -> float | None:
+        return None if self.base_mean is None else self.base_mean * self.scale
+
+    def set_interarrival_mean(self, mean: float) -> None:
+        """From the next order on, intervals have mean `mean` (the one drawn now runs out as it is)."""
+        if self.base_mean is None:
+            raise ValueError("the line's release is not interarrival")
+        if not mean > 0:
+            raise ValueError(f"the mean time between orders must be > 0, got {mean!r}")
+        self.scale = mean / self.base_mean
+
+    def hold(self, held: bool) -> None:
+        """Hold (True) or resume (False) the release."""
+        if held == self.held:
+            return
+        self.held = held
+        if held:
+            self.resumed = self.env.event()
+        elif self.resumed is not None:
+            resumed, self.resumed = self.resumed, None
+            resumed.succeed()
+
+    def wait_while_held(self) -> Generator[simpy.Event, Any, None]:
+        while self.held:
+            yield self.resumed  # type: ignore[misc]
 
 
 class Release:
@@ -55,8 +100,20 @@ class Release:
             self.model.part_entered(part)
 
     def arrivals(self, interarrival: Sampler) -> Generator[simpy.Event, Any, None]:
-        """Release a part after each interarrival time."""
-        timeout = self.env.timeout
-        while True:
-            yield timeout(interarrival())
-            self.release()
+        """Release a part after each interarrival time (scaled and held by the setpoints)."""
+        yield from arrivals(self.env, interarrival, self.model.release_control, self.release)
+
+
+def arrivals(
+    env: simpy.Environment, interarrival: Sampler, control: ReleaseControl, release: Callable[[], None]
+) -> Generator[simpy.Event, Any, None]:
+    """Orders at the intervals drawn, times the setpoint's scale; none while the release is held."""
+    timeout = env.timeout
+    while True:
+        if control.held:
+            yield from control.wait_while_held()
+        yield timeout(interarrival() * control.scale)
+        if control.held:  # held while the interval ran: the order waits for the resume
+            yield from control.wait_while_held()
+            continue
+        release()
