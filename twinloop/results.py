@@ -59,6 +59,9 @@ STATION_FLOATS = names("station", float)
 STATION_INTS = names("station", int)
 # the `validation` quantity of a station's good parts out per hour (the line's is `throughput_per_hour`)
 STATION_THROUGHPUT = "station_throughput_per_hour"
+# the `validation` quantities of energy per good part (kWh): the line's, and a station's
+LINE_ENERGY = kpi("energy_per_good_part_kwh").name
+STATION_ENERGY = "station_" + kpi("energy_per_good_part_kwh", "station").name
 
 
 def now_ns() -> int:
@@ -126,10 +129,15 @@ def twin_run_points(
 def validation_points(
     record: Mapping[str, Any], *, line: str, run_id: str, time_ns: int | None = None
 ) -> list[Point]:
-    """`validation_run` (the verdict) and one `validation` point per compared quantity."""
+    """`validation_run` (the verdict) and one `validation` point per compared quantity.
+
+    A quantity the validation checked (`record["checks"]`) gets `within` from that check: inside
+    the tolerance or the twin's 95 % prediction interval, as the verdict counts it.
+    """
     stamp = now_ns() if time_ns is None else time_ns
     tags = {"line": line, "run_id": run_id}
     tolerance = float(record["tolerance"])
+    checks: Mapping[str, Any] = record.get("checks") or {}
     throughput = record["throughput"]
     summary: dict[str, Any] = {
         "verdict": str(record["verdict"]),
@@ -139,44 +147,72 @@ def validation_points(
         "window_s": float(record["window_s"]),
     }
     points = [Point("validation_run", dict(tags), summary, stamp)]
-    fields = {
-        "observed": _finite(throughput.get("observed")),
-        "twin": _finite(throughput.get("twin_mean")),
-        "twin_ci95": _finite(throughput.get("twin_ci95")),
-        "rel_error": _finite(throughput.get("rel_error")),
-        "tolerance": tolerance,
-    }
-    points.append(
-        Point("validation", {**tags, "quantity": "throughput_per_hour"}, _present(fields, tolerance), stamp)
-    )
+    fields = _compared(throughput, "observed", "twin_mean", tolerance, checks.get("throughput"))
+    points.append(Point("validation", {**tags, "quantity": "throughput_per_hour"}, fields, stamp))
+    if "energy" in record:  # the line's energy per good part, when every powered station was metered
+        fields = _energy_fields(record["energy"], tolerance, checks.get("energy_per_good_part"))
+        points.append(Point("validation", {**tags, "quantity": LINE_ENERGY}, fields, stamp))
     for station, entry in record["stations"].items():
         rate = entry.get("throughput")
         if rate is not None:  # parts out of the station per hour
-            fields = {
-                "observed": _finite(rate.get("observed")),
-                "twin": _finite(rate.get("twin_mean")),
-                "twin_ci95": _finite(rate.get("twin_ci95")),
-                "rel_error": _finite(rate.get("rel_error")),
-                "tolerance": tolerance,
-            }
+            fields = _compared(rate, "observed", "twin_mean", tolerance, checks.get(f"{station}.throughput"))
             point_tags = {**tags, "quantity": STATION_THROUGHPUT, "station": station}
-            points.append(Point("validation", point_tags, _present(fields, tolerance), stamp))
+            points.append(Point("validation", point_tags, fields, stamp))
+        energy = entry.get("energy")
+        if energy is not None:  # the station's metered kWh per good part
+            check = checks.get(f"{station}.energy_per_good_part")
+            point_tags = {**tags, "quantity": STATION_ENERGY, "station": station}
+            points.append(Point("validation", point_tags, _energy_fields(energy, tolerance, check), stamp))
         observed = entry.get("observed") or {}
-        for state in REPORTED_STATES:
-            fields = {"observed": _finite(observed.get(state)), "twin": _finite(entry["twin"].get(state))}
-            if state == "working":
-                fields["rel_error"] = _finite(entry.get("working_rel_error"))
-            fields["tolerance"] = tolerance
+        for state in REPORTED_STATES:  # a share's relative error where the validation checked it
+            check = checks.get(f"{station}.{state}")
+            shares = {
+                "observed": observed.get(state),
+                "twin": entry["twin"].get(state),
+                "rel_error": None if check is None else check["rel_error"],
+            }
+            fields = _compared(shares, "observed", "twin", tolerance, check)
             point_tags = {**tags, "quantity": state, "station": station}
-            points.append(Point("validation", point_tags, _present(fields, tolerance), stamp))
+            points.append(Point("validation", point_tags, fields, stamp))
     return points
 
 
-def _present(fields: dict[str, float | None], tolerance: float) -> dict[str, Any]:
+def _compared(
+    values: Mapping[str, Any], observed: str, twin: str, tolerance: float, check: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A compared quantity's fields: `observed`, `twin`, `twin_ci95` and `rel_error` as the record
+    has them, `tolerance`, and `within` where the quantity is judged. A value the line did not
+    record is left out, never invented."""
+    fields = {
+        "observed": _finite(values.get(observed)),
+        "twin": _finite(values.get(twin)),
+        "twin_ci95": _finite(values.get("twin_ci95")),
+        "rel_error": _finite(values.get("rel_error")),
+        "tolerance": tolerance,
+    }
     out: dict[str, Any] = {key: value for key, value in fields.items() if value is not None}
-    if "rel_error" in out:
+    if check is not None:
+        out["within"] = int(bool(check["ok"]))
+    elif "rel_error" in out:
         out["within"] = int(out["rel_error"] <= tolerance)
     return out
+
+
+def _energy_fields(
+    energy: Mapping[str, Any], tolerance: float, check: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Energy per good part (kWh) observed against the twin, with what the line's figure came from:
+    the metered kWh, the good parts and the basis (`energy`: the meter, `Power`: the power samples,
+    `stations`: the line's sum of its stations)."""
+    fields = _compared(energy, "observed_per_good_part_kwh", "twin_per_good_part_kwh", tolerance, check)
+    kwh = _finite(energy.get("observed_kwh"))
+    if kwh is not None:
+        fields["observed_kwh"] = kwh
+    if energy.get("good_parts") is not None:
+        fields["good_parts"] = int(energy["good_parts"])
+    if energy.get("basis"):
+        fields["basis"] = str(energy["basis"])
+    return fields
 
 
 # -- fabbrica experiment run ---------------------------------------------------------------------
