@@ -153,6 +153,14 @@ def _print_validation(result: dict[str, Any]) -> None:
             f"WIP (from {wip['basis']}): observed {wip['observed']:.2f} parts, twin {wip['twin_mean']:.2f} "
             f"± {wip['twin_ci95']:.2f}, relative error {wip['rel_error']:.1%}"
         )
+    checks = result.get("checks", {})
+    if "energy" in result:
+        energy = result["energy"]
+        console.print(
+            f"energy per good part (every meter's kWh over the parts out): observed "
+            f"{_kwh(energy.get('observed_per_good_part_kwh'))}, twin {_kwh_ci(energy)}"
+            f"{_verdict(checks.get('energy_per_good_part'), energy)}"
+        )
     table = Table(title="state shares: observed / twin")
     table.add_column("station")
     # the states the line or the twin spent time in (a line without a calendar has no planned stops)
@@ -168,14 +176,21 @@ def _print_validation(result: dict[str, Any]) -> None:
         table.add_column(state, justify="right")
     for name, entry in result["stations"].items():
         observed = entry.get("observed") or {}
-        table.add_row(
-            name,
-            *(
-                f"{observed.get(state, float('nan')):.3f} / {entry['twin'].get(state, 0.0):.3f}"
-                for state in states
-            ),
-        )
+        cells = []
+        for state in states:
+            cell = f"{observed.get(state, float('nan')):.3f} / {entry['twin'].get(state, 0.0):.3f}"
+            check = checks.get(f"{name}.{state}")
+            cells.append(cell if check is None or check["ok"] else f"[red]{cell}[/]")
+        table.add_row(name, *cells)
     console.print(table)
+    outside = [
+        f"{name} {state}"
+        for name in result["stations"]
+        for state in REPORTED_STATES
+        if not checks.get(f"{name}.{state}", {"ok": True})["ok"]
+    ]
+    if outside:  # in red above, and said in words for a log
+        console.print(f"state shares outside: [red]{', '.join(outside)}[/]")
     rates = Table(title="throughput per station (good parts/h): observed / twin ± 95 %")
     for column in ("station", "observed", "twin", "checked"):
         rates.add_column(column, justify="left" if column == "station" else "right")
@@ -189,5 +204,45 @@ def _print_validation(result: dict[str, Any]) -> None:
             "-" if check is None else ("ok" if check["ok"] else "[red]outside[/]"),
         )
     console.print(rates)
+    metered = {name: entry["energy"] for name, entry in result["stations"].items() if "energy" in entry}
+    if metered:  # each metered station's kWh per good part, checked where it made good parts
+        table = Table(title="energy per good part (kWh): observed / twin ± 95 %")
+        for column in ("station", "from", "observed", "twin", "checked"):
+            table.add_column(column, justify="left" if column in ("station", "from") else "right")
+        for name, energy in metered.items():
+            check = checks.get(f"{name}.energy_per_good_part")
+            table.add_row(
+                name,
+                BASIS.get(energy.get("basis", ""), energy.get("basis", "-")),
+                _kwh(energy.get("observed_per_good_part_kwh"), unit=""),
+                _kwh_ci(energy, unit=""),
+                "-" if check is None else ("ok" if check["ok"] else "[red]outside[/]"),
+            )
+        console.print(table)
     colour = "green" if result["verdict"] == "valid" else "red"
     console.print(f"verdict: [{colour}]{result['verdict']}[/] (tolerance {result['tolerance']:.0%})")
+
+
+# what a station's observed energy came from (twin.calibration.energy.observed_energy)
+BASIS = {"energy": "meter", "Power": "Power samples"}
+
+
+def _kwh(value: float | None, unit: str = " kWh") -> str:
+    return "-" if value is None else f"{value:.4g}{unit}"
+
+
+def _kwh_ci(energy: dict[str, Any], unit: str = " kWh") -> str:
+    """The twin's mean energy per good part ± its 95 % half-width."""
+    mean = energy.get("twin_per_good_part_kwh")
+    if mean is None:
+        return "-"
+    ci95 = energy.get("twin_ci95")
+    return f"{mean:.4g}{unit}" if ci95 is None else f"{mean:.4g} ± {ci95:.2g}{unit}"
+
+
+def _verdict(check: dict[str, Any] | None, entry: dict[str, Any]) -> str:
+    """`, relative error 3.0 % (ok)` for a checked quantity, nothing for one only shown."""
+    if check is None:
+        return ""
+    state = "ok" if check["ok"] else "[red]outside[/]"
+    return f", relative error {entry.get('rel_error', check['rel_error']):.1%} ({state})"
