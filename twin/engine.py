@@ -12,6 +12,7 @@ tests) are passed in and are told each state change and each finished part.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -412,10 +413,12 @@ def simulate(
     warmup: float | None = None,
     observer: Observer | None = None,
     state: LineState | None = None,
+    setpoints: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run `line` once with the SimPy engine; arguments given here override the line's own.
 
     `state`: start from it (`twin.state`) instead of from an empty line; time 0 is its instant.
+    `setpoints`: written at time 0 (`twin.setpoints`: an action of the twin's advice).
     With a shift calendar the run goes in planned time and is put back on the calendar
     (`twin.on_calendar`); an observer then sees planned time.
     """
@@ -425,13 +428,15 @@ def simulate(
     if not 0 <= warmup < horizon:
         raise ValueError(f"warmup ({warmup:g}s) must be shorter than horizon ({horizon:g}s)")
     if line.calendar is None:
-        return _simulate(line, seed, horizon, warmup, observer, state)[0]
+        return _simulate(line, seed, horizon, warmup, observer, state, setpoints=setpoints)[0]
     from twin.on_calendar import on_calendar, planned_run
 
     plan = planned_run(line, horizon, warmup, state.time if state is not None else None)
     if plan.horizon <= plan.warmup:
         raise ValueError("the shift calendar has no planned time between the warm-up and the horizon")
-    result, wips = _simulate(line, seed, plan.horizon, plan.warmup, observer, state, plan.stop_instants)
+    result, wips = _simulate(
+        line, seed, plan.horizon, plan.warmup, observer, state, plan.stop_instants, setpoints=setpoints
+    )
     return on_calendar(result, line, plan, wips)
 
 
@@ -443,6 +448,8 @@ def _simulate(
     observer: Observer | None,
     state: LineState | None,
     wip_instants: list[float] | None = None,
+    *,
+    setpoints: Mapping[str, Any] | None = None,
 ) -> tuple[RunResult, list[int]]:
     """The run, and the parts in the line just after each of `wip_instants` (after all events there)."""
     started = time.perf_counter()
@@ -451,6 +458,10 @@ def _simulate(
         check_state(line, state)
         plan = start_plan(line, state, seed)
     model = LineModel(line, seed, observer=observer, start=plan)
+    if setpoints:
+        from twin import setpoints as setpoint_module
+
+        setpoint_module.apply(model, setpoints)
     wips: list[int] = []
     if wip_instants:
         model.env.process(_count_wip(model, [t for t in wip_instants if t < horizon], wips))

@@ -12,7 +12,8 @@ engine ran (`"engine": "flow"` or `"simpy"`).
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from twin.engine import Observer, RunResult, simulate
 from twin.line import Line, LineError
@@ -54,11 +55,25 @@ def run_line(
     warmup: float | None = None,
     observer: Observer | None = None,
     state: LineState | None = None,
+    setpoints: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run `line` once with the engine `choose_engine` picks; arguments override the line's own.
 
-    `state`: start from it (`twin.state`) instead of from an empty line.
+    `state`: start from it (`twin.state`) instead of from an empty line. `setpoints`: written at
+    time 0 (`twin.setpoints`); the SimPy engine applies them.
     """
+    if setpoints:
+        if engine == "flow":
+            raise LineError("engine: flow cannot take setpoints; use simpy or auto")
+        return simulate(
+            line,
+            seed=seed,
+            horizon=horizon,
+            warmup=warmup,
+            observer=observer,
+            state=state,
+            setpoints=setpoints,
+        )
     if choose_engine(line, engine, observed=observer is not None) == "flow":
         from twin.flow import simulate_flow
 
