@@ -478,7 +478,7 @@ class Network:
                         else:
                             yield from starve(waiter, since)
                 machine.part = part
-                if machine.is_off:
+                if starve is not None and machine.is_off:
                     yield from machine.restart_after_off(set_state)
                 product = part[PRODUCT]
                 if setup is not None and product != machine.last_product and machine.last_product is not None:
@@ -524,7 +524,8 @@ class Network:
                 else:
                     yield timeout(duration)
                 machine.processed += 1
-                machine.parts_since_service += 1
+                if serviced:
+                    machine.parts_since_service += 1
                 machine.last_cycle_time = duration
                 if scrap is not None and scrap() < machine.scrap_probability:
                     machine.scrapped += 1

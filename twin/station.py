@@ -257,7 +257,7 @@ class Machine:
                             yield from starve(request)
                     part = request.value
                 self.part = part
-                if self.is_off:
+                if starve is not None and self.is_off:
                     yield from self.restart_after_off(set_state)
                 product = part[0]
                 if setup is not None and product != self.last_product and self.last_product is not None:
@@ -306,7 +306,8 @@ class Machine:
                 yield timeout(duration)
             if not finished:
                 self.processed += 1
-                self.parts_since_service += 1
+                if serviced:
+                    self.parts_since_service += 1
                 self.last_cycle_time = duration
                 if scrap is not None and scrap() < scrap_probability:
                     self.scrapped += 1
