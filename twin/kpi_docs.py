@@ -19,7 +19,7 @@ END = "<!-- end of KPI tables -->"
 INTRO: dict[Level, str] = {
     "line": "Per run, for the whole line:",
     "station": "Per station, under `stations` (shares of machine time are averaged over the station's "
-    "machines; working, blocked, starved, down and setup sum to 1):",
+    "machines; the state shares, from working to planned stop, sum to 1):",
     "run": "Describing the run itself:",
 }
 

@@ -12,8 +12,11 @@ the crew's `priority`:
   station's machines): the station that has been the busiest is repaired first; ties go
   to the machine that failed first.
 
-A technician is not pre-empted: a repair, once started, runs to its end. Technicians have no
-skills, no travel time and no shifts.
+A technician is not pre-empted: a repair, once started, runs to its end. With `skills` the crew
+is split into one `Crew` per trade, and a station's `failures.skill` names the trade that repairs
+it: a technician of one trade never repairs another's machines (nobody has two trades).
+Technicians have no travel time and no shifts of their own (a shift calendar stops them with the
+line), and preventive maintenance does not take them.
 """
 
 from __future__ import annotations

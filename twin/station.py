@@ -60,7 +60,8 @@ WORKING, BLOCKED, STARVED, DOWN, SETUP, STOPPED, WAITING_REPAIR, PLANNED_STOP, O
 # the states a machine's time is reported in (KPI shares, time counters, dashboards):
 # an operator's stop is booked as down
 REPORTED_STATES: tuple[StateName, ...] = tuple(name for name in STATE_NAMES if name != "stopped")
-ACTIVE = (True, False, False, True, True, False, True, False, False, True)
+# the states in which a machine is busy, for the active-period bottleneck analysis
+ACTIVE = tuple(name in ("working", "down", "setup", "waiting_repair", "maintenance") for name in STATE_NAMES)
 
 Part = list  # [product name, release time]
 
