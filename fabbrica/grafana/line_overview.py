@@ -31,6 +31,7 @@ from typing import Any
 
 from fabbrica.grafana.model import (
     SHARE_THRESHOLDS,
+    Annotation,
     Dashboard,
     Panel,
     Query,
@@ -728,6 +729,19 @@ def _signals() -> list[Panel]:
     ]
 
 
+# every advice of the twin, its approval or rejection and its write to the PLC (twinloop/advise.py):
+# what was changed, by whom, and whether it reached the line
+ANNOTATIONS = [
+    Annotation(
+        "Twin advice",
+        f'SELECT "text", "decision" FROM "advice" {where(LINE)}',
+        text_column="text",
+        tags_column="decision",
+        color="#FF9830",
+    )
+]
+
+
 def dashboard() -> Dashboard:
     return Dashboard(
         uid=UID,
@@ -739,4 +753,5 @@ def dashboard() -> Dashboard:
         refresh="10s",
         time_from="now-1h",
         tags=("fabbrica", "line"),
+        annotations=ANNOTATIONS,
     )
