@@ -189,10 +189,11 @@ def grid(
 
 
 # -- the evaluation --------------------------------------------------------------------------------------
-def _one(args: tuple[Line, LineState, Action, int, float]) -> dict[str, float]:
-    line, state, action, seed, horizon = args
+def _one(args: tuple[Line, LineState, Action, int, float, Action]) -> dict[str, float]:
+    line, state, action, seed, horizon, current = args
+    setpoints = {**current, **action}
     record = run_line(
-        line, engine="simpy", seed=seed, horizon=horizon, warmup=0.0, state=state, setpoints=action or None
+        line, engine="simpy", seed=seed, horizon=horizon, warmup=0.0, state=state, setpoints=setpoints or None
     )
     return {name: math.nan if record.kpis[name] is None else float(record.kpis[name]) for name in LINE_KPIS}
 
@@ -207,9 +208,14 @@ def evaluate(
     seed: int,
     workers: int = 1,
     progress: Progress | None = None,
+    current: Action | None = None,
 ) -> list[Candidate]:
-    """Every action's replications from `state` (seed `seed + i` for replication i of each)."""
-    jobs = [(line, state, action, seed + i, horizon) for action in actions for i in range(replications)]
+    """Every action's replications from `state` (seed `seed + i` for replication i of each).
+
+    `current`: the setpoints the line runs at now where they differ from the line file's, written at
+    time 0 of every run before the candidate's own action (doing nothing keeps them)."""
+    now = dict(current or {})
+    jobs = [(line, state, action, seed + i, horizon, now) for action in actions for i in range(replications)]
     if workers <= 1:
         results = []
         for job in jobs:
@@ -310,6 +316,7 @@ def advise(
     workers: int = 1,
     progress: Progress | None = None,
     source: str = "<state>",
+    current: Action | None = None,
 ) -> Advice:
     """Evaluate `actions` (the first must be doing nothing, `{}`) from `state` and choose."""
     if horizon <= 0:
@@ -318,7 +325,7 @@ def advise(
         raise ValueError(f"replications must be >= 2, got {replications}")
     if not actions or actions[0]:
         raise ValueError("the first action must be doing nothing ({})")
-    for action in actions:
+    for action in (*actions, current or {}):
         for path, value in action.items():
             parse(line, path, value)
     check_state(line, state, source)
@@ -331,6 +338,7 @@ def advise(
         seed=line.seed if seed is None else seed,
         workers=workers,
         progress=progress,
+        current=current,
     )
     state_time = state.time.isoformat().replace("+00:00", "Z") if state.time is not None else None
     return choose(candidates, objective, state_time, horizon)
