@@ -23,9 +23,11 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from connectors.common.secrets import EnvError, hide_in_logs, substitute
 from foundation.durations import Duration
-from foundation.errors import InputError, validation_message
+from foundation.errors import FieldError, InputError, validation_message
 from foundation.models import Strict
 from foundation.yamlfile import read_mapping
+from twin.line import Line
+from twin.setpoints import SETPOINTS, Limits, available
 from twin.station import STATE_NAMES, StateName
 
 SecurityPolicy = Literal[
@@ -44,6 +46,11 @@ ALL_POLICIES: tuple[SecurityPolicy, ...] = (
 )
 # what a PLC offers when the hardware file does not say
 DEFAULT_POLICIES: tuple[SecurityPolicy, ...] = ALL_POLICIES[:3]
+# the message security of a session, weakest first: what `write_security` may demand
+SecurityMode = Literal["None", "Sign", "SignAndEncrypt"]
+SECURITY_MODES: tuple[SecurityMode, ...] = ("None", "Sign", "SignAndEncrypt")
+# the setpoints that take engineering limits (the numeric ones: not `release.hold`)
+LIMITED_SETPOINTS = tuple(path for path, setpoint in SETPOINTS.items() if setpoint.kind is not bool)
 
 
 class HardwareError(InputError):
@@ -162,6 +169,11 @@ class OpcUaSecurity(Strict):
     `allow_anonymous` says otherwise). With
     `trusted_certificates` (a folder of DER or PEM files), only client certificates
     found there, or issued by one found there, are accepted; without it, any.
+
+    Only the `operators` (names from `users`) may change the line: write a setpoint, call a
+    station's Start/Stop/Reset, propose, approve or reject an advice; everyone else reads, and
+    an anonymous session never changes anything. A change also needs a session whose message
+    security is at least `write_security` (`Sign` by default: never over an unsecured session).
     """
 
     policies: list[SecurityPolicy] = Field(default_factory=lambda: list(DEFAULT_POLICIES), min_length=1)
@@ -171,6 +183,8 @@ class OpcUaSecurity(Strict):
     users: dict[str, str] = Field(default_factory=dict)
     allow_anonymous: bool | None = None
     trusted_certificates: Path | None = None
+    operators: list[str] = Field(default_factory=list)
+    write_security: SecurityMode = "Sign"
 
     @field_validator("policies")
     @classmethod
@@ -186,6 +200,9 @@ class OpcUaSecurity(Strict):
             raise ValueError("give both certificate and private_key, or neither")
         if not self.anonymous and not self.users:
             raise ValueError("no way to log in: give users, or allow anonymous sessions")
+        for index, name in enumerate(self.operators):
+            if name not in self.users:
+                raise FieldError(f"operators[{index}]", f"{name!r} is not one of the users")
         return self
 
     @property
@@ -193,11 +210,26 @@ class OpcUaSecurity(Strict):
         return not self.users if self.allow_anonymous is None else self.allow_anonymous
 
 
+class SetpointLimits(Strict):
+    """Engineering limits of one setpoint, both included; a side not given keeps the default's."""
+
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> SetpointLimits:
+        if self.low is not None and self.high is not None and not self.low <= self.high:
+            raise FieldError("high", f"must be >= low ({self.low:g}), got {self.high:g}")
+        return self
+
+
 class OpcUaConfig(Strict):
     """The virtual PLCs: one OPC UA server, or one per station on consecutive ports.
 
     At exit the servers keep serving the final values for `linger` seconds, so that
-    subscribers receive the last changes before the connection goes.
+    subscribers receive the last changes before the connection goes. `setpoints` bounds what
+    an operator may write to `Objects/<Line>/Release`, per setpoint path (`twin.setpoints`):
+    `{release.interarrival.mean: {low: 20, high: 200}}`; without it, `Limits.default(line)`.
     """
 
     enabled: bool = True
@@ -207,7 +239,16 @@ class OpcUaConfig(Strict):
     server_per_station: bool = False
     linger: Duration = 1.0
     security: OpcUaSecurity = Field(default_factory=OpcUaSecurity)
+    setpoints: dict[str, SetpointLimits] = Field(default_factory=dict)
     signals: list[SignalSpec] = Field(default_factory=lambda: list(DEFAULT_SIGNALS))
+
+    @field_validator("setpoints")
+    @classmethod
+    def _setpoint_paths(cls, value: dict[str, SetpointLimits]) -> dict[str, SetpointLimits]:
+        for path in value:
+            if path not in LIMITED_SETPOINTS:
+                raise FieldError(path, f"no setpoint with limits (those are: {', '.join(LIMITED_SETPOINTS)})")
+        return value
 
     @field_validator("endpoint")
     @classmethod
@@ -323,6 +364,27 @@ class HardwareConfig(Strict):
         if not 0.001 <= value <= 1.0:
             raise ValueError(f"must be between 1ms and 1s, got {value:g}s")
         return value
+
+
+def setpoint_limits(line: Line, opcua: OpcUaConfig) -> Limits:
+    """The limits of `line`'s setpoints: the hardware file's `opcua.setpoints`, else the defaults.
+
+    A side the file does not give keeps `Limits.default(line)`'s; a setpoint the line does not have
+    is an error naming the field.
+    """
+    bounds = dict(Limits.default(line).bounds)
+    for path, given in opcua.setpoints.items():
+        if path not in available(line):
+            raise HardwareError(
+                f"opcua.setpoints.{path}: the line {line.name!r} has no such setpoint (its release)"
+            )
+        low, high = bounds.get(path, (None, None))
+        low = given.low if given.low is not None else low
+        high = given.high if given.high is not None else high
+        if low is not None and high is not None and low > high:
+            raise HardwareError(f"opcua.setpoints.{path}: low ({low:g}) is above high ({high:g})")
+        bounds[path] = (low, high)
+    return Limits(bounds)
 
 
 def _unique_names(specs: list[SignalSpec]) -> list[SignalSpec]:

@@ -40,17 +40,17 @@ line, or one server per station on consecutive ports, the way a real line has a 
 
 from __future__ import annotations
 
-import hmac
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from asyncua import Node, Server, ua
-from asyncua.crypto.permission_rules import User, UserRole
 
+from simulations.hardware.access import Access, Caller, PasswordUsers, SessionRules, WriteHandler, install
 from simulations.hardware.clock import ScaledClock
 from simulations.hardware.config import OpcUaConfig
+from simulations.hardware.control import LineControl
 from simulations.hardware.history import TimelineHistory
 from simulations.hardware.pki import TrustList, server_certificate
 from simulations.hardware.runtime import (
@@ -129,26 +129,6 @@ class PublishedValue(ua.DataValue):
         return self
 
 
-class PasswordUsers:
-    """asyncua user manager: the configured users by password, and anonymous sessions if allowed."""
-
-    def __init__(self, users: dict[str, str], anonymous: bool) -> None:
-        self.users = users
-        self.anonymous = anonymous
-
-    def get_user(
-        self, iserver: Any, username: str | None = None, password: Any = None, certificate: Any = None
-    ) -> User | None:
-        if username is None:
-            return User(role=UserRole.User) if self.anonymous else None
-        expected = self.users.get(username)
-        given = password.decode("utf-8", "replace") if isinstance(password, bytes) else (password or "")
-        if expected is not None and hmac.compare_digest(expected.encode(), given.encode()):
-            return User(role=UserRole.User, name=username)
-        logger.warning("refused user %r: unknown user or wrong password", username)
-        return None
-
-
 @dataclass
 class _StationNodes:
     server: Server
@@ -172,6 +152,9 @@ class VirtualPlcs:
         self.writes = 0
         self._last_status = float("-inf")
         self.history = TimelineHistory(clock)
+        self.access = Access(config.security)
+        self.control = LineControl(runtime, self.access, clock)
+        self._handlers: list[dict[ua.NodeId, WriteHandler]] = []  # per server: its guarded writes
 
     # -- building -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -183,8 +166,9 @@ class VirtualPlcs:
             server = await self._server(endpoint, group)
             self.servers.append(server)
             self.endpoints.append(endpoint)
-        for server, endpoint in zip(self.servers, self.endpoints, strict=True):
+        for server, endpoint, handlers in zip(self.servers, self.endpoints, self._handlers, strict=True):
             await server.start()
+            install(server, handlers)
             logger.info("virtual PLC listening on %s", endpoint)
         if "None" in config.security.policies:
             logger.warning(
@@ -202,7 +186,10 @@ class VirtualPlcs:
         name = stations[0].name if config.server_per_station else self.line_name
         server.set_server_name(f"fabbrica simulated PLC {name}")
         await server.set_application_uri(config.application_uri)
-        server.set_security_policy([POLICIES[policy] for policy in security.policies])
+        # the rules of a channel whose security is unknown: the weakest (`install` sets them per endpoint)
+        server.set_security_policy(
+            [POLICIES[policy] for policy in security.policies], permission_ruleset=SessionRules("None")
+        )
         tokens: list[type] = []
         if security.anonymous:
             tokens.append(ua.AnonymousIdentityToken)
@@ -239,6 +226,8 @@ class VirtualPlcs:
         if self.runtime.planned_clock is not None:
             await self._shift_nodes(server, line, ns, line_nodes)
         self._line_nodes.append((server, line_nodes))
+        # the line's Release and Advice objects: on the (first) server of the line's entry
+        self._handlers.append(await self.control.build(server, line, ns) if not self._line_nodes[:-1] else {})
 
         for station in stations:
             prefix = f"{line_id}.{station.name}"
@@ -271,13 +260,14 @@ class VirtualPlcs:
                     )
                 nodes[spec.name] = node.nodeid
             for command in COMMANDS:
-                await obj.add_method(
+                method = await obj.add_method(
                     ua.NodeId(f"{prefix}.{command}", ns),
                     ua.QualifiedName(command, ns),
-                    self._method(station.name, command),
+                    self.control.guarded(f"{station.name}.{command}", self._command(station.name, command)),
                     [],
                     [],
                 )
+                self.control.executable_for_operators(server, method.nodeid)
             self._stations[station.index] = _StationNodes(server, nodes, types)
             await self._historize(server, station, self._stations[station.index])
         return server
@@ -327,6 +317,7 @@ class VirtualPlcs:
                 for variable, variant, view in SHIFT_VIEWS:
                     value = self._datavalue(view(planned), variant, t)
                     await server.write_attribute_value(nodes[variable], value)
+        await self.control.restamp()
 
     @staticmethod
     def _variables(station: StationRuntime) -> list[tuple[str, ua.VariantType, Any]]:
@@ -348,12 +339,13 @@ class VirtualPlcs:
         values.update((variable, view(state)) for variable, view in STATE_VIEWS)
         return values
 
-    def _method(self, station: str, command: str) -> Any:
+    def _command(self, station: str, command: str) -> Any:
+        """A station's method, for an operator (`LineControl.guarded` lets no one else call it)."""
         runtime = self.runtime
 
-        def call(parent: ua.NodeId, *args: Any) -> list[ua.Variant]:
-            logger.info("%s.%s called", station, command)
-            runtime.command(station, command)
+        async def call(who: Caller, arguments: list[Any]) -> list[ua.Variant]:
+            logger.info("%s.%s called by %s", station, command, who.user)
+            runtime.command(station, command, who.user)
             return []
 
         return call

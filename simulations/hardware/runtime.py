@@ -21,6 +21,11 @@ the one after. A network line also shows, per station, each of its buffers (an a
 one per input: `BufferLevel.<UPSTREAM>`), the parts sent back to it for rework
 (`ReworkLevel`) and the parts on the transport into it (`TransportLevel`).
 
+Operators change the line through it (the PLC's Release object and station methods, who may
+do so being the PLC's business): a setpoint (`twin.setpoints`) is applied to the line model at
+the line's current instant and kept with the user, as is every refused attempt and every step of
+the approval of the twin's advice (`approval.Approvals`), for the truth file.
+
 Two changes of the same value at the same simulated instant are one change: a
 station that is starved and gets its part at once was never seen starved, and a
 historian keyed by timestamp could not store both anyway.
@@ -36,7 +41,8 @@ from typing import Any
 import numpy as np
 import simpy
 
-from simulations.hardware.config import HardwareConfig, SignalSpec
+from simulations.hardware.approval import Approvals
+from simulations.hardware.config import HardwareConfig, SignalSpec, setpoint_limits
 from simulations.hardware.planned import CalendarTime
 from simulations.hardware.signals import SignalBank, station_generator
 from simulations.hardware.states import station_state
@@ -45,6 +51,8 @@ from twin.calibration.records import FROM_RELEASE, TO_EXIT
 from twin.engine import LineModel
 from twin.line import Line
 from twin.network import Network, Transport
+from twin.setpoints import apply as apply_setpoints
+from twin.setpoints import initial as initial_setpoints
 from twin.station import (
     BLOCKED,
     DOWN,
@@ -193,6 +201,7 @@ class StationRuntime:
         self.parts_started = [0] * count
         self.parts: list[dict[str, Any]] = []
         self.commands: list[tuple[float, str]] = []
+        self.command_users: list[str | None] = []  # who called each command (None: anonymous or internal)
         self.banks: list[SignalBank] = []
         self.time_in = [0.0] * len(STATE_NAMES)  # machine-seconds per state code, summed over the machines
         self.machine_since = [0.0] * len(machines)
@@ -318,6 +327,13 @@ class LineRuntime:
         self._building = True  # what the engine does while it is built happens at the line's time 0
         self.model = LineModel(line, seed, env=self.env, observer=self)
         self._building = False
+        # the release's setpoints now, their limits, every change and every refused attempt to change
+        # the line (a setpoint or a method), and the approval of the twin's advice
+        self.limits = setpoint_limits(line, config.opcua)
+        self.setpoints: dict[str, Any] = initial_setpoints(line)
+        self.setpoint_changes: list[dict[str, Any]] = []
+        self.refusals: list[dict[str, Any]] = []
+        self.approvals = Approvals(line, self.limits)
         self.stations = [
             StationRuntime(index, station.name, machines, station.power.by_state() if station.power else None)
             for index, (station, machines) in enumerate(zip(line.stations, self.model.machines, strict=True))
@@ -603,17 +619,37 @@ class LineRuntime:
             yield env.timeout(period)
 
     # -- operator commands (the PLC methods) ---------------------------------------------
-    def command(self, station_name: str, command: str) -> None:
+    def command(self, station_name: str, command: str, user: str | None = None) -> None:
         """Start, Stop or Reset a station: act on its simulated machines now."""
         if command not in COMMANDS:
             raise ValueError(f"unknown command {command!r} (allowed: {', '.join(COMMANDS)})")
         station = self.by_name[station_name]
         station.commands.append((self.line_env.now, command))
+        station.command_users.append(user)
         for machine in station.machines:
             if command == "Stop":
                 machine.stop()
             else:
                 machine.start()
+
+    # -- setpoints (the PLC's Release object) --------------------------------------------
+    def change_setpoint(self, path: str, value: Any, user: str | None) -> float:
+        """Apply a setpoint (checked by `twin.setpoints.parse`) to the line model now, and keep it;
+        the line's time of the change. It completes an approved advice when it was the last of it."""
+        apply_setpoints(self.model, {path: value})
+        t = self.line_env.now
+        self.setpoints[path] = value
+        self.setpoint_changes.append({"t": t, "path": path, "value": value, "user": user})
+        self.approvals.written(path, value, user, t)
+        return t
+
+    def refuse(self, target: str, value: Any, user: str | None, status: str, reason: str) -> float:
+        """Keep an attempt to change the line that was refused (`target`: a setpoint path or a method)."""
+        t = self.line_env.now
+        self.refusals.append(
+            {"t": t, "target": target, "value": value, "user": user, "status": status, "reason": reason}
+        )
+        return t
 
     # -- signals ------------------------------------------------------------------------
     def _start_sampling(self, group: str, specs: list[SignalSpec], outbox: list[Sample]) -> None:

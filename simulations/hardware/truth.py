@@ -5,8 +5,11 @@ station it holds the final counters, every value the PLC's `State` and other kep
 variables took (`PartsProduced`, `LastCycleTime`, `BufferLevel`, `Product`,
 `PartsStarted`, ...: all but the process signals, with the source timestamp the PLC
 gave each), every finished part (as published on the events topic), every operator
-command, and per MQTT topic the messages the broker acknowledged (with the hardware's
-`mqtt.truth_readings`, also every sensor sample handed to the broker). A line with a shift
+command with its user, and per MQTT topic the messages the broker acknowledged (with the
+hardware's `mqtt.truth_readings`, also every sensor sample handed to the broker). A line with
+setpoints has `setpoints` (the initial values, the limits and every change, with its user) and
+`advice` (every step of the approval of the twin's advice); `refused` holds every attempt to
+change the line that the PLC refused, with its status code and reason. A line with a shift
 calendar also has `calendar`: its origin, the planned time served and every planned stop. The format is
 documented in docs/simulated-hardware.md; `FORMAT` names its version.
 
@@ -29,6 +32,7 @@ from simulations.hardware.clock import ScaledClock
 from simulations.hardware.runtime import LineRuntime
 from simulations.hardware.sensors import iso_utc
 from simulations.hardware.states import state_name
+from twin.setpoints import initial
 from twin.state import FORMAT as STATE_FORMAT
 from twin.state import LineState, MachineState, StationState
 from twin.station import PLANNED_STOP, STARVED, STATE_NAMES, STOPPED
@@ -64,7 +68,8 @@ def truth_record(
             },
             "parts": [{"ts": iso_utc(epoch(part["t"])), **part} for part in station.parts],
             "commands": [
-                {"ts": iso_utc(epoch(t)), "t": t, "command": command} for t, command in station.commands
+                {"ts": iso_utc(epoch(t)), "t": t, "command": command, "user": user}
+                for (t, command), user in zip(station.commands, station.command_users, strict=True)
             ],
         }
         if mqtt is not None:
@@ -92,6 +97,14 @@ def truth_record(
         "mqtt": mqtt,
         "stations": stations,
     }
+    if runtime.setpoints:
+        record["setpoints"] = {
+            "initial": initial(runtime.line),
+            "limits": {path: list(bounds) for path, bounds in runtime.limits.bounds.items()},
+            "changes": [{"ts": iso_utc(epoch(change["t"])), **change} for change in runtime.setpoint_changes],
+        }
+        record["advice"] = [{"ts": iso_utc(epoch(event["t"])), **event} for event in runtime.approvals.events]
+    record["refused"] = [{"ts": iso_utc(epoch(refusal["t"])), **refusal} for refusal in runtime.refusals]
     if runtime.planned_clock is not None:
         record["calendar"] = {
             "origin": runtime.planned_clock.origin.isoformat(),

@@ -19,6 +19,7 @@ from twin.station import STATE_NAMES
 
 NAMESPACE = "urn:fabbrica:pilot-line"
 COUNTERS = ("PartsProduced", "PartsScrapped", "State")
+OPERATOR, PASSWORD = "operator", "s3cret"
 
 
 def _utc(stamp: datetime) -> datetime:
@@ -53,7 +54,16 @@ def _config(tmp_path: Path, port: int, **opcua: Any) -> HardwareConfig:
             "tick": 0.02,
             "opcua": {
                 "endpoint": f"opc.tcp://127.0.0.1:{port}",
-                "security": {"policies": ["None"], "pki_dir": str(tmp_path / "pki")},
+                # an operator may call Start/Stop, here over the unsecured endpoint
+                # (test_setpoints.py checks the refusals); anyone else reads
+                "security": {
+                    "policies": ["None"],
+                    "pki_dir": str(tmp_path / "pki"),
+                    "users": {OPERATOR: PASSWORD},
+                    "operators": [OPERATOR],
+                    "allow_anonymous": True,
+                    "write_security": "None",
+                },
                 **opcua,
             },
             "mqtt": {"enabled": False},
@@ -89,7 +99,10 @@ def test_asyncua_client_browses_subscribes_calls_and_counters_match_the_truth(tm
         )
         await asyncio.wait_for(ready.wait(), 30)
         checks: dict[str, Any] = {}
-        async with Client(f"opc.tcp://127.0.0.1:{port}") as client:
+        operator = Client(f"opc.tcp://127.0.0.1:{port}")
+        operator.set_user(OPERATOR)
+        operator.set_password(PASSWORD)
+        async with operator as client:
             ns = await client.get_namespace_index(NAMESPACE)
             stations = await _station_nodes(client, "pilot")
             assert list(stations) == ["cut", "weld", "pack"]
@@ -178,7 +191,10 @@ def test_asyncua_client_browses_subscribes_calls_and_counters_match_the_truth(tm
     assert start <= _utc(spindle.SourceTimestamp) <= end
 
     assert record["format"] == "fabbrica-truth/1" and record["simulated_s"] == 6 * 200
-    assert [c["command"] for c in record["stations"]["weld"]["commands"]] == ["Stop", "Start"]
+    assert [(c["command"], c["user"]) for c in record["stations"]["weld"]["commands"]] == [
+        ("Stop", OPERATOR),
+        ("Start", OPERATOR),
+    ]
     for station, truth in record["stations"].items():
         assert truth["parts_produced"] > 10, station
         for variable in ("PartsProduced", "PartsScrapped"):
