@@ -17,6 +17,7 @@ from foundation.yamlfile import read_mapping
 from tests.conftest import ROOT
 from twin.experiments import Experiment, ExperimentError
 from twin.experiments.stats import estimate
+from twin.optimisation import Optimisation, OptimisationError
 
 STUDIES = ROOT / "simulations" / "experiments"
 
@@ -101,3 +102,23 @@ def test_switching_the_washer_off_sooner_saves_energy_per_part_and_lengthens_lea
     mean, half = paired(runs, "lead_time_mean_s", soon, never)
     assert mean - half > 0, (mean, half)
     assert result.metadata["wall_s"] < 30
+
+
+def test_the_lathe_is_best_serviced_neither_too_often_nor_too_seldom(tmp_path: Path) -> None:
+    """simulations/optimisation/plant_maintenance.yaml: with a spindle that wears out (Weibull
+    shape 3) the weekly cost of services and failures is least at an interval inside the range."""
+    path = ROOT / "simulations" / "optimisation" / "plant_maintenance.yaml"
+    data = read_mapping(path, OptimisationError, "a mapping")
+    data.update(replications=3)
+    data["selection"] = {**data["selection"], "first": 3, "max_replications": 8}
+    result = Optimisation.from_dict(data, base_dir=path.parent).run(workers=2, out=tmp_path)
+    runs = pd.read_parquet(tmp_path / "evaluations.parquet")
+    search = runs[runs["stage"] == "search"].groupby("stations.lathe.maintenance.every")
+    cost = search["objective:maintenance_cost_eur"].mean()
+    assert len(cost) == 8
+    best = result.best["factors"]["stations.lathe.maintenance.every"]
+    assert 3600 <= best <= 7200, cost
+    assert cost[1800] > cost[best] and cost[14400] > cost[best], cost
+    # serviced every 30 min of work it hardly ever fails; every 4 h it fails as if never serviced
+    failures = search["stations.lathe.failures"].mean()
+    assert failures[1800] < 2 and failures[14400] > 5, failures  # expected 0.27 and 13 a week
