@@ -26,7 +26,11 @@ station (see docs/simulated-hardware.md for the state mapping):
   waiting there) and `TransportLevel` (UInt32, parts on the transport into the station,
   travelling or waiting for its buffer) where the station has them;
 - one Double per process signal (by default `SpindleSpeed`, `Temperature`, `Power`);
-- methods `Start`, `Stop` and `Reset`.
+- methods `Start`, `Stop` and `Reset`, for operators only.
+
+`Objects/<Line>/Release` (the release's setpoints) and `Objects/<Line>/Advice` (the approval of the
+twin's advice) are built by simulations.hardware.control, on the first server; who may change the
+line, over which session security, is simulations.hardware.access.
 
 Every variable whose values the line keeps (all but the process signals) is historizing: the
 servers answer HistoryRead for raw values (simulations.hardware.history), so a client that
