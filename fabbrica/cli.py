@@ -32,7 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 # modules that add their commands to a group when imported
 EXTENSIONS: dict[str, tuple[str, ...]] = {
-    "twin": ("fabbrica.calibration_commands", "fabbrica.live_commands"),  # calibrate, validate; live
+    # calibrate, validate; live; advise
+    "twin": ("fabbrica.calibration_commands", "fabbrica.live_commands", "fabbrica.advise_commands"),
 }
 
 

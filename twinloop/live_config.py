@@ -34,7 +34,10 @@ from foundation.durations import Duration
 from foundation.errors import FieldError, InputError, format_error, validation_message
 from foundation.models import Strict
 from foundation.yamlfile import read_mapping
+from twin.advice import Objective
 from twin.line import Line, load_line
+from twin.setpoints import Limits
+from twinloop.advise_config import LiveAdvice, check_against_line, limits_of, substituted
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE / "live-sample.yaml"
@@ -104,6 +107,7 @@ class LiveConfig(Strict):
     stale_after: Duration = Field(default=300.0, gt=0)
     score_delay: Duration = Field(default=10.0, ge=0)
     state_file: str = Field(default="live-state.json", min_length=1)
+    advise: LiveAdvice | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -196,6 +200,13 @@ class LiveSetup:
     sink: SinkSettings
     calendar: Calendar
     state_path: Path
+    limits: Limits | None = None  # the advice's limits (with `advise:`)
+    objective: Objective | None = None  # the advice's objective (with `advise:`)
+
+    @property
+    def base(self) -> Path:
+        """The config file's folder: relative paths (certificates, pki) are taken against it."""
+        return self.path.resolve().parent
 
     def open_query(self) -> Any:
         """The history reader (`twinloop.history.Query`); opening reads nothing yet."""
@@ -209,8 +220,8 @@ class LiveSetup:
 def read_live_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LiveSetup:
     """Read and validate CONFIG.yaml; LiveConfigError (one line naming file and field) on any problem.
 
-    `${ENV}` is replaced in the `source` and `sink` sections; the secrets it put there are hidden
-    in every log from here on. Relative paths are taken against the file's folder.
+    `${ENV}` is replaced in the `source` and `sink` sections and in `advise.apply`; the secrets it
+    put there are hidden in every log from here on. Relative paths are taken against the file's folder.
     """
     file = Path(path)
     data = read_mapping(file, LiveConfigError, "a mapping (line, source, shifts, ...)")
@@ -222,19 +233,31 @@ def read_live_config(path: str | Path, environ: Mapping[str, str] | None = None)
                 data[key] = substitute(data[key], environ, secrets, key)
             except EnvError as exc:
                 raise LiveConfigError(f"{file}: {exc.path}: {exc.message}") from None
+    if isinstance(data.get("advise"), dict):
+        advise = dict(data["advise"])
+        secrets |= substituted(advise, environ, file, "advise.", LiveConfigError)
+        data["advise"] = advise
     try:
         config = LiveConfig.model_validate(data)
     except ValidationError as exc:
         raise LiveConfigError(validation_message(str(file), exc)) from None
     hide_in_logs(secrets)
     base = file.resolve().parent
-    line_file = _relative(config.line, base)
+    line_file = relative(config.line, base)
     try:
         line = load_line(line_file)
     except InputError as exc:
         raise LiveConfigError(f"{file}: line: {exc}") from None
-    source, label = _source(config.source, base, file)
-    sink = _sink(config.sink, source, base, file, environ)
+    source, label = source_of(config.source, base, file)
+    sink = sink_of(config.sink, source, base, file, environ)
+    limits = objective = None
+    if config.advise is not None:
+        try:
+            check_against_line(line, config.advise, "advise.")
+        except FieldError as exc:
+            raise LiveConfigError(f"{file}: {exc.path}: {exc.message}") from None
+        limits = limits_of(line, config.advise)
+        objective = config.advise.objective.objective()
     return LiveSetup(
         config=config,
         path=file,
@@ -244,11 +267,13 @@ def read_live_config(path: str | Path, environ: Mapping[str, str] | None = None)
         source=source,
         sink=sink,
         calendar=Calendar(tuple(config.shifts), ZoneInfo(config.timezone)),
-        state_path=_relative(config.state_file, base),
+        state_path=relative(config.state_file, base),
+        limits=limits,
+        objective=objective,
     )
 
 
-def _relative(value: str, base: Path) -> Path:
+def relative(value: str, base: Path) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else base / path
 
@@ -269,7 +294,7 @@ def _sink_section(value: dict[str, Any], key: str, file: Path, base: Path) -> Si
     return settings.resolved(base)
 
 
-def _source(value: str | dict[str, Any], base: Path, file: Path) -> tuple[str | SinkSettings, str]:
+def source_of(value: str | dict[str, Any], base: Path, file: Path) -> tuple[str | SinkSettings, str]:
     """What `twinloop.history` reads: a --source string (paths made absolute) or a sink section."""
     if isinstance(value, dict):
         return _sink_section(value, "source", file, base), f"{file}: source"
@@ -279,13 +304,13 @@ def _source(value: str | dict[str, Any], base: Path, file: Path) -> tuple[str | 
                 f"{file}: source: {value}: give the database as the URL's path, e.g. http://host:8086/plant"
             )
         return value, f"{file}: source: {value}"
-    path = _relative(value, base)
+    path = relative(value, base)
     if not path.exists():
         raise LiveConfigError(f"{file}: source: {value}: no such file")
     return str(path), f"{file}: source: {value}"
 
 
-def _sink(
+def sink_of(
     value: str | dict[str, Any] | None,
     source: str | SinkSettings,
     base: Path,
@@ -299,7 +324,7 @@ def _sink(
         return _sink_section(value, "sink", file, base)
     if isinstance(value, str):
         try:
-            return sink_from_file(_relative(value, base), environ, option=f"{file}: sink")[0]
+            return sink_from_file(relative(value, base), environ, option=f"{file}: sink")[0]
         except InputError as exc:
             raise LiveConfigError(f"{file}: sink: {exc}") from None
     if isinstance(source, SinkSettings):
