@@ -77,7 +77,6 @@ def test_a_second_technician_ends_the_wait_and_a_buffer_protects_the_mill(tmp_pa
             crew & (runs["stations.lathe.buffer"] == 1),
         )
         assert mean - half > 0, (technicians, mean, half)
-    assert result.metadata["wall_s"] < 90  # about 5 s on two idle cores; generous: shared machines
 
 
 def test_switching_the_washer_off_sooner_saves_energy_per_part_and_lengthens_lead_time(
@@ -101,7 +100,6 @@ def test_switching_the_washer_off_sooner_saves_energy_per_part_and_lengthens_lea
     # a part that finds the washer off waits 1-2 minutes for it to reheat
     mean, half = paired(runs, "lead_time_mean_s", soon, never)
     assert mean - half > 0, (mean, half)
-    assert result.metadata["wall_s"] < 90  # about 5 s on two idle cores; generous: shared machines
 
 
 def test_the_lathe_is_best_serviced_neither_too_often_nor_too_seldom(tmp_path: Path) -> None:
