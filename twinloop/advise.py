@@ -28,6 +28,7 @@ import getpass
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -455,3 +456,172 @@ def who_am_i() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+# -- the live twin's advice -------------------------------------------------------------------------
+
+
+@dataclass
+class Pending:
+    """A proposal on the PLC waiting for an operator: its id, the advice, the setpoints it started from."""
+
+    proposal_id: int
+    advice: Advice
+    current: Action
+    made: Made
+
+
+class LiveAdvisor:
+    """The `advise:` block of the live twin: one `tick(at)` per tick of the service (never raises).
+
+    `send(points)`, `state_at(at)` and `read(what, function, *args)` are the service's own: the
+    sink writer, the rebuilt state, and a read in a thread with the service's timeout.
+    """
+
+    def __init__(
+        self,
+        setup: Any,  # twinloop.live_config.LiveSetup (not imported: live_config imports this package)
+        query: Callable[..., pd.DataFrame],
+        send: Callable[[list[Point]], Any],
+        state_at: Callable[[datetime], LineState],
+        read: Callable[..., Any],
+    ) -> None:
+        assert setup.config.advise is not None and setup.config.advise.apply is not None
+        self.setup = setup
+        self.spec = setup.config.advise
+        self.target: ApplySpec = setup.config.advise.apply
+        self.line: Line = setup.line
+        self.name = line_object(self.line, self.target)
+        self.query = query
+        self.send = send
+        self.state_at = state_at
+        self.read = read
+        self.speed: float = setup.config.speed
+        self.last_advice: datetime | None = None
+        self.last_applied: datetime | None = None
+        self.pending: Pending | None = None
+        self.made: list[Made] = []  # advices waiting for their score
+        self.history: list[tuple[str, Advice | None, Event]] = []  # every step taken (for tests, logs)
+
+    async def tick(self, at: datetime) -> str:
+        """Score, follow a pending proposal, and advise when `every` has passed; what was done."""
+        done: list[str] = []
+        for step in (self._score, self._follow, self._advise):
+            try:
+                text = await step(at)
+            except Exception as exc:
+                text = f"skipped: {' '.join(str(exc).split()) or type(exc).__name__}"
+                log.warning("advice at %s %s", _iso(at), text)
+            if text:
+                done.append(text)
+        return "; ".join(done)
+
+    # -- the steps --------------------------------------------------------------------------------
+    async def _score(self, at: datetime) -> str:
+        delay = timedelta(seconds=self.setup.config.score_delay)
+        scored = 0
+        for made in list(self.made):
+            if made.due(self.speed) + delay > at:
+                continue
+            outcome = await self.read("source", realised, self.query, self.line, made.instant,
+                                      made.due(self.speed), self.speed)  # fmt: skip
+            self.made.remove(made)
+            if not outcome:
+                log.warning("advice of %s cannot be scored: nothing recorded after it", made.time)
+                continue
+            await self.send(score_points(self.setup.line_tag, made, outcome))
+            scored += 1
+            kpi = self.setup.objective.kpi if self.setup.objective else ""
+            log.info(
+                "advice of %s scored: %s realised %s, forecast %s with the action, %s without",
+                made.time, kpi, _shown(outcome.get(kpi)), _shown((made.forecasts.get(kpi) or {}).get("with")),
+                _shown((made.forecasts.get(kpi) or {}).get("without")),
+            )  # fmt: skip
+        return f"{scored} scored" if scored else ""
+
+    async def _follow(self, at: datetime) -> str:
+        """An operator's decision on the pending proposal: write it when approved."""
+        pending = self.pending
+        if pending is None:
+            return ""
+        async with PlcWriter(self.target, self.setup.base) as plc:
+            proposal_id, status, decided_by = await decision(plc, self.name)
+            if proposal_id != pending.proposal_id or status in ("none", "pending"):
+                if proposal_id != pending.proposal_id:
+                    self.pending = None  # superseded on the PLC
+                return ""
+            self.pending = None
+            events = [Event(status if status != "applied" else "approved", at, decided_by)]
+            if status == "approved":
+                try:
+                    await write_action(plc, self.name, pending.advice.action or {})
+                except WriteError as exc:
+                    events.append(Event("refused", _later(at), self.target.user, note=str(exc)))
+                else:
+                    events.append(Event("applied", _later(at), self.target.user, applied=True))
+                    pending.made.applied = True
+                    self.last_applied = at
+        await self._record(pending.advice, events, pending.current)
+        return ", ".join(f"{event.decision}" for event in events)
+
+    async def _advise(self, at: datetime) -> str:
+        every = timedelta(seconds=self.spec.every)
+        if self.last_advice is not None and at < self.last_advice + every:
+            return ""
+        began = time.monotonic()
+        state = await self.read("source", self.state_at, at)
+        self.last_advice = at  # from here on, the next advice waits `every`
+        # one session for the read, the evaluation and the write: a handshake per advice
+        async with PlcWriter(self.target, self.setup.base) as plc:
+            current = {**initial(self.line), **await plc_setpoints(plc, self.line, self.name)}
+            advice = await asyncio.to_thread(
+                evaluate, self.line, state, self.spec, self.setup.objective, self.setup.limits, current
+            )
+            made = Made.of(advice, at, False)
+            self.made.append(made)
+            events = [Event("advised", at, note=advice.reason)]
+            now = at + timedelta(seconds=time.monotonic() - began)  # on the service's clock
+            if advice.action and self.spec.mode == "auto":
+                events += await self._auto(plc, advice, at, now, made)
+            elif advice.action:
+                proposal_id = await propose(plc, self.name, advice)
+                self.pending = Pending(proposal_id, advice, current, made)
+                note = f"proposal {proposal_id}"
+                events.append(Event("proposed", now, self.target.user, note=note))
+        await self._record(advice, events, current)
+        text = f"{describe(advice.action)} ({advice.reason})"
+        log.info(
+            "advice at %s: %s; %s", _iso(at), text, ", ".join(event.decision for event in events[1:]) or "-"
+        )
+        return text
+
+    async def _auto(
+        self, plc: PlcWriter, advice: Advice, at: datetime, now: datetime, made: Made
+    ) -> list[Event]:
+        """`auto`: write the action now, unless the advice of a change came less than `every` before
+        this one's (`at`: this advice's instant; `now`: the write's)."""
+        every = timedelta(seconds=self.spec.every)
+        if self.last_applied is not None and at < self.last_applied + every:
+            return [Event("held", now, note=f"one change per {self.spec.every:g} s")]
+        for path, value in (advice.action or {}).items():
+            self.setup.limits.check(path, value)  # candidates are within them: a guard, not a filter
+        try:
+            await write_action(plc, self.name, advice.action or {})
+        except WriteError as exc:
+            return [Event("refused", now, self.target.user, note=str(exc))]
+        made.applied = True
+        self.last_applied = at
+        return [Event("applied", now, self.target.user, applied=True, note="auto")]
+
+    async def _record(self, advice: Advice, events: list[Event], current: Action) -> None:
+        for event in stamped(events):
+            self.history.append((event.decision, advice, event))
+        await self.send([advice_point(self.setup.line_tag, advice, event, current) for event in events])
+
+
+def _later(at: datetime) -> datetime:
+    return at + timedelta(milliseconds=1)
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"

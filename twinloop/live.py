@@ -13,6 +13,12 @@
    writer (`connectors.sinks.registry.open_writer`), and remembers the forecast in memory and
    in the state file, so a restart does not lose the shift's scores.
 
+With `advise:` (twinloop.advise_config.LiveAdvice) each tick also runs the twin's advice
+(`twinloop.advise`, `LiveAdvisor`): every `advise.every` it advises from the state now and, in
+`approve` mode, proposes the action on the PLC's `Advice` object and writes it once an operator
+approved it there; in `auto` mode it writes it at once. After the advice's horizon it scores it
+(`advice_score`). A fault of the advice is logged and leaves the forecast alone.
+
 A tick that cannot read the source, reach the sink, finish its forecast in time or find
 fresh data from the line is skipped with one log line; the next tick starts on time anyway.
 A tick that comes while the previous one still runs is skipped and logged: the loop never
@@ -39,7 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.common.points import Point, encode
 from connectors.sinks.base import SinkUnavailable
@@ -48,6 +54,9 @@ from foundation.errors import InputError
 from twin.line import Line
 from twin.state import LineState, StationState
 from twinloop.live_config import LiveSetup, ShiftWindow
+
+if TYPE_CHECKING:
+    from twinloop.advise import LiveAdvisor
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +342,7 @@ class Tick:
     points: int = 0
     wall_s: float = 0.0
     forecast: dict[str, Any] | None = None
+    advice: str = ""  # what the advice did in this tick (empty: nothing)
 
 
 class LiveTwin:
@@ -353,6 +363,11 @@ class LiveTwin:
         self.ticks: list[Tick] = []
         self._running: asyncio.Task[Tick] | None = None
         self._idle_logged = False
+        self.advisor: LiveAdvisor | None = None
+        if self.config.advise is not None:
+            from twinloop.advise import LiveAdvisor
+
+            self.advisor = LiveAdvisor(setup, self.query, self._send, self._state_at, self._read)
 
     # -- reading -------------------------------------------------------------------------------
     @property
@@ -474,6 +489,8 @@ class LiveTwin:
             log.error(
                 "tick %s failed: %s", _stamp(at), outcome.message, exc_info=log.isEnabledFor(logging.DEBUG)
             )
+        if self.advisor is not None:
+            outcome.advice = await self.advisor.tick(at)
         outcome.wall_s = time.monotonic() - started
         self.ticks.append(outcome)
         return outcome

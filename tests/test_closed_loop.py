@@ -1,0 +1,230 @@
+"""Closing the loop on the served line: the live twin in `advise: {mode: auto}` slows a release too
+fast for the bottleneck, and the truth file shows it helped.
+
+simulations/lines/released.yaml releases an order every 17 s on average into a weld that takes 20 s:
+served without advice, work piles up in front of the weld and the lead time grows past its target.
+Served again with the same seed, recorded by `fabbrica connect` into InfluxDB, the live twin
+(`twinloop.live.LiveTwin`, in this process) rebuilds the state, advises the release's mean time
+between orders every ADVISE_EVERY and writes it to the PLC's `Objects/released/Release` over a
+Basic256Sha256 SignAndEncrypt session as the hardware file's operator. Everything is real: the
+virtual PLC, the connector, InfluxDB, the OPC UA session; nothing is mocked.
+
+The truth file (what the line really did) is read directly: each part's lead time is its exit from
+the last station minus its release (`PartsReleased` changes; the chain is first in, first out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from testing.servers import wait_port
+from tests.connectors.conftest import (  # noqa: F401  (influxdb: the shared InfluxDB fixture)
+    FABBRICA,
+    Connector,
+    free_port,
+    influx_rows,
+    influxdb,
+)
+from twinloop.live import LiveTwin
+from twinloop.live_config import read_live_config
+
+ROOT = Path(__file__).resolve().parents[1]
+LINE = ROOT / "simulations/lines/released.yaml"
+SPEED = 300  # line seconds per wall second
+WALL_S = 40  # 12000 line seconds: 3 h 20 min
+SEED = 7
+ADVISE_EVERY = 6.0  # wall seconds: 30 line minutes
+FIRST_ADVICE_S = 6.0  # wall seconds after the start: 30 line minutes of a release too fast
+LEAD_TIME_TARGET = 600.0  # s, the mean lead time of the parts out in the last hour
+OUTPUT_TARGET = 480  # parts out in the run: 144 an hour
+LAST_HOUR = 3600.0
+OPERATOR, PASSWORD = "operator", "op-s3cret-19"
+
+
+def _hardware(folder: Path, port: int) -> Path:
+    data = {
+        "speed": SPEED,
+        "opcua": {
+            "endpoint": f"opc.tcp://127.0.0.1:{port}",
+            "security": {
+                "policies": ["None", "Basic256Sha256-SignAndEncrypt"],
+                "pki_dir": str(folder / "plc-pki"),
+                "users": {OPERATOR: PASSWORD},
+                "operators": [OPERATOR],
+                "allow_anonymous": True,  # the connector reads anonymously; only the operator writes
+            },
+            "signals": [],
+        },
+        "mqtt": {"enabled": False},
+    }
+    path = folder / "hardware.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _serve(folder: Path, port: int | None, wall_s: float, speed: float) -> subprocess.Popen[str]:
+    truth = str(folder / "truth.json")
+    command = [*FABBRICA, "line", "serve", str(LINE), "--speed", str(speed), "--seed", str(SEED),
+               "--duration", f"{wall_s}s", "--truth", truth, "--mqtt", "none"]  # fmt: skip
+    if port is None:
+        command += ["--opcua", "none"]
+    else:
+        command += ["--hardware", str(_hardware(folder, port))]
+    with (folder / "serve.log").open("w") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def _lead_times(truth: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per part out of the last station: its exit instant and its lead time (line seconds)."""
+    first, last = truth["stations"]["cut"], truth["stations"]["pack"]
+    released = [entry["t"] for entry in first["values"]["PartsReleased"] for _ in range(1)]
+    counts = [entry["value"] for entry in first["values"]["PartsReleased"]]
+    instants: list[float] = []
+    before = 0
+    for t, count in zip(released, counts, strict=True):
+        instants += [t] * (int(count) - before)  # each increment is an order into the line
+        before = int(count)
+    exits = np.array([part["t"] for part in last["parts"] if not part["scrapped"]])
+    return exits, exits - np.array(instants[: len(exits)])
+
+
+def _judge(truth: dict[str, Any]) -> dict[str, float]:
+    exits, lead = _lead_times(truth)
+    end = truth["simulated_s"]
+    late = exits >= end - LAST_HOUR
+    return {
+        "parts_out": float(len(exits)),
+        "lead_time_last_hour_s": float(lead[late].mean()),
+        "lead_time_mean_s": float(lead.mean()),
+    }
+
+
+def _live_config(folder: Path, url: str, port: int) -> Path:
+    now = datetime.now(UTC)
+    config = {
+        "line": str(LINE),
+        "source": {"type": "influxdb1", "url": url, "database": "closed"},
+        "every": "1s",
+        "replications": 2,
+        "speed": SPEED,
+        "shifts": [
+            {
+                "name": "now",
+                "start": f"{now - timedelta(seconds=2):%H:%M:%S}",
+                "end": f"{now + timedelta(hours=1):%H:%M}",
+            }
+        ],
+        "stale_after": "5s",
+        "state_file": str(folder / "live-state.json"),
+        "advise": {
+            "mode": "auto",
+            "every": f"{ADVISE_EVERY}s",
+            "horizon": "40min",
+            "replications": 8,
+            "objective": {"minimize": "lead_time_mean_s", "constraints": ["throughput_per_hour >= 150"]},
+            "actions": {"release.interarrival.mean": [17, 20, 23, 26]},
+            "limits": {"release.interarrival.mean": {"low": 15, "high": 30}},
+            "apply": {
+                "endpoint": f"opc.tcp://127.0.0.1:{port}",
+                "security_policy": "Basic256Sha256",
+                "pki": str(folder / "advise-pki"),
+                "user": OPERATOR,
+                "password": "${CLOSED_LOOP_PASSWORD}",
+            },
+        },
+    }
+    path = folder / "live.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_the_live_twin_in_auto_mode_brings_the_lead_time_back_under_target(
+    influxdb: Any,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    began = time.monotonic()
+    advised, alone = tmp_path / "advised", tmp_path / "alone"
+    advised.mkdir()
+    alone.mkdir()
+    port = free_port()
+    connect = {
+        "name": "closed-loop",
+        "sink": {"type": "influxdb1", "url": influxdb.url, "database": "closed", "flush_interval": "0.2s"},
+        "spool": {"path": "spool/", "fsync": False},
+        "opcua": [{"endpoint": f"opc.tcp://127.0.0.1:{port}", "nodes": ["Objects/*/*/*"],
+                   "sampling_interval": 0, "security_policy": "None"}],
+    }  # fmt: skip
+    (advised / "connect.yaml").write_text(yaml.safe_dump(connect, sort_keys=False))
+    monkeypatch.setenv("CLOSED_LOOP_PASSWORD", PASSWORD)
+    setup = read_live_config(_live_config(advised, influxdb.url, port))
+
+    # the same seed without advice, served 10 times faster (no PLC: only its truth matters)
+    without = _serve(alone, None, WALL_S / 10, SPEED * 10)
+    served = _serve(advised, port, WALL_S, SPEED)
+    connector = None
+    try:
+        wait_port(port, 30)
+        connector = Connector(advised / "connect.yaml").start()
+        start = time.monotonic()
+        twin = LiveTwin(setup)
+
+        async def loop() -> None:
+            await asyncio.sleep(max(0.0, FIRST_ADVICE_S - (time.monotonic() - start)))
+            stop = asyncio.Event()
+            task = asyncio.create_task(twin.run(stop))
+            while served.poll() is None:
+                await asyncio.sleep(0.2)
+            stop.set()
+            await task
+
+        asyncio.run(loop())
+        assert served.wait(30) == 0, (advised / "serve.log").read_text()[-3000:]
+        assert without.wait(60) == 0, (alone / "serve.log").read_text()[-3000:]
+        threading.Event().wait(0.5)  # the connector's last flush
+    finally:
+        for process in (served, without):
+            if process.poll() is None:
+                process.kill()
+        if connector is not None:
+            connector.stop()
+
+    truth = yaml.safe_load((advised / "truth.json").read_text())
+    baseline = yaml.safe_load((alone / "truth.json").read_text())
+    with_advice, no_advice = _judge(truth), _judge(baseline)
+    changes = truth["setpoints"]["changes"]
+    steps = [(decision, event.user) for decision, _, event in twin.advisor.history]  # type: ignore[union-attr]
+    print(f"\nwith advice {with_advice}\nwithout {no_advice}\nchanges {changes}\nsteps {steps}")
+    print(f"wall {time.monotonic() - began:.1f} s")
+
+    # the twin slowed the release, as the operator, over the secured session, within the limits
+    assert changes, steps
+    assert all(change["user"] == OPERATOR for change in changes), changes
+    assert changes[0]["path"] == "release.interarrival.mean" and changes[0]["value"] > 17
+    assert all(15 <= change["value"] <= 30 for change in changes)
+    applied = [step for step in steps if step[0] == "applied"]
+    assert len(applied) == len(changes)
+    # at most once per `every`: the advices that made them ADVISE_EVERY apart (the writes follow each
+    # advice's evaluation, a second or two later)
+    instants = [change["t"] for change in changes]
+    assert all(later - earlier >= 0.75 * ADVISE_EVERY * SPEED for earlier, later in pairwise(instants))
+    # the truth: lead time back under target, output not below it; without advice the target is missed
+    assert with_advice["lead_time_last_hour_s"] < LEAD_TIME_TARGET, with_advice
+    assert with_advice["parts_out"] >= OUTPUT_TARGET, with_advice
+    assert no_advice["lead_time_last_hour_s"] > LEAD_TIME_TARGET, no_advice
+    # every step reached InfluxDB as `advice`, the applied ones marked so
+    rows = influx_rows(influxdb.url, "closed", "advice")
+    assert {row["decision"] for row in rows} >= {"advised", "applied"}
+    assert sum(1 for row in rows if row["applied"]) == len(changes)
+    assert all(row["line"] == "released" for row in rows)
