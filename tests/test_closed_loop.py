@@ -58,7 +58,7 @@ def _hardware(folder: Path, port: int) -> Path:
         "opcua": {
             "endpoint": f"opc.tcp://127.0.0.1:{port}",
             "security": {
-                "policies": ["None", "Basic256Sha256-SignAndEncrypt"],
+                "policies": ["None", "Basic256Sha256-SignAndEncrypt", "Aes256_Sha256_RsaPss-SignAndEncrypt"],
                 "pki_dir": str(folder / "plc-pki"),
                 "users": {OPERATOR: PASSWORD},
                 "operators": [OPERATOR],
@@ -110,11 +110,11 @@ def _judge(truth: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def _live_config(folder: Path, url: str, port: int) -> Path:
+def _live_config(folder: Path, url: str, port: int, mode: str = "auto", database: str = "closed") -> Path:
     now = datetime.now(UTC)
     config = {
         "line": str(LINE),
-        "source": {"type": "influxdb1", "url": url, "database": "closed"},
+        "source": {"type": "influxdb1", "url": url, "database": database},
         "every": "1s",
         "replications": 2,
         "speed": SPEED,
@@ -128,7 +128,7 @@ def _live_config(folder: Path, url: str, port: int) -> Path:
         "stale_after": "5s",
         "state_file": str(folder / "live-state.json"),
         "advise": {
-            "mode": "auto",
+            "mode": mode,
             "every": f"{ADVISE_EVERY}s",
             "horizon": "40min",
             "replications": 8,
@@ -147,6 +147,79 @@ def _live_config(folder: Path, url: str, port: int) -> Path:
     path = folder / "live.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def _connect(folder: Path, url: str, port: int, database: str) -> Connector:
+    connect = {
+        "name": "closed-loop",
+        "sink": {"type": "influxdb1", "url": url, "database": database, "flush_interval": "0.2s"},
+        "spool": {"path": "spool/", "fsync": False},
+        "opcua": [{"endpoint": f"opc.tcp://127.0.0.1:{port}", "nodes": ["Objects/*/*/*"],
+                   "sampling_interval": 0, "security_policy": "None"}],
+    }  # fmt: skip
+    (folder / "connect.yaml").write_text(yaml.safe_dump(connect, sort_keys=False))
+    return Connector(folder / "connect.yaml").start()
+
+
+def test_in_approve_mode_the_advice_waits_for_the_operators_approve_on_the_plc(
+    influxdb: Any,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Proposed on Objects/released/Advice, written only after an operator's Approve there."""
+    from asyncua import ua
+
+    from connectors.opcua.write import PlcWriter, WriteTarget
+
+    port = free_port()
+    monkeypatch.setenv("CLOSED_LOOP_PASSWORD", PASSWORD)
+    setup = read_live_config(_live_config(tmp_path, influxdb.url, port, "approve", "approve"))
+    served = _serve(tmp_path, port, 14, SPEED)
+    connector = None
+    try:
+        wait_port(port, 30)
+        connector = _connect(tmp_path, influxdb.url, port, "approve")
+        twin = LiveTwin(setup)
+        screen = WriteTarget(endpoint=f"opc.tcp://127.0.0.1:{port}", security_policy="Aes256_Sha256_RsaPss",
+                             pki=str(tmp_path / "screen-pki"), user=OPERATOR, password=PASSWORD)  # fmt: skip
+
+        async def run() -> tuple[str, str]:
+            try:
+                await asyncio.sleep(FIRST_ADVICE_S)
+                await twin.tick()  # advised and proposed
+                assert twin.advisor is not None and twin.advisor.pending is not None, twin.ticks[-1]
+                proposal = twin.advisor.pending.proposal_id
+                async with PlcWriter(screen) as plc:
+                    status = await plc.read(("released", "Advice", "Status"))
+                    await twin.tick()  # nothing decided yet: nothing written
+                    await plc.call(
+                        ("released", "Advice"), "Approve", ua.Variant(proposal, ua.VariantType.UInt32)
+                    )
+                await twin.tick()  # approved: written
+                async with PlcWriter(screen) as plc:
+                    return status, await plc.read(("released", "Advice", "Status"))
+            finally:
+                await twin.close()
+
+        before, after = asyncio.run(run())
+        assert served.wait(30) == 0, (tmp_path / "serve.log").read_text()[-3000:]
+    finally:
+        if served.poll() is None:
+            served.kill()
+        if connector is not None:
+            connector.stop()
+    assert (before, after) == ("pending", "applied")
+    truth = yaml.safe_load((tmp_path / "truth.json").read_text())
+    assert [(event["event"], event["user"]) for event in truth["advice"]] == [
+        ("proposed", OPERATOR), ("approved", OPERATOR), ("applied", OPERATOR)
+    ]  # fmt: skip
+    (change,) = truth["setpoints"]["changes"]
+    assert change["user"] == OPERATOR and change["value"] > 17
+    steps = [decision for decision, _, _ in twin.advisor.history]  # type: ignore[union-attr]
+    assert steps == ["advised", "proposed", "approved", "applied"], steps
+    rows = influx_rows(influxdb.url, "approve", "advice")
+    assert [row["decision"] for row in sorted(rows, key=lambda row: row["time"])] == steps
+    assert [row["user"] for row in sorted(rows, key=lambda row: row["time"])][2:] == [OPERATOR, OPERATOR]
 
 
 def test_the_live_twin_in_auto_mode_brings_the_lead_time_back_under_target(
@@ -228,3 +301,8 @@ def test_the_live_twin_in_auto_mode_brings_the_lead_time_back_under_target(
     assert {row["decision"] for row in rows} >= {"advised", "applied"}
     assert sum(1 for row in rows if row["applied"]) == len(changes)
     assert all(row["line"] == "released" for row in rows)
+    # the advices whose horizon passed are scored: what the line did against both forecasts
+    scores = influx_rows(influxdb.url, "closed", "advice_score")
+    assert {row["kpi"] for row in scores} >= {"parts_out", "throughput_per_hour"}, scores
+    for row in scores:
+        assert row["realised"] >= 0 and row["with"] is not None and row["without"] is not None
