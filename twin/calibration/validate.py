@@ -27,10 +27,11 @@ without those fields, the good parts of the last station.
 The plant's counts (issue 18): the shares of time waiting for a technician (`waiting_repair`), in
 preventive maintenance, switched off and in planned stops are checked at every comparable station
 where the line or the twin spent at least 1 % of the time in them (the same rule). Where a station
-recorded its energy (the meter's growth over the window, else its `Power` samples' mean), its
-energy per good part is checked against the twin's (`energy_per_good_part_kwh`), and the line's
-(the stations' energy over the parts that left the line) when every station the twin counts
-energy for was metered.
+recorded its energy (the meter's growth over the window, else its `Power` samples' mean) and the
+twin counts its energy (`power:`), its energy per good part is checked against the twin's
+(`energy_per_good_part_kwh`), and the line's (those stations' energy over the parts that left the
+line) when every station the twin counts energy for was metered. A station metered but without
+`power:` in the twin shows its energy, unchecked.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ def validate(
             good = sum(1 for scrapped in record.scrapped if not scrapped) if record is not None else 0
             per_part = [run["stations"][station.name]["energy_per_good_part_kwh"] for run in runs]
             entry["energy"], check = _energy_entry(energy, good, per_part, tolerance)
-            if check is not None:
+            if check is not None and station.power is not None:  # shown, not checked, without `power:`
                 checks[f"{station.name}.energy_per_good_part"] = check
         stations[station.name] = entry
     rel_error = checks["throughput"]["rel_error"]
@@ -207,10 +208,11 @@ def validate(
             "basis": wip_basis,
         }
     # the line's energy per good part, when every station the twin counts energy for was metered
-    metered = all(station.name in observed_kwh for station in line.stations if station.power is not None)
-    if observed_kwh and metered:
+    powered = [station.name for station in line.stations if station.power is not None]
+    metered = all(name in observed_kwh for name in powered)
+    if powered and metered:
         per_part = [run["energy_per_good_part_kwh"] for run in runs]
-        total = (sum(observed_kwh.values()), "stations")
+        total = (sum(observed_kwh[name] for name in powered), "stations")
         result["energy"], check = _energy_entry(total, observed_exits(line, records), per_part, tolerance)
         if check is not None:
             checks["energy_per_good_part"] = check
