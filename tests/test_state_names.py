@@ -38,7 +38,7 @@ def test_the_reported_states_are_all_but_the_operator_stop() -> None:
     assert get_args(StateName) == STATE_NAMES
     assert STATE_NAMES[STOPPED] == "stopped"
     assert STATE_NAMES[:STOPPED] == ("working", "blocked", "starved", "down", "setup")  # codes 0-4 kept
-    assert REPORTED_STATES == tuple(name for name in STATE_NAMES if name != "stopped")
+    assert tuple(name for name in STATE_NAMES if name != "stopped") == REPORTED_STATES
     assert STATE_NAMES[STOPPED + 1 :] == ("waiting_repair", "planned_stop", "off", "maintenance")  # appended
 
 
