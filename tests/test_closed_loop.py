@@ -16,6 +16,7 @@ the last station minus its release (`PartsReleased` changes; the chain is first 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import threading
 import time
@@ -306,3 +307,65 @@ def test_the_live_twin_in_auto_mode_brings_the_lead_time_back_under_target(
     assert {row["kpi"] for row in scores} >= {"parts_out", "throughput_per_hour"}, scores
     for row in scores:
         assert row["realised"] >= 0 and row["with"] is not None and row["without"] is not None
+
+
+def test_the_advise_command_applies_its_advice_to_the_plc_with_yes(
+    influxdb: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`fabbrica twin advise CONFIG --apply --yes --json` on the served line: the advice is written to
+    Objects/released/Release as the operator over a signed and encrypted session; the truth has the
+    change by that user, and the JSON says applied. Without --yes and without a terminal it asks
+    for --yes and writes nothing."""
+    port = free_port()
+    served = _serve(tmp_path, port, 24, SPEED)
+    connector = None
+    try:
+        wait_port(port, 30)
+        connector = _connect(tmp_path, influxdb.url, port, "command")
+        threading.Event().wait(FIRST_ADVICE_S)  # half an hour of a release too fast, recorded
+        live = yaml.safe_load(_live_config(tmp_path, influxdb.url, port, database="command").read_text())
+        config = {
+            "line": live["line"],
+            "source": live["source"],
+            "speed": SPEED,
+            **{
+                key: live["advise"][key]
+                for key in ("horizon", "replications", "objective", "actions", "limits")
+            },
+            "apply": {
+                **live["advise"]["apply"],
+                "password": PASSWORD,
+                "security_policy": "Aes256_Sha256_RsaPss",
+            },
+        }
+        path = tmp_path / "advise.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        asked = subprocess.run(
+            [*FABBRICA, "twin", "advise", str(path), "--apply"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        assert asked.returncode == 2 and "give --yes" in asked.stderr, asked.stderr
+        done = subprocess.run(
+            [*FABBRICA, "twin", "advise", str(path), "--apply", "--yes", "--json"],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert served.wait(60) == 0, (tmp_path / "serve.log").read_text()[-3000:]
+    finally:
+        if served.poll() is None:
+            served.kill()
+        if connector is not None:
+            connector.stop()
+    result = json.loads(done.stdout)
+    assert result["applied"] is True and result["action"]["release.interarrival.mean"] > 17, result
+    truth = yaml.safe_load((tmp_path / "truth.json").read_text())
+    (change,) = truth["setpoints"]["changes"]
+    assert (change["path"], change["value"], change["user"]) == (
+        "release.interarrival.mean",
+        result["action"]["release.interarrival.mean"],
+        OPERATOR,
+    )
