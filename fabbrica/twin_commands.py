@@ -29,7 +29,12 @@ def run(
     warmup: str | None = typer.Option(None, help="Warm-up discarded from statistics, e.g. 1h."),
     seed: int | None = typer.Option(None, min=0, help="Random seed (overrides the file)."),
     engine: str | None = typer.Option(
-        None, help="auto (flow wherever the line allows it), simpy or flow (overrides the file)."
+        None,
+        help="auto (flow wherever the line allows it), simpy or flow (overrides the file). The flow "
+        "engine runs chains of single machines with saturated or interarrival release, operating "
+        "failures, set-ups, scrap, products and shift calendars; anything else (parallel machines, "
+        "CONWIP, calendar-time failures, networks, repair crews, maintenance, switch-off) runs on "
+        "simpy, and the record's engine_fallback says why.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     sink_config: so.SinkConfigOption = None,
@@ -57,8 +62,8 @@ def run(
         from twin.run import choose_engine, run_line
 
         line = load_line(line_file, overrides)
-        chosen = choose_engine(line, source=str(line_file))
-        result = run_line(line, engine=chosen)
+        choose_engine(line, source=str(line_file))  # an engine the line cannot take: one line, exit 2
+        result = run_line(line)
     if as_json:
         typer.echo(json.dumps(result.kpis))
     else:

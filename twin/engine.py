@@ -475,7 +475,14 @@ def _simulate(
     wall = time.perf_counter() - started
     events = next(model.env._eid)  # type: ignore[attr-defined]
     record = kpi_module.line_kpis(model, horizon=horizon, warmup=warmup)
-    record.update(horizon_s=float(horizon), warmup_s=float(warmup), seed=seed, engine="simpy", events=events)
+    record.update(
+        horizon_s=float(horizon),
+        warmup_s=float(warmup),
+        seed=seed,
+        engine="simpy",
+        engine_fallback=None,
+        events=events,
+    )
     record["wall_s"] = time.perf_counter() - started if wall else wall
     periods = {
         station.name: [machine.active_periods(warmup) for machine in machines]

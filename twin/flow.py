@@ -444,6 +444,7 @@ class _Kernel:
             warmup_s=float(warmup),
             seed=seed,
             engine="flow",
+            engine_fallback=None,
             events=int(self.totals[kernel.OPERATIONS]),
         )
         record["wall_s"] = time.perf_counter() - started

@@ -268,6 +268,17 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("seed", "run", int, "", "seed", "the run's seed: every random stream derives from it"),
     Kpi("engine", "run", str, "", "engine", "the engine that ran the line: `simpy` or `flow`"),
     Kpi(
+        "engine_fallback",
+        "run",
+        str,
+        "",
+        "why not flow",
+        "with `engine: auto`, why the line ran on the SimPy engine rather than the faster flow engine "
+        "(the field of the line that rules it out, in one line); `null` when flow ran or the engine "
+        "was chosen by hand",
+        optional=True,
+    ),
+    Kpi(
         "events",
         "run",
         int,

@@ -62,10 +62,11 @@ def run_line(
     `state`: start from it (`twin.state`) instead of from an empty line. `setpoints`: written at
     time 0 (`twin.setpoints`); the SimPy engine applies them.
     """
+    wanted = line.engine if engine is None else engine
     if setpoints:
         if engine == "flow":
             raise LineError("engine: flow cannot take setpoints; use simpy or auto")
-        return simulate(
+        result = simulate(
             line,
             seed=seed,
             horizon=horizon,
@@ -74,8 +75,23 @@ def run_line(
             state=state,
             setpoints=setpoints,
         )
+        if wanted == "auto":
+            result.kpis["engine_fallback"] = "setpoints written during the run need the simpy engine"
+        return result
     if choose_engine(line, engine, observed=observer is not None) == "flow":
         from twin.flow import simulate_flow
 
         return simulate_flow(line, seed=seed, horizon=horizon, warmup=warmup, state=state)
-    return simulate(line, seed=seed, horizon=horizon, warmup=warmup, observer=observer, state=state)
+    result = simulate(line, seed=seed, horizon=horizon, warmup=warmup, observer=observer, state=state)
+    if wanted == "auto":
+        result.kpis["engine_fallback"] = fallback_reason(line, observed=observer is not None)
+    return result
+
+
+def fallback_reason(line: Line, *, observed: bool = False) -> str | None:
+    """Why `engine: auto` runs `line` on the SimPy engine (None: it runs on the flow engine)."""
+    if observed:
+        return "an observer (the virtual PLCs, a recorder) watches the run: flow cannot report to one"
+    from twin.flow import flow_obstacle
+
+    return flow_obstacle(line)

@@ -33,7 +33,7 @@ WALL = re.compile(r'"wall_s": [-+.e0-9]+')
 ADDED = re.compile(
     r'"(waiting_repair|energy_kwh|energy_per_good_part_kwh|off|maintenance|planned_stop'
     r'|energy_per_planned_hour_kwh)": 0\.0, |"planned_share": 1\.0, |"throughput_per_planned_hour": [^,]+, '
-    r'|"services": 0, '
+    r'|"services": 0, |"engine_fallback": (null|"[^"]*"), '
 )
 
 
@@ -88,7 +88,7 @@ def test_a_chain_line_prints_what_it_printed_before_networks(
     done = printed[case["name"]]
     assert done.returncode == 0, done.stderr[-2000:]
     assert ADDED.sub("", WALL.sub("WALL", done.stdout)) == WALL.sub("WALL", case["stdout"])
-    assert len(ADDED.findall(done.stdout)) == 7 * case["stdout"].count('"down": ') + 5
+    assert len(ADDED.findall(done.stdout)) == 7 * case["stdout"].count('"down": ') + 6
     record = json.loads(done.stdout)
     assert record["throughput_per_planned_hour"] == record["throughput_per_hour"]
 

@@ -1,0 +1,42 @@
+"""`engine: auto` says why a line runs on the SimPy engine: one line in the record's `engine_fallback`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_fabbrica
+from twin.flow import flow_obstacle
+from twin.line import line_from_dict, load_line
+from twin.run import run_line
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMONSTRATOR = ROOT / "simulations/lines/demonstrator.yaml"
+
+
+def test_the_record_names_the_field_that_rules_out_the_flow_engine() -> None:
+    line = load_line(DEMONSTRATOR, {"horizon": 3600.0, "warmup": 0.0})
+    record = run_line(line).kpis
+    assert record["engine"] == "simpy"
+    reason = record["engine_fallback"]
+    assert reason == flow_obstacle(line) and reason.startswith("stations[") and "\n" not in reason
+    assert run_line(line, engine="simpy").kpis["engine_fallback"] is None  # chosen by hand
+
+
+def test_a_line_the_flow_engine_runs_has_no_fallback() -> None:
+    chain = line_from_dict({"stations": [{"name": "a", "cycle_time": 10}, {"name": "b", "cycle_time": 9}]})
+    record = run_line(chain).kpis
+    assert (record["engine"], record["engine_fallback"]) == ("flow", None)
+
+
+@pytest.mark.parametrize("engine", [None, "simpy"])
+def test_the_command_prints_it(engine: str | None) -> None:
+    options = ["--horizon", "1h", "--warmup", "0", "--json"] + (["--engine", engine] if engine else [])
+    done = run_fabbrica("twin", "run", str(DEMONSTRATOR), *options)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert (record["engine_fallback"] is None) == (engine == "simpy")
+    help_text = run_fabbrica("twin", "run", "--help").stdout
+    assert "engine_fallback" in help_text
