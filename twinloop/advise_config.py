@@ -35,6 +35,7 @@ from foundation.yamlfile import read_mapping
 from twin.advice import LINE_KPIS, Action, Constraint, Objective
 from twin.line import Line, load_line
 from twin.setpoints import SETPOINTS, Limits, SetpointError, available, parse
+from twinloop.history import ReadsHistory
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE / "advise-sample.yaml"
@@ -300,7 +301,7 @@ def substituted(
 
 
 @dataclass(frozen=True)
-class AdviseSetup:
+class AdviseSetup(ReadsHistory):
     """A read `fabbrica twin advise` config: the settings, the line, where to read and to write."""
 
     config: AdviseConfig
@@ -312,18 +313,6 @@ class AdviseSetup:
     sink: SinkSettings
     limits: Limits
     objective: Objective
-
-    @property
-    def base(self) -> Path:
-        """The config file's folder: relative paths (certificates, pki) are taken against it."""
-        return self.path.resolve().parent
-
-    def open_query(self) -> Any:
-        from twinloop.history import open_source, sink_reader
-
-        if isinstance(self.source, str):
-            return open_source(self.source)
-        return sink_reader(self.source, self.source_label)
 
 
 def read_advise_config(path: str | Path, environ: Mapping[str, str] | None = None) -> AdviseSetup:

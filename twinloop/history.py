@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from connectors.sinks.base import QueryError, SinkReader
-from connectors.sinks.config import EmbeddedSink
+from connectors.sinks.config import EmbeddedSink, SinkSettings
 from connectors.sinks.registry import open_reader
 from foundation.errors import InputError
 from twin.calibration.records import StationRecord
@@ -267,3 +267,23 @@ def infer_speed(records: dict[str, StationRecord], wall_window: float) -> float:
 
 def source_summary(records: dict[str, StationRecord]) -> dict[str, Any]:
     return {name: {"states": len(r.states), "parts": len(r.cycle_times)} for name, r in records.items()}
+
+
+class ReadsHistory:
+    """A read configuration that names its file (`path`) and where its history comes from
+    (`source`, `source_label`): the live twin's and the advice's."""
+
+    path: Path
+    source: str | SinkSettings
+    source_label: str
+
+    @property
+    def base(self) -> Path:
+        """The config file's folder: relative paths (certificates, pki) are taken against it."""
+        return self.path.resolve().parent
+
+    def open_query(self) -> Any:
+        """The history reader (`twinloop.history.Query`); opening reads nothing yet."""
+        if isinstance(self.source, str):
+            return open_source(self.source)
+        return sink_reader(self.source, self.source_label)

@@ -38,6 +38,7 @@ from twin.advice import Objective
 from twin.line import Line, load_line
 from twin.setpoints import Limits
 from twinloop.advise_config import LiveAdvice, check_against_line, limits_of, substituted
+from twinloop.history import ReadsHistory
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE / "live-sample.yaml"
@@ -188,7 +189,7 @@ class Calendar:
 
 
 @dataclass(frozen=True)
-class LiveSetup:
+class LiveSetup(ReadsHistory):
     """A read configuration: the model, the line, its file's folder, where to read and where to write."""
 
     config: LiveConfig
@@ -202,19 +203,6 @@ class LiveSetup:
     state_path: Path
     limits: Limits | None = None  # the advice's limits (with `advise:`)
     objective: Objective | None = None  # the advice's objective (with `advise:`)
-
-    @property
-    def base(self) -> Path:
-        """The config file's folder: relative paths (certificates, pki) are taken against it."""
-        return self.path.resolve().parent
-
-    def open_query(self) -> Any:
-        """The history reader (`twinloop.history.Query`); opening reads nothing yet."""
-        from twinloop.history import open_source, sink_reader
-
-        if isinstance(self.source, str):
-            return open_source(self.source)
-        return sink_reader(self.source, self.source_label)
 
 
 def read_live_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LiveSetup:
