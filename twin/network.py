@@ -32,7 +32,7 @@ from simpy.resources.store import StorePut
 from twin.buffer import HandOver
 from twin.line import InterarrivalRelease, Line
 from twin.release import ReleaseControl, arrivals
-from twin.station import BLOCKED, DOWN, MAINTENANCE, OFF, SETUP, STARVED, STOPPED, WORKING, Machine
+from twin.station import BLOCKED, DOWN, SETUP, STARVED, STOPPED, WORKING, Machine
 from twin.streams import RELEASE_OWNER, stream
 from twin.topology import EXIT, Topology
 
@@ -403,12 +403,7 @@ class Network:
         observer = machine.observer
         routed = getattr(observer, "part_routed", None)
         crew = machine.crew
-        serviced = machine.service is not None
-        if serviced:
-            machine.start_service_clocks(start)
-        starve = machine.starve if machine.switch_off_after is not None else None
-        if start is not None and start.state in (OFF, MAINTENANCE) and resume is None:
-            yield from machine.begin_empty(start)
+        serviced, starve = yield from machine.begin_plant(start, resume)
 
         while True:
             finished = False

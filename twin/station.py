@@ -226,12 +226,7 @@ class Machine:
         observer = self.observer
         is_last = outbound is None
         crew = self.crew
-        serviced = self.service is not None
-        if serviced:
-            self.start_service_clocks(start)
-        starve = self.starve if self.switch_off_after is not None else None
-        if start is not None and start.state in (OFF, MAINTENANCE) and resume is None:
-            yield from self.begin_empty(start)
+        serviced, starve = yield from self.begin_plant(start, resume)
 
         while True:
             finished = False
@@ -349,6 +344,19 @@ class Machine:
         if start.state == MAINTENANCE and held is None:
             return None  # a service between parts: `begin_empty`
         return start
+
+    def begin_plant(
+        self, start: MachineStart | None, resume: MachineStart | None
+    ) -> Generator[simpy.Event, Any, tuple[bool, Callable[..., Any] | None]]:
+        """Before a work loop's first part: the service clocks, and an empty machine's start (off, or
+        in a service between parts). Returns (serviced, the starve wait with switch-off or None)."""
+        serviced = self.service is not None
+        if serviced:
+            self.start_service_clocks(start)
+        starve = self.starve if self.switch_off_after is not None else None
+        if start is not None and start.state in (OFF, MAINTENANCE) and resume is None:
+            yield from self.begin_empty(start)
+        return serviced, starve
 
     def begin_empty(self, start: MachineStart) -> Generator[simpy.Event, Any, None]:
         """An empty machine's start: switched off (the next part waits for the restart), or in a
