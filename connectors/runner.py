@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
+from typing import Any
 
 from connectors.config import LoadedConfig
 from connectors.pipeline import Pipeline
@@ -20,9 +22,16 @@ log = logging.getLogger(__name__)
 
 
 async def run(
-    loaded: LoadedConfig, stop: asyncio.Event | None = None, duration: float | None = None
+    loaded: LoadedConfig,
+    stop: asyncio.Event | None = None,
+    duration: float | None = None,
+    on_sources: Callable[[list[Any]], None] | None = None,
 ) -> Pipeline:
-    """Run until `stop` is set, a signal arrives or `duration` seconds pass; return the pipeline."""
+    """Run until `stop` is set, a signal arrives or `duration` seconds pass; return the pipeline.
+
+    `on_sources` receives the source runners once they exist (an MQTT runner counts the messages
+    it took in, `messages`): a caller in the same process can wait until they have all arrived.
+    """
     from connectors.mqtt.source import MqttSourceRunner
     from connectors.opcua.source import OpcUaSourceRunner
 
@@ -35,6 +44,8 @@ async def run(
     pipeline = Pipeline(config, loaded.base)
     runners = [OpcUaSourceRunner(source, pipeline, loaded.base) for source in config.opcua]
     runners += [MqttSourceRunner(source, pipeline, loaded.base) for source in config.mqtt]  # type: ignore[misc]
+    if on_sources is not None:
+        on_sources(list(runners))
     sources_done = asyncio.Event()
 
     async def sources() -> None:

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import logging
 import socket
+import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from connectors.config import config_from_dict
 from connectors.runner import run as run_connector
 from connectors.sinks.config import EmbeddedSink
 from simulations.hardware.config import HardwareConfig
+from simulations.hardware.sensors import SensorPublisher
 from simulations.hardware.serve import ServedLine, serve
 from twin.calibration.estimate import StationCalibration
 from twin.calibration.validate import validate
@@ -167,9 +169,21 @@ async def stream_line(
     stop_connector = asyncio.Event()
     connector_task: asyncio.Task[Any] | None = None
 
+    served_line: ServedLine | None = None
+    mqtt_sources: list[Any] = []
+
     def ready(served: ServedLine) -> None:
-        nonlocal connector_task
-        connector_task = asyncio.create_task(run_connector(loaded, stop_connector))
+        nonlocal connector_task, served_line
+        served_line = served
+        connector_task = asyncio.create_task(
+            run_connector(
+                loaded,
+                stop_connector,
+                on_sources=lambda runners: mqtt_sources.extend(
+                    runner for runner in runners if hasattr(runner, "messages")
+                ),
+            )
+        )
         if phase is not None:
             phase(served)
 
@@ -179,7 +193,9 @@ async def stream_line(
         """The line has stopped: let the connector take the last values, then stop it, before the
         PLCs and the broker go away (so that it does not see them vanish)."""
         nonlocal pipeline
-        await asyncio.sleep(1.0)  # the last publications reach the connector
+        if served_line is not None and served_line.sensors is not None:
+            await _until_received(served_line.sensors, mqtt_sources)
+        await asyncio.sleep(1.0)  # the OPC UA subscriptions' last notifications reach the connector
         stop_connector.set()
         if connector_task is not None:
             pipeline = await connector_task
@@ -204,6 +220,25 @@ async def stream_line(
     ended = datetime.now(UTC)
     health = dataclasses.asdict(pipeline.health) if pipeline is not None else {}
     return truth, started, ended, health
+
+
+async def _until_received(sensors: SensorPublisher, sources: list[Any], timeout: float = 60.0) -> None:
+    """Wait until the connector's MQTT sources have taken in every message the line's sensors
+    published: on a loaded machine the broker (in this process) can deliver the last seconds'
+    part events well after the line stops, and a window cut short of them would make the
+    recorded working time too long for its parts (the speed calibration infers from both)."""
+    published = sum(topic["published"] for topic in sensors.summary()["topics"].values())
+    deadline = time.monotonic() + timeout
+    while sum(source.messages for source in sources) < published and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    received = sum(source.messages for source in sources)
+    if received < published:
+        logger.warning(
+            "the connector took in %d of the %d MQTT messages the line published within %g s",
+            received,
+            published,
+            timeout,
+        )
 
 
 def what_if(calibrated: Path, line: Line, kpis: dict[str, Any], out: Path, hours: float) -> ExperimentResult:
@@ -292,8 +327,8 @@ def _exits(read: Query, line: Line, at: datetime, last: datetime, produced: int,
     if "line" in own:
         own = own[own["line"] == line.name]
     exits: list[float] = []
-    for time, count in zip(own["time"], own["PartsProduced"], strict=True):
-        after = (time.to_pydatetime() - at).total_seconds() * speed
+    for instant, count in zip(own["time"], own["PartsProduced"], strict=True):
+        after = (instant.to_pydatetime() - at).total_seconds() * speed
         exits += [after] * max(0, int(count) - produced)
         produced = max(produced, int(count))
     return exits
