@@ -33,10 +33,11 @@ HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or (
 )
 settings.load_profile(HYPOTHESIS_PROFILE)
 
-# The suite runs on two pytest-xdist workers (scripts/test.sh: -n 2 --dist loadgroup). Every test
-# that serves the line in scaled real time or starts a server is in the group "line": those run one
-# after the other, on one worker, as in a serial run, so no two of them compete for the machine.
-# The other worker takes the twin's CPU-bound checks (no servers, no clock), one by one.
+# The suite runs on three pytest-xdist workers (scripts/test.sh: -n 3 --dist loadgroup) on a two-core
+# machine. Every test that serves the line in scaled real time or starts a server is grouped by its
+# file ("line:<file>"): a file's tests run one after the other on one worker, sharing its servers,
+# and at most three files' servers run at once. The twin's CPU-bound checks (no servers, no clock)
+# are spread one by one over the workers.
 CPU_BOUND = (
     "tests/twin/",
     "tests/test_cli_bad_files.py",
@@ -59,7 +60,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     if path.startswith(DASK_GROUP):
         item.add_marker(pytest.mark.xdist_group("dask"))
     elif not path.startswith(CPU_BOUND):
-        item.add_marker(pytest.mark.xdist_group("line"))
+        item.add_marker(pytest.mark.xdist_group(f"line:{path}"))
 
 
 @pytest.fixture
