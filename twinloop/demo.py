@@ -222,23 +222,27 @@ async def stream_line(
     return truth, started, ended, health
 
 
-async def _until_received(sensors: SensorPublisher, sources: list[Any], timeout: float = 60.0) -> None:
-    """Wait until the connector's MQTT sources have taken in every message the line's sensors
-    published: on a loaded machine the broker (in this process) can deliver the last seconds'
-    part events well after the line stops, and a window cut short of them would make the
-    recorded working time too long for its parts (the speed calibration infers from both)."""
+async def _until_received(
+    sensors: SensorPublisher, sources: list[Any], *, quiet: float = 1.5, timeout: float = 60.0
+) -> None:
+    """Wait until the connector's MQTT sources have taken in what the line's sensors published: on a
+    loaded machine the broker (in this process) can deliver the last seconds' part events well after
+    the line stops, and a window cut short of them would make the recorded working time too long
+    for its parts (the speed calibration infers from both). Done when every published message has
+    arrived, or when none has arrived for `quiet` seconds (messages published before the connector
+    subscribed never come), at the latest after `timeout`."""
     published = sum(topic["published"] for topic in sensors.summary()["topics"].values())
     deadline = time.monotonic() + timeout
-    while sum(source.messages for source in sources) < published and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
     received = sum(source.messages for source in sources)
-    if received < published:
-        logger.warning(
-            "the connector took in %d of the %d MQTT messages the line published within %g s",
-            received,
-            published,
-            timeout,
-        )
+    last_change = time.monotonic()
+    while received < published and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        now_received = sum(source.messages for source in sources)
+        if now_received != received:
+            received, last_change = now_received, time.monotonic()
+        elif time.monotonic() - last_change >= quiet:
+            break
+    logger.info("the connector took in %d of the %d MQTT messages the line published", received, published)
 
 
 def what_if(calibrated: Path, line: Line, kpis: dict[str, Any], out: Path, hours: float) -> ExperimentResult:
