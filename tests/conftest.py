@@ -63,6 +63,13 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker(pytest.mark.xdist_group(f"line:{path}"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The grouped files first, the single CPU-bound checks after them: xdist hands the work out in
+    this order, so the long indivisible units start at once and the short ones fill the workers'
+    ends (longest first keeps one worker from running alone at the end)."""
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+
+
 @pytest.fixture
 def write_line(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
     """Write a line definition to a YAML file in a temporary folder and return its path."""

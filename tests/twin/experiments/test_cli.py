@@ -140,13 +140,13 @@ def test_validate_command(write_experiment: WriteExperiment) -> None:
 
 
 def test_ctrl_c_keeps_finished_runs(write_experiment: WriteExperiment, tmp_path: Path) -> None:
-    # 1000 runs of 40 h on the demonstrator: about a minute on two idle cores, interrupted after 20 s
-    # (12 s left no run finished when the other core ran the line's tests and the machine was busy)
+    # 1000 runs of 16 h on the demonstrator: about 25 s on two idle cores, interrupted after 10 s
+    # (runs of 40 h and 12 s left no run finished when the machine was busy with the line's tests)
     data = {
         "name": "long",
         "factors": {"stations.lathe.buffer": list(range(1, 11))},
         "replications": 100,
-        "horizon": "40h",
+        "horizon": "16h",
         "warmup": "30min",
     }
     line = yaml.safe_load(DEMONSTRATOR.read_text())
@@ -157,7 +157,7 @@ def test_ctrl_c_keeps_finished_runs(write_experiment: WriteExperiment, tmp_path:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True,
     )  # fmt: skip
     try:
-        time.sleep(20)
+        time.sleep(10)
         assert process.poll() is None, process.communicate()
         os.killpg(process.pid, signal.SIGINT)  # what a terminal does on Ctrl-C: the whole process group
         stdout, stderr = process.communicate(timeout=60)
