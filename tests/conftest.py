@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,10 @@ HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or (
 settings.load_profile(HYPOTHESIS_PROFILE)
 
 # The suite runs on three pytest-xdist workers (scripts/test.sh: -n 3 --dist loadgroup) on a two-core
-# machine. Every test that serves the line in scaled real time or starts a server is grouped by its
-# file ("line:<file>"): a file's tests run one after the other on one worker, sharing its servers,
-# and at most three files' servers run at once. The twin's CPU-bound checks (no servers, no clock)
-# are spread one by one over the workers.
+# machine. Every test is grouped by its file: a file's tests run one after the other on one worker,
+# sharing its servers (a file that serves the line or starts a server: "line:<file>") or the
+# replications its checks compute once (functools.cache, module fixtures: "cpu:<file>"), and at
+# most three files run at once.
 CPU_BOUND = (
     "tests/twin/",
     "tests/test_cli_bad_files.py",
@@ -59,15 +60,26 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     path = item.nodeid.split("::")[0]
     if path.startswith(DASK_GROUP):
         item.add_marker(pytest.mark.xdist_group("dask"))
-    elif not path.startswith(CPU_BOUND):
+    elif path.startswith(CPU_BOUND):
+        item.add_marker(pytest.mark.xdist_group(f"cpu:{path}"))
+    else:
         item.add_marker(pytest.mark.xdist_group(f"line:{path}"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The grouped files first, the single CPU-bound checks after them: xdist hands the work out in
-    this order, so the long indivisible units start at once and the short ones fill the workers'
-    ends (longest first keeps one worker from running alone at the end)."""
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+    """The order xdist hands the files out in: the served-line files and the Dask group first (long,
+    mostly waiting on the clock), then the CPU-bound files, those with the most checks first, so that
+    the short files fill the workers' ends (longest first keeps one worker from running alone)."""
+    groups = [_group(item) for item in items]
+    sizes = Counter(groups)
+    order = {item.nodeid: (not group.startswith(("line:", "dask")), -sizes[group], group)
+             for item, group in zip(items, groups, strict=True)}  # fmt: skip
+    items.sort(key=lambda item: order[item.nodeid])
+
+
+def _group(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("xdist_group")
+    return str(marker.args[0]) if marker is not None else ""
 
 
 @pytest.fixture
