@@ -9,4 +9,4 @@ bash scripts/bootstrap.sh test
 .venv/bin/ruff check .
 # three workers on two cores (tests/conftest.py: each file in order on one worker, the served-line
 # files first); the slowest tests at the end: the suite must stay under 15 min
-exec .venv/bin/python -m pytest -n 3 --dist loadgroup --durations=15 "$@"
+exec .venv/bin/python -m pytest -n 3 --dist loadgroup --no-loadscope-reorder --durations=15 "$@"

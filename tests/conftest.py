@@ -66,13 +66,35 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker(pytest.mark.xdist_group(f"line:{path}"))
 
 
+# The longest files (their tests' total time in a full run, longest first): xdist hands them out
+# first (scripts/test.sh: --no-loadscope-reorder keeps this order), so that no long file starts
+# near the end while the other workers have run out of work.
+LONGEST_FIRST = (
+    "cpu:tests/twin/test_theory.py",
+    "line:tests/test_closed_loop.py",
+    "line:tests/chaos/test_chaos.py",
+    "line:tests/test_demo.py",
+    "line:tests/test_state_reconstruction.py",
+    "line:tests/test_demo_auth.py",
+    "dask",
+    "line:tests/test_advise_cli.py",
+    "line:tests/connectors/test_opcua.py",
+    "cpu:tests/test_cli_forecast.py",
+    "cpu:tests/twin/test_network_theory.py",
+    "cpu:tests/twin/test_forecast_coverage.py",
+    "line:tests/test_demo_network.py",
+    "line:tests/twinloop/test_live.py",
+    "line:tests/grafana/test_publish.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The order xdist hands the files out in: the served-line files and the Dask group first (long,
-    mostly waiting on the clock), then the CPU-bound files, those with the most checks first, so that
-    the short files fill the workers' ends (longest first keeps one worker from running alone)."""
+    """The order xdist hands the files out in: LONGEST_FIRST, then the other files, those with the
+    most tests first, so that the short files fill the workers' ends."""
     groups = [_group(item) for item in items]
     sizes = Counter(groups)
-    order = {item.nodeid: (not group.startswith(("line:", "dask")), -sizes[group], group)
+    rank = {group: index for index, group in enumerate(LONGEST_FIRST)}
+    order = {item.nodeid: (rank.get(group, len(rank)), -sizes[group], group)
              for item, group in zip(items, groups, strict=True)}  # fmt: skip
     items.sort(key=lambda item: order[item.nodeid])
 
