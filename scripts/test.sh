@@ -7,6 +7,6 @@ export CI=true
 bash scripts/install-system-packages.sh
 bash scripts/bootstrap.sh test
 .venv/bin/ruff check .
-# three workers on two cores (tests/conftest.py: each file in order on one worker, the served-line
-# files first); the slowest tests at the end: the suite must stay under 15 min
-exec .venv/bin/python -m pytest -n 3 --dist loadgroup --no-loadscope-reorder --durations=15 "$@"
+# two workers (tests/conftest.py: each file in order on one worker, the longest files first);
+# the slowest tests at the end: the suite must stay under 15 min
+exec .venv/bin/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder --durations=15 "$@"

@@ -34,11 +34,11 @@ HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or (
 )
 settings.load_profile(HYPOTHESIS_PROFILE)
 
-# The suite runs on three pytest-xdist workers (scripts/test.sh: -n 3 --dist loadgroup) on a two-core
-# machine. Every test is grouped by its file: a file's tests run one after the other on one worker,
-# sharing its servers (a file that serves the line or starts a server: "line:<file>") or the
-# replications its checks compute once (functools.cache, module fixtures: "cpu:<file>"), and at
-# most three files run at once.
+# The suite runs on two pytest-xdist workers (scripts/test.sh: -n 2 --dist loadgroup; a third on
+# two cores made the served lines' timing tests fail on a loaded machine). Every test is grouped by
+# its file: a file's tests run one after the other on one worker, sharing its servers (a file that
+# serves the line or starts a server: "line:<file>") or the replications its checks compute once
+# (functools.cache, module fixtures: "cpu:<file>"); at most two files run at once.
 CPU_BOUND = (
     "tests/twin/",
     "tests/test_cli_bad_files.py",

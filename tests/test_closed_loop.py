@@ -175,7 +175,9 @@ def test_in_approve_mode_the_advice_waits_for_the_operators_approve_on_the_plc(
     port = free_port()
     monkeypatch.setenv("CLOSED_LOOP_PASSWORD", PASSWORD)
     setup = read_live_config(_live_config(tmp_path, influxdb.url, port, "approve", "approve"))
-    served = _serve(tmp_path, port, 14, SPEED)
+    # served long enough for a loaded machine: the first advice (forecast and 32 replications) can
+    # take several seconds there, and the PLC must still answer after it
+    served = _serve(tmp_path, port, 30, SPEED)
     connector = None
     try:
         wait_port(port, 30)

@@ -81,7 +81,9 @@ def test_every_part_event_in_the_historian_says_what_the_truth_says(
     # the connector subscribed a moment after the line started: it has every event from then on
     first = min(t for _, t in stored)
     assert {key for key in want if key[1] >= first} == set(stored)
-    assert len(stored) > 0.99 * len(want)
+    # what it missed is the line's first moment, while it subscribed: at speed 1200 a loaded CI
+    # machine took 80 ms of wall time after the first event (96 line seconds, 42 of 3931 events)
+    assert (first - _ns(truth["start"])) / 1e9 < 2.0
     for key, row in stored.items():
         part = want[key]
         to = None if pd.isna(row["to"]) else row["to"]

@@ -153,7 +153,7 @@ def test_the_sink_away_skips_a_tick_and_the_next_one_writes(
     try:
         url = sink.url  # type: ignore[attr-defined]
         twin = _twin(
-            recording, tmp_path, sink={"type": "influxdb1", "url": url, "database": "away", "timeout": "2s"}
+            recording, tmp_path, sink={"type": "influxdb1", "url": url, "database": "away", "timeout": "10s"}
         )
         a, _ = recording.shifts
         instants = [a.start + timedelta(seconds=s) for s in (0.25, 0.75, 1.25)]
