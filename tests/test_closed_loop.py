@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -111,7 +112,14 @@ def _judge(truth: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def _live_config(folder: Path, url: str, port: int, mode: str = "auto", database: str = "closed") -> Path:
+def _live_config(
+    folder: Path,
+    url: str,
+    port: int,
+    mode: str = "auto",
+    database: str = "closed",
+    every: float = ADVISE_EVERY,
+) -> Path:
     now = datetime.now(UTC)
     config = {
         "line": str(LINE),
@@ -123,14 +131,17 @@ def _live_config(folder: Path, url: str, port: int, mode: str = "auto", database
             {
                 "name": "now",
                 "start": f"{now - timedelta(seconds=2):%H:%M:%S}",
-                "end": f"{now + timedelta(hours=1):%H:%M}",
+                # two minutes of wall time, 10 h of line time: the test's ticks fall in it, and each
+                # tick's forecast to the shift's end stays short (an hour was 300 line hours at
+                # speed 300, and a first tick took 25 s of a loaded machine)
+                "end": f"{now + timedelta(minutes=2):%H:%M:%S}",
             }
         ],
         "stale_after": "5s",
         "state_file": str(folder / "live-state.json"),
         "advise": {
             "mode": mode,
-            "every": f"{ADVISE_EVERY}s",
+            "every": f"{every}s",
             "horizon": "40min",
             "replications": 8,
             "objective": {"minimize": "lead_time_mean_s", "constraints": ["throughput_per_hour >= 150"]},
@@ -174,10 +185,11 @@ def test_in_approve_mode_the_advice_waits_for_the_operators_approve_on_the_plc(
 
     port = free_port()
     monkeypatch.setenv("CLOSED_LOOP_PASSWORD", PASSWORD)
-    setup = read_live_config(_live_config(tmp_path, influxdb.url, port, "approve", "approve"))
-    # served long enough for a loaded machine: the first advice (forecast and 32 replications) can
-    # take several seconds there, and the PLC must still answer after it
-    served = _serve(tmp_path, port, 30, SPEED)
+    # one advice in the test's time however slow the machine: the next ticks keep the proposal pending
+    setup = read_live_config(_live_config(tmp_path, influxdb.url, port, "approve", "approve", every=600))
+    # served until the operator's part is done (SIGTERM then): the first advice can take 25 s of a
+    # loaded machine, and the PLC must still answer after it
+    served = _serve(tmp_path, port, 600, SPEED)
     connector = None
     try:
         wait_port(port, 30)
@@ -205,10 +217,12 @@ def test_in_approve_mode_the_advice_waits_for_the_operators_approve_on_the_plc(
                 await twin.close()
 
         before, after = asyncio.run(run())
+        served.send_signal(signal.SIGTERM)
         assert served.wait(30) == 0, (tmp_path / "serve.log").read_text()[-3000:]
     finally:
         if served.poll() is None:
             served.kill()
+            served.wait()  # reaped here, not found running when collected in a later test
         if connector is not None:
             connector.stop()
     assert (before, after) == ("pending", "applied")
@@ -273,6 +287,7 @@ def test_the_live_twin_in_auto_mode_brings_the_lead_time_back_under_target(
         for process in (served, without):
             if process.poll() is None:
                 process.kill()
+                process.wait()
         if connector is not None:
             connector.stop()
 
@@ -360,6 +375,7 @@ def test_the_advise_command_applies_its_advice_to_the_plc_with_yes(
     finally:
         if served.poll() is None:
             served.kill()
+            served.wait()  # reaped here, not found running when collected in a later test
         if connector is not None:
             connector.stop()
     result = json.loads(done.stdout)
