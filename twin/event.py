@@ -1,0 +1,485 @@
+"""The compiled event engine: the SimPy engine's line, run by a compiled event list, with its KPIs.
+
+For chains of stations (`twin.event_kernel` names what it runs: parallel machines, saturated,
+interarrival and CONWIP release, operation- and calendar-time failures, repair crews, set-ups,
+products and scrap, shift calendars) the kernel runs the SimPy engine's processes and stores
+event for event, fed the same random streams (`twin.streams`, drawn ahead as arrays by
+`twin.flow_samples`). Every instant, and so every KPI computed by the same `twin.kpis`, is the
+SimPy engine's, many times sooner. `replicate` runs one line for many seeds. `engine: auto`
+takes it for the lines the flow engine cannot run (`twin.run`); `event_obstacle` says why a
+line needs the SimPy engine instead. See docs/PERFORMANCE.md.
+
+    >>> line = load_line("simulations/lines/demonstrator.yaml")
+    >>> simulate_event(line, seed=3).kpis["engine"]
+    'event'
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from twin import event_kernel as kernel
+from twin import kpis as kpi_module
+from twin.distributions import _Dist
+from twin.engine import RunResult
+from twin.flow_samples import PRODUCT_BLOCK, Draws, streams
+from twin.line import ConwipRelease, InterarrivalRelease, Line, LineError
+from twin.state import LineState
+from twin.station import STATE_NAMES
+from twin.streams import RELEASE_OWNER
+
+MAX_SAMPLES = 50_000_000  # per stream: a line that needs more is stuck at zero durations
+PILOT_FROM = 100_000  # parts: longer runs are sized on a pilot run of PILOT_SHARE of them
+PILOT_SHARE = 0.02
+
+
+def event_obstacle(line: Line) -> str | None:
+    """Why the event engine cannot run `line`, as 'field: reason', or None when it can."""
+    if line.routes is not None:
+        return "routes: product routes need the simpy engine (the compiled engines run chains)"
+    for index, station in enumerate(line.stations):
+        for key in ("inputs", "release", "product", "rework", "transport"):
+            if getattr(station, key) is not None:
+                return f"stations[{index}].{key}: lines as networks need the simpy engine (the compiled engines run chains)"
+        if station.maintenance is not None:
+            return f"stations[{index}].maintenance: preventive maintenance needs the simpy engine"
+        if station.switch_off is not None:
+            return f"stations[{index}].switch_off: switching off when idle needs the simpy engine"
+    return None
+
+
+def check_event(line: Line, source: str | None = None) -> None:
+    """Raise a one-line LineError (prefixed with `source`, the line file) if `line` needs SimPy."""
+    obstacle = event_obstacle(line)
+    if obstacle is not None:
+        prefix = f"{source}: " if source else ""
+        raise LineError(f"{prefix}engine: event cannot run this line: {obstacle}")
+
+
+class _Samples:
+    """Every stream a run of `line` draws from, one `Draws` each, in the kernel's numbering."""
+
+    def __init__(self, line: Line) -> None:
+        self.line = line
+        products = list(line.product_mix)
+        self.keys: list[tuple[str, str, int, str]] = []
+        self.draws: list[Draws] = []
+        self.rate: list[float] = []  # samples a second, judged from the means, to draw ahead
+
+        def add(draws: Draws, key: tuple[str, str, int, str], rate: float) -> int:
+            self.keys.append(key)
+            self.draws.append(draws)
+            self.rate.append(rate)
+            return len(self.draws) - 1
+
+        machines = sum(station.capacity for station in line.stations)
+        first = line.stations[0]
+        line_rate = first.capacity / first.mean_cycle_time(line.product_mix)
+        if isinstance(line.release, InterarrivalRelease):
+            line_rate = min(line_rate, 1.0 / line.release.interarrival.mean)
+        mix = line.product_mix
+        if len(products) > 1:
+            shares = list(mix.values())
+            count = len(shares)
+            product_draws = Draws(
+                lambda rng, size: np.concatenate(
+                    [rng.choice(count, size=PRODUCT_BLOCK, p=shares) for _ in range(size // PRODUCT_BLOCK)]
+                ).astype(float),
+                PRODUCT_BLOCK,
+            )
+        else:
+            product_draws = Draws(lambda rng, size: np.zeros(size), 1)
+        self.product = add(product_draws, (RELEASE_OWNER, "product", 0, ""), line_rate)
+        self.arrival = -1
+        if isinstance(line.release, InterarrivalRelease):
+            dist = line.release.interarrival
+            self.arrival = add(Draws.of(dist, None), (RELEASE_OWNER, "arrival", 0, ""), 1.0 / dist.mean)
+        self.cycle = np.full((machines, len(products)), -1, dtype=np.int64)
+        self.setup = np.full(machines, -1, dtype=np.int64)
+        self.scrap = np.full(machines, -1, dtype=np.int64)
+        self.ttf = np.full(machines, -1, dtype=np.int64)
+        self.ttr = np.full(machines, -1, dtype=np.int64)
+        m = 0
+        for station in line.stations:
+            name = station.name
+            per_machine = min(line_rate, station.capacity / station.mean_cycle_time(mix)) / station.capacity
+            failures = station.failures
+            for index in range(station.capacity):
+                for p, product in enumerate(products):
+                    if isinstance(station.cycle_time, dict) and product not in station.cycle_time:
+                        continue
+                    dist: _Dist = station.cycle_time_for(product)
+                    self.cycle[m, p] = add(
+                        Draws.of(dist, None), (name, "cycle", index, product), per_machine * mix[product]
+                    )
+                if station.setup is not None:
+                    self.setup[m] = add(Draws.of(station.setup, None), (name, "setup", index, ""), per_machine)
+                if station.scrap > 0:
+                    scrap = Draws(lambda rng, size: rng.random(size), 1)
+                    self.scrap[m] = add(scrap, (name, "scrap", index, ""), per_machine)
+                if failures is not None:
+                    ttf, ttr = failures.time_to_failure, failures.time_to_repair
+                    rate = 1.0 / ttf.mean
+                    self.ttf[m] = add(Draws.of(ttf, None), (name, "ttf", index, ""), rate)
+                    self.ttr[m] = add(Draws.of(ttr, None), (name, "ttr", index, ""), rate)
+                m += 1
+
+    def reseed(self, seed: int) -> None:
+        for draws, rng in zip(self.draws, streams(seed, self.keys), strict=True):
+            draws.restart(rng)
+
+    def draw_for(self, end: float) -> None:
+        """Draw ahead what a run to `end` likely needs, from the means (the kernel asks for more)."""
+        for draws, rate in zip(self.draws, self.rate, strict=True):
+            draws.ensure(_bounded(end * rate))
+
+    def draw_like(self, used: np.ndarray, scale: float = 1.0, margin: float = 1.1) -> None:
+        """Draw ahead `margin` times `scale` times what an earlier run used of each stream."""
+        for draws, count in zip(self.draws, used.tolist(), strict=True):
+            draws.ensure(int(count * scale * margin) + 256)
+
+    def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        chunks = [draws.values for draws in self.draws]
+        counts = np.array([len(chunk) for chunk in chunks], dtype=np.int64)
+        starts = np.zeros(len(chunks), dtype=np.int64)
+        if len(chunks) > 1:
+            starts[1:] = np.cumsum(counts)[:-1]
+        return np.concatenate(chunks) if chunks else np.zeros(0), starts, counts
+
+
+def _bounded(count: float) -> int:
+    return int(count * 1.2) + 256 if math.isfinite(count) else 4096
+
+
+@dataclass
+class _Layout:
+    """The line as the kernel takes it: machines, stores, crews."""
+
+    station_of: np.ndarray
+    station_first: np.ndarray
+    station_machines: np.ndarray
+    inbound: np.ndarray
+    outbound: np.ndarray
+    has_setup: np.ndarray
+    scrap_probability: np.ndarray
+    failure_mode: np.ndarray
+    crew_of: np.ndarray
+    store_capacity: np.ndarray
+    release_mode: int
+    first_store: int
+    backlog_store: int
+    conwip_limit: int
+    crews: np.ndarray
+    crew_bottleneck: np.ndarray
+
+    @classmethod
+    def of(cls, line: Line) -> _Layout:
+        stations = line.stations
+        capacities = [station.capacity for station in stations]
+        station_of = np.repeat(np.arange(len(stations)), capacities).astype(np.int64)
+        first = np.concatenate([[0], np.cumsum(capacities)[:-1]]).astype(np.int64)
+        saturated = line.release == "saturated"
+        store_capacity: list[int] = []
+        inbound = np.full(len(stations), -1, dtype=np.int64)
+        for index, station in enumerate(stations):
+            if index == 0 and saturated:
+                continue
+            inbound[index] = len(store_capacity)
+            store_capacity.append(-1 if station.buffer is None else station.buffer)
+        outbound = np.full(len(stations), -1, dtype=np.int64)
+        outbound[:-1] = inbound[1:]
+        backlog = -1
+        if not saturated and stations[0].buffer is not None:
+            backlog = len(store_capacity)
+            store_capacity.append(-1)
+        release_mode = kernel.SATURATED
+        conwip = 0
+        if isinstance(line.release, InterarrivalRelease):
+            release_mode = kernel.INTERARRIVAL
+        elif isinstance(line.release, ConwipRelease):
+            release_mode = kernel.CONWIP
+            conwip = line.release.conwip
+        crews: list[int] = []
+        skills: dict[str | None, int] = {}
+        repair = line.repair
+        if repair is not None:
+            for skill, technicians in (repair.skills or {None: repair.technicians}).items():
+                skills[skill] = len(crews)
+                crews.append(technicians)
+        crew_of = np.array(
+            [
+                skills.get(station.failures.skill, -1) if station.failures is not None else -1
+                for station in stations
+            ],
+            dtype=np.int64,
+        )
+        modes = {None: kernel.NO_FAILURES, "operating": kernel.OPERATING, "calendar": kernel.CALENDAR}
+        return cls(
+            station_of=station_of,
+            station_first=first,
+            station_machines=np.array(capacities, dtype=np.int64),
+            inbound=inbound,
+            outbound=outbound,
+            has_setup=np.array([station.setup is not None for station in stations]),
+            scrap_probability=np.array([station.scrap for station in stations], dtype=float),
+            failure_mode=np.array(
+                [modes[station.failures.basis if station.failures else None] for station in stations],
+                dtype=np.int64,
+            ),
+            crew_of=crew_of,
+            store_capacity=np.array(store_capacity, dtype=np.int64),
+            release_mode=release_mode,
+            first_store=int(inbound[0]),
+            backlog_store=backlog,
+            conwip_limit=conwip,
+            crews=np.array(crews, dtype=np.int64),
+            crew_bottleneck=np.array(
+                [repair is not None and repair.priority == "bottleneck"] * len(crews), dtype=np.bool_
+            ),
+        )
+
+
+class _Run:
+    """One run of the kernel, given more samples and room until it runs to its end."""
+
+    def __init__(self, line: Line, layout: _Layout, samples: _Samples, warmup: float, end: float) -> None:
+        self.line = line
+        self.end = end
+        machines = len(layout.station_of)
+        finite = [c for c in layout.store_capacity.tolist() if c > 0]
+        items_room = max([1024, *finite])
+        event_room = 8 * (2 * machines + 2) + 64
+        change_room = 0
+        while True:
+            values, starts, counts = samples.packed()
+            parts = int(counts[samples.product])
+            if change_room == 0:
+                per_machine = np.zeros(machines, dtype=np.int64)
+                for sids in (samples.cycle, samples.ttf[:, None]):
+                    per_machine += np.where(sids >= 0, counts[np.maximum(sids, 0)], 0).sum(axis=1)
+                change_room = 2 * int(per_machine.max()) + 16
+            self.time_in = np.zeros((machines, kernel.N_STATES))
+            self.counts = np.zeros((machines, 5), dtype=np.int64)
+            self.changes = np.zeros((machines, change_room))
+            self.n_changes = np.zeros(machines, dtype=np.int64)
+            self.entries = np.zeros(parts)
+            self.leaves = np.zeros(parts)
+            self.exit_times = np.zeros(parts)
+            self.lead_times = np.zeros(parts)
+            self.totals = np.zeros(6, dtype=np.int64)
+            self.line_floats = np.zeros(1)
+            self.used = np.zeros(len(counts), dtype=np.int64)
+            need = np.zeros(1, dtype=np.int64)
+            status = kernel.run_line(
+                layout.station_of,
+                layout.station_first,
+                layout.station_machines,
+                layout.inbound,
+                layout.outbound,
+                layout.has_setup,
+                layout.scrap_probability,
+                layout.failure_mode,
+                layout.crew_of,
+                layout.store_capacity,
+                layout.release_mode,
+                layout.first_store,
+                layout.backlog_store,
+                layout.conwip_limit,
+                layout.crews.copy(),
+                layout.crew_bottleneck,
+                values,
+                starts,
+                counts,
+                samples.cycle,
+                samples.setup,
+                samples.scrap,
+                samples.ttf,
+                samples.ttr,
+                samples.arrival,
+                samples.product,
+                warmup,
+                end,
+                self.time_in,
+                self.counts,
+                self.changes,
+                self.n_changes,
+                self.entries,
+                self.leaves,
+                self.exit_times,
+                self.lead_times,
+                self.totals,
+                self.line_floats,
+                self.used,
+                need,
+                items_room,
+                event_room,
+            )
+            if status == kernel.OK:
+                break
+            if status == kernel.MORE_CHANGES:
+                change_room *= 2
+            elif status == kernel.MORE_EVENTS:
+                event_room *= 2
+            elif status == kernel.MORE_ITEMS:
+                items_room *= 2
+            else:
+                draws = samples.draws[int(need[0])]
+                more = max(2 * draws.count, draws.count + 1024)
+                if more > MAX_SAMPLES:
+                    raise LineError(
+                        f"{line.name}: the run would need over {MAX_SAMPLES:,} samples of one stream "
+                        "(durations of zero?)"
+                    )
+                draws.ensure(more)
+        totals = self.totals
+        self.entries = self.entries[: totals[kernel.ENTRIES]]
+        self.leaves = self.leaves[: totals[kernel.LEAVES]]
+        self.exit_times = self.exit_times[: totals[kernel.EXITS]]
+        self.lead_times = self.lead_times[: totals[kernel.EXITS]]
+
+    def result(self, layout: _Layout, seed: int, horizon: float, warmup: float, started: float) -> RunResult:
+        """The run's record (made by `twin.kpis` as for the SimPy engine) and its times."""
+        line = self.line
+        machines = [
+            [
+                _MachineAccount(
+                    self.time_in[m], self.counts[m], self.changes[m, : self.n_changes[m]].reshape(-1, 2)
+                )
+                for m in range(first, first + count)
+            ]
+            for first, count in zip(
+                layout.station_first.tolist(), layout.station_machines.tolist(), strict=True
+            )
+        ]
+        accounts = _LineAccounts(
+            line=line,
+            machines=machines,
+            exits=int(self.totals[kernel.EXITS]),
+            scrapped=int(self.totals[kernel.SCRAPS]),
+            wip_area=float(self.line_floats[0]),
+            lead_times=self.lead_times,
+        )
+        record = kpi_module.line_kpis(accounts, horizon=horizon, warmup=warmup)
+        record.update(
+            horizon_s=float(horizon),
+            warmup_s=float(warmup),
+            seed=seed,
+            engine="event",
+            engine_fallback=None,
+            events=int(self.totals[kernel.EVENTS]),
+        )
+        record["wall_s"] = time.perf_counter() - started
+        return RunResult(
+            kpis=record,
+            lead_times=self.lead_times.tolist(),
+            exit_times=self.exit_times.tolist(),
+            active_periods={
+                station.name: [machine.periods for machine in station_machines]
+                for station, station_machines in zip(line.stations, machines, strict=True)
+            },
+        )
+
+
+class _MachineAccount:
+    """A machine's `twin.kpis.MachineAccounts`, from the kernel's accounts."""
+
+    def __init__(self, time_in: np.ndarray, counts: np.ndarray, periods: np.ndarray) -> None:
+        self.time_in = time_in.tolist()
+        assert len(self.time_in) == len(STATE_NAMES)
+        self.processed = int(counts[kernel.PROCESSED])
+        self.parts_out = int(counts[kernel.PARTS_OUT])
+        self.scrapped = int(counts[kernel.SCRAPPED])
+        self.failures = int(counts[kernel.FAILURES])
+        self.services = int(counts[kernel.SERVICES])
+        self.periods = periods
+
+    def active_periods(self, start: float) -> np.ndarray:
+        return self.periods
+
+
+@dataclass
+class _LineAccounts:
+    """The run's `twin.kpis.LineAccounts`, from the kernel's accounts."""
+
+    line: Line
+    machines: list[list[_MachineAccount]]
+    exits: int
+    scrapped: int
+    wip_area: float
+    lead_times: np.ndarray
+
+
+def simulate_event(
+    line: Line,
+    *,
+    seed: int | None = None,
+    horizon: float | None = None,
+    warmup: float | None = None,
+    state: LineState | None = None,
+) -> RunResult:
+    """Run `line` once with the event engine; arguments given here override the line's own.
+
+    With a shift calendar the run goes in planned time and is put back on the calendar
+    (`twin.on_calendar`), as in the SimPy engine. `state` is not taken yet (the SimPy engine
+    runs from a state).
+    """
+    return next(runs(line, [line.seed if seed is None else seed], horizon=horizon, warmup=warmup, state=state))
+
+
+def replicate(
+    line: Line,
+    seeds: Iterable[int],
+    *,
+    horizon: float | None = None,
+    warmup: float | None = None,
+) -> list[dict[str, Any]]:
+    """Run `line` once per seed with the event engine: one flat KPI record per seed."""
+    return [result.kpis for result in runs(line, seeds, horizon=horizon, warmup=warmup)]
+
+
+def runs(
+    line: Line,
+    seeds: Iterable[int],
+    *,
+    horizon: float | None = None,
+    warmup: float | None = None,
+    state: LineState | None = None,
+) -> Iterator[RunResult]:
+    """`replicate`, giving each run's whole result; each run draws ahead what the runs before it used."""
+    from twin.flow import _on_calendar, _planned, _run_arguments
+
+    check_event(line)
+    if state is not None:
+        raise LineError("engine: event cannot start from a state yet; use simpy or auto")
+    _, horizon, warmup = _run_arguments(line, None, horizon, warmup)
+    plan = _planned(line, horizon, warmup, None)
+    if plan is not None:
+        horizon, warmup = plan.horizon, plan.warmup
+    end = warmup + (horizon - warmup)
+    layout = _Layout.of(line)
+    samples = _Samples(line)
+    used: np.ndarray | None = None
+    for seed in seeds:
+        started = time.perf_counter()
+        samples.reseed(seed)
+        if used is None:
+            estimate = _bounded(end * samples.rate[samples.product])
+            if estimate > PILOT_FROM:  # size a long run on a pilot run of a few percent of it
+                pilot = end * PILOT_SHARE
+                samples.draw_for(pilot)
+                pilot_used = _Run(line, layout, samples, 0.0, pilot).used
+                samples.draw_like(pilot_used, scale=end / pilot, margin=1.05)
+            else:
+                samples.draw_for(end)
+        else:
+            samples.draw_like(used)
+        run = _Run(line, layout, samples, warmup, end)
+        used = run.used if used is None else np.maximum(used, run.used)
+        result = run.result(layout, seed, horizon, warmup, started)
+        yield _on_calendar(run, result, plan)  # type: ignore[arg-type]

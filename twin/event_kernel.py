@@ -1,0 +1,944 @@
+"""The compiled event engine's kernel: the SimPy engine's processes and stores, event for event.
+
+A line of stations in series, each with `capacity` parallel machines fed from one buffer,
+runs as the SimPy engine runs it (`twin.engine`, `twin.station`, `twin.buffer`,
+`twin.release`, `twin.repair`), but compiled: the same processes (one per machine, one per
+machine with calendar-time breakdowns, the release's arrivals and its backlog loader) as
+state machines, the same stores (`simpy.Store` with its put and get queues, the zero-place
+hand-over), and one event list ordered as SimPy orders it: by time, then priority (process
+starts and interrupts before the rest), then the order of scheduling. Every put, get and
+timeout a SimPy process makes is made here in the same order, so ties between parallel
+machines are broken as SimPy breaks them, and every duration is added in the same
+floating-point order: fed the same random streams (`twin.event`), the instants are the
+SimPy engine's to the last bit.
+
+What each process does is `Machine.run` (load, set up, work with an operation-based
+failure clock or `_occupy` under calendar-time breakdowns, scrap, hand on), `Machine.repair`
+with the crew's `call` and `release` (`fifo` or `bottleneck` priority),
+`Machine.calendar_breakdowns`, `Release.arrivals`, `Release._load_from_backlog` and the
+CONWIP release in `LineModel._part_left`; the comments name the SimPy code each branch
+mirrors. Not here (the SimPy engine runs them): preventive maintenance, switch-off, runs
+from a state, operators' stops and setpoints, networks.
+
+Samples come as one flat array with a start and a count per stream; when a stream runs
+short the kernel stops, says which (`need`), and is run again with more. Other arrays that
+can run full (active-period changes, the event list, an unlimited buffer) stop it likewise
+with a status that asks for more room.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# machine states (twin.station.STATE_NAMES)
+WORKING, BLOCKED, STARVED, DOWN, SETUP, STOPPED, WAITING_REPAIR, PLANNED_STOP, OFF, MAINTENANCE = range(10)
+N_STATES = 10
+# counters per machine
+PROCESSED, PARTS_OUT, SCRAPPED, FAILURES, SERVICES = range(5)
+# line totals
+EXITS, SCRAPS, ENTRIES, LEAVES, EVENTS, PARTS = range(6)
+
+# statuses
+OK, NEED_SAMPLES, MORE_CHANGES, MORE_EVENTS, MORE_ITEMS = range(5)
+
+# event kinds
+TIMEOUT, PUT, GET, INIT, GENERIC, INTERRUPT = range(6)
+URGENT, NORMAL = 0, 1
+
+# failure modes per station
+NO_FAILURES, OPERATING, CALENDAR = range(3)
+# release modes
+SATURATED, INTERARRIVAL, CONWIP = range(3)
+
+# program counters of a machine's process (`Machine.run`)
+M_START, M_LOOP, M_GOT, M_HAVE_PART, M_AFTER_SETUP, M_WORK, M_OPF_LOOP, M_OPF_FAIL = range(8)
+M_OPF_REPAIRED, M_DONE, M_PUT_DONE, M_OCC, M_OCC_REPAIRED, M_OCC_TIMEOUT, M_OCC_INTERRUPTED = range(8, 15)
+M_REP_GO, M_REP_END = 15, 16
+# of a calendar-breakdown process (`Machine.calendar_breakdowns`)
+B_START, B_LOOP, B_FAIL, B_REP_GO, B_REP_END, B_REPAIRED = range(6)
+# of the release's processes
+A_START, A_LOOP, A_RELEASE = range(3)
+L_START, L_LOOP, L_GOT, L_PUT = range(4)
+
+
+# -- tuples of arrays the functions below share (numba compiles each function once) ----------
+# events: (heap time, heap key, heap event, events [kind, owner, store, item, triggered], free list,
+#          ints [heap size, free events, order, status, wip, parts, then head and count of the
+#          urgent and normal queues of the current instant, warmed, events], clock [now, wip since],
+#          the queues of events at the current instant [priority, i])
+# samples: (values, start, count, position, need)
+# stores: (capacity, items, [items head, items count, puts waiting, gets waiting], put queue, get queue)
+# machines: (ints [state, logical, down, occupied, repaired, last product, part, occupy return],
+#            floats [since, ttf left, remaining, occupy start, duration], time_in, counts, changes, n)
+# parts: (product, release time, entries, leaves, exit times, lead times, totals, wip area, config)
+# crews: (free, bottleneck, waiting [crew, i, (machine, event)], count waiting)
+# line: (station of machine, station ints [inbound, outbound, setup, failures, crew, first, count],
+#        scrap probability, cycle stream [machine, product], machine streams [setup, scrap, ttf, ttr])
+_KIND, _OWNER, _STORE, _ITEM, _TRIGGERED = range(5)
+_HEAP, _FREE, _ORDER, _STATUS, _WIP, _PARTS, _FIFO_HEAD, _FIFO_LEN = 0, 1, 2, 3, 4, 5, 6, 7
+_WARMED, _PROCESSED = 10, 11
+_STATE, _LOGICAL, _DOWN, _OCCUPIED, _REPAIRED, _LAST, _PART, _RETURN = range(8)
+_SINCE, _TTF, _REMAINING, _OCC_START, _DURATION = range(5)
+_IN, _OUT, _SETUP, _MODE, _CREW, _FIRST, _COUNT = range(7)
+_SETUP_SID, _SCRAP_SID, _TTF_SID, _TTR_SID = range(4)
+# config: release mode, first store, backlog store, conwip limit, machines, product stream, arrival stream
+_RELEASE, _FIRST_STORE, _BACKLOG, _LIMIT, _MACHINES, _PRODUCT_SID, _ARRIVAL_SID = range(7)
+
+
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _is_active(code):
+    return code == WORKING or code == DOWN or code == SETUP or code == WAITING_REPAIR or code == MAINTENANCE
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _draw(samples, sid):
+    values, start, count, position, need = samples
+    k = position[sid]
+    if k >= count[sid]:
+        if need[0] < 0:
+            need[0] = sid
+        return 0.0
+    position[sid] = k + 1
+    return values[start[sid] + k]
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _new_event(events, kind, owner):
+    ev, free, ints = events[3], events[4], events[5]
+    if ints[_FREE] == 0:
+        ints[_STATUS] = MORE_EVENTS
+        return 0
+    ints[_FREE] -= 1
+    event = free[ints[_FREE]]
+    ev[event, _KIND] = kind
+    ev[event, _OWNER] = owner
+    ev[event, _ITEM] = -1
+    ev[event, _TRIGGERED] = 0
+    return event
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _free_event(events, event):
+    free, ints = events[4], events[5]
+    free[ints[_FREE]] = event
+    ints[_FREE] += 1
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _schedule(events, event, priority, delay):
+    heap_time, heap_key, heap_event, ev, _, ints, clock, fifo = events
+    ev[event, _TRIGGERED] = 1
+    ints[_ORDER] += 1
+    if delay == 0.0:
+        # an event at the current instant: after every one scheduled before it (a queue per priority)
+        room = fifo.shape[1]
+        n = ints[_FIFO_LEN + 2 * priority]
+        if n >= room:
+            ints[_STATUS] = MORE_EVENTS
+            return
+        fifo[priority, (ints[_FIFO_HEAD + 2 * priority] + n) % room] = event
+        ints[_FIFO_LEN + 2 * priority] = n + 1
+        return
+    if ints[_HEAP] >= heap_time.shape[0]:
+        ints[_STATUS] = MORE_EVENTS
+        return
+    key = ints[_ORDER]
+    time = clock[0] + delay
+    i = ints[_HEAP]
+    ints[_HEAP] += 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if heap_time[parent] < time or (heap_time[parent] == time and heap_key[parent] < key):
+            break
+        heap_time[i] = heap_time[parent]
+        heap_key[i] = heap_key[parent]
+        heap_event[i] = heap_event[parent]
+        i = parent
+    heap_time[i] = time
+    heap_key[i] = key
+    heap_event[i] = event
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _pop_fifo(events, priority):
+    fifo, ints = events[7], events[5]
+    head = ints[_FIFO_HEAD + 2 * priority]
+    event = fifo[priority, head]
+    ints[_FIFO_HEAD + 2 * priority] = (head + 1) % fifo.shape[1]
+    ints[_FIFO_LEN + 2 * priority] -= 1
+    return event
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _pop_event(events):
+    heap_time, heap_key, heap_event, ints = events[0], events[1], events[2], events[5]
+    event = heap_event[0]
+    ints[_HEAP] -= 1
+    size = ints[_HEAP]
+    time = heap_time[size]
+    key = heap_key[size]
+    last = heap_event[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        right = child + 1
+        if right < size and (
+            heap_time[right] < heap_time[child]
+            or (heap_time[right] == heap_time[child] and heap_key[right] < heap_key[child])
+        ):
+            child = right
+        if time < heap_time[child] or (time == heap_time[child] and key < heap_key[child]):
+            break
+        heap_time[i] = heap_time[child]
+        heap_key[i] = heap_key[child]
+        heap_event[i] = heap_event[child]
+        i = child
+    heap_time[i] = time
+    heap_key[i] = key
+    heap_event[i] = last
+    return event
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _timeout(events, procs, proc, delay, pc):
+    event = _new_event(events, TIMEOUT, proc)
+    _schedule(events, event, NORMAL, delay)
+    procs[proc, 1] = event
+    procs[proc, 0] = pc
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _wait_for(events, procs, proc, event, pc):
+    events[3][event, _OWNER] = proc
+    procs[proc, 1] = event
+    procs[proc, 0] = pc
+
+
+# -- stores: simpy.Store (FIFO items, put and get queues) and the hand-over (`twin.buffer`) ------
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _pop_front(queue, lengths, store):
+    first = queue[store, 0]
+    n = lengths[store]
+    for i in range(1, n):
+        queue[store, i - 1] = queue[store, i]
+    lengths[store] = n - 1
+    return first
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _hand_over(events, stores, store):
+    # HandOver._do_put / _do_get: the first put waiting meets the first get waiting
+    meta, put_queue, get_queue = stores[2], stores[3], stores[4]
+    ev = events[3]
+    while meta[store, 2] > 0 and meta[store, 3] > 0:
+        put = put_queue[store, 0]
+        for i in range(1, meta[store, 2]):
+            put_queue[store, i - 1] = put_queue[store, i]
+        meta[store, 2] -= 1
+        get = get_queue[store, 0]
+        for i in range(1, meta[store, 3]):
+            get_queue[store, i - 1] = get_queue[store, i]
+        meta[store, 3] -= 1
+        ev[get, _ITEM] = ev[put, _ITEM]
+        _schedule(events, get, NORMAL, 0.0)
+        _schedule(events, put, NORMAL, 0.0)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _trigger_put(events, stores, store):
+    # BaseResource._trigger_put with Store._do_put: the first put waiting, if there is room
+    capacity, items, meta, put_queue, _ = stores
+    if capacity[store] == 0:
+        _hand_over(events, stores, store)
+        return
+    if meta[store, 2] == 0:
+        return
+    if capacity[store] > 0 and meta[store, 1] >= capacity[store]:
+        return
+    room = items.shape[1]
+    if meta[store, 1] >= room:
+        events[5][_STATUS] = MORE_ITEMS
+        return
+    put = put_queue[store, 0]
+    items[store, (meta[store, 0] + meta[store, 1]) % room] = events[3][put, _ITEM]
+    meta[store, 1] += 1
+    for i in range(1, meta[store, 2]):
+        put_queue[store, i - 1] = put_queue[store, i]
+    meta[store, 2] -= 1
+    _schedule(events, put, NORMAL, 0.0)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _trigger_get(events, stores, store):
+    # BaseResource._trigger_get with Store._do_get: the first get waiting takes the first item
+    capacity, items, meta, _, get_queue = stores
+    if capacity[store] == 0:
+        _hand_over(events, stores, store)
+        return
+    if meta[store, 3] == 0 or meta[store, 1] == 0:
+        return
+    get = get_queue[store, 0]
+    for i in range(1, meta[store, 3]):
+        get_queue[store, i - 1] = get_queue[store, i]
+    meta[store, 3] -= 1
+    events[3][get, _ITEM] = items[store, meta[store, 0]]
+    meta[store, 0] = (meta[store, 0] + 1) % items.shape[1]
+    meta[store, 1] -= 1
+    _schedule(events, get, NORMAL, 0.0)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _store_put(events, stores, store, part):
+    event = _new_event(events, PUT, -1)
+    events[3][event, _STORE] = store
+    events[3][event, _ITEM] = part
+    meta, put_queue = stores[2], stores[3]
+    put_queue[store, meta[store, 2]] = event
+    meta[store, 2] += 1
+    _trigger_put(events, stores, store)
+    return event
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _store_get(events, stores, store):
+    event = _new_event(events, GET, -1)
+    events[3][event, _STORE] = store
+    meta, get_queue = stores[2], stores[4]
+    get_queue[store, meta[store, 3]] = event
+    meta[store, 3] += 1
+    _trigger_get(events, stores, store)
+    return event
+
+
+# -- machines' accounts (`Machine._enter`, `set_state`) ------------------------------------------
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _enter(events, machines, m, code):
+    mi, mf, time_in, _, changes, n_changes = machines
+    now = events[6][0]
+    previous = mi[m, _STATE]
+    time_in[m, previous] += now - mf[m, _SINCE]
+    mf[m, _SINCE] = now
+    mi[m, _STATE] = code
+    if _is_active(code) != _is_active(previous):
+        n = n_changes[m]
+        if n > 0 and changes[m, n - 1] == now:
+            n_changes[m] = n - 1
+        elif n >= changes.shape[1]:
+            events[5][_STATUS] = MORE_CHANGES
+        else:
+            changes[m, n] = now
+            n_changes[m] = n + 1
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _set_state(events, machines, m, code):
+    mi = machines[0]
+    mi[m, _LOGICAL] = code
+    if mi[m, _DOWN] == 0:
+        _enter(events, machines, m, code)
+
+
+# -- parts and the line's counters (`LineModel`) -------------------------------------------------
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _new_part(events, samples, parts):
+    part_product, part_time, config = parts[0], parts[1], parts[8]
+    ints = events[5]
+    n = ints[_PARTS]
+    if n >= part_product.shape[0]:
+        need = samples[4]
+        if need[0] < 0:
+            need[0] = config[_PRODUCT_SID]
+        return 0
+    ints[_PARTS] = n + 1
+    part_product[n] = np.int64(_draw(samples, config[_PRODUCT_SID]))
+    part_time[n] = events[6][0]
+    return n
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _wip_change(events, parts, step):
+    ints, clock = events[5], events[6]
+    area = parts[7]
+    now = clock[0]
+    area[0] += ints[_WIP] * (now - clock[1])
+    clock[1] = now
+    ints[_WIP] += step
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _part_entered(events, parts):
+    _wip_change(events, parts, 1)
+    entries, totals = parts[2], parts[6]
+    n = totals[ENTRIES]
+    if n < entries.shape[0]:
+        entries[n] = events[6][0]
+    totals[ENTRIES] = n + 1
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _release(events, samples, stores, parts):
+    # Release.release (and part_entered at once without a backlog)
+    config = parts[8]
+    part = _new_part(events, samples, parts)
+    if config[_BACKLOG] < 0:
+        _part_entered(events, parts)
+        _store_put(events, stores, config[_FIRST_STORE], part)
+    else:
+        _store_put(events, stores, config[_BACKLOG], part)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _part_left(events, samples, stores, parts):
+    _wip_change(events, parts, -1)
+    leaves, totals, config = parts[3], parts[6], parts[8]
+    n = totals[LEAVES]
+    if n < leaves.shape[0]:
+        leaves[n] = events[6][0]
+    totals[LEAVES] = n + 1
+    if config[_RELEASE] == CONWIP and events[5][_WIP] < config[_LIMIT]:
+        _release(events, samples, stores, parts)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _part_exited(events, samples, stores, parts, part):
+    part_time, exit_times, lead_times, totals = parts[1], parts[4], parts[5], parts[6]
+    now = events[6][0]
+    n = totals[EXITS]
+    if n < exit_times.shape[0]:
+        exit_times[n] = now
+        lead_times[n] = now - part_time[part]
+    totals[EXITS] = n + 1
+    _part_left(events, samples, stores, parts)
+
+
+# -- the repair crews (`twin.repair.Crew`) ---------------------------------------------------------
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _crew_call(events, crews, crew, m, proc):
+    # Crew.call: -1 (None) when a technician is free, else the event of one assigned
+    free, _, waiting, count = crews
+    if free[crew] > 0:
+        free[crew] -= 1
+        return -1
+    granted = _new_event(events, GENERIC, proc)
+    n = count[crew]
+    waiting[crew, n, 0] = m
+    waiting[crew, n, 1] = granted
+    count[crew] = n + 1
+    return granted
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _station_working(events, machines, line, station):
+    mi, mf, time_in = machines[0], machines[1], machines[2]
+    station_ints = line[1]
+    now = events[6][0]
+    total = 0.0
+    first = station_ints[station, _FIRST]
+    for other in range(first, first + station_ints[station, _COUNT]):
+        running = now - mf[other, _SINCE] if mi[other, _STATE] == WORKING else 0.0
+        total += time_in[other, WORKING] + running
+    return total
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _crew_release(events, crews, machines, line, crew):
+    free, bottleneck, waiting, count = crews
+    station_of = line[0]
+    n = count[crew]
+    if n == 0:
+        free[crew] += 1
+        return
+    index = 0
+    if bottleneck[crew]:
+        best = _station_working(events, machines, line, station_of[waiting[crew, 0, 0]])
+        for i in range(1, n):
+            worked = _station_working(events, machines, line, station_of[waiting[crew, i, 0]])
+            if worked > best:
+                best = worked
+                index = i
+    granted = waiting[crew, index, 1]
+    for i in range(index + 1, n):
+        waiting[crew, i - 1, 0] = waiting[crew, i, 0]
+        waiting[crew, i - 1, 1] = waiting[crew, i, 1]
+    count[crew] = n - 1
+    _schedule(events, granted, NORMAL, 0.0)
+
+
+# -- the processes ---------------------------------------------------------------------------------
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _run_machine(m, event, events, samples, stores, machines, parts, crews, line, procs):
+    """`Machine.run` from where the machine's process waits, to its next wait."""
+    ev, ints, clock = events[3], events[5], events[6]
+    need = samples[4]
+    mi, mf, counts = machines[0], machines[1], machines[3]
+    station_of, station_ints, scrap_probability, cycle_sid, sids = line
+    part_product = parts[0]
+    station = station_of[m]
+    mode = station_ints[station, _MODE]
+    pc = procs[m, 0]
+    while True:
+        if ints[_STATUS] != OK or need[0] >= 0:
+            return
+        if pc == M_START:
+            # first_failure_clock (operation-based failures only)
+            if mode == OPERATING:
+                mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
+            pc = M_LOOP
+        elif pc == M_LOOP:
+            inbound = station_ints[station, _IN]
+            if inbound < 0:
+                part = _new_part(events, samples, parts)
+                _part_entered(events, parts)
+                mi[m, _PART] = part
+                pc = M_HAVE_PART
+            else:
+                request = _store_get(events, stores, inbound)
+                if ev[request, _TRIGGERED] == 0:
+                    _set_state(events, machines, m, STARVED)
+                    _wait_for(events, procs, m, request, M_GOT)
+                    return
+                mi[m, _PART] = ev[request, _ITEM]
+                pc = M_HAVE_PART
+        elif pc == M_GOT:
+            mi[m, _PART] = ev[event, _ITEM]
+            pc = M_HAVE_PART
+        elif pc == M_HAVE_PART:
+            product = part_product[mi[m, _PART]]
+            if station_ints[station, _SETUP] != 0 and product != mi[m, _LAST] and mi[m, _LAST] >= 0:
+                _set_state(events, machines, m, SETUP)
+                if mode == CALENDAR:
+                    mf[m, _REMAINING] = _draw(samples, sids[m, _SETUP_SID])
+                    mi[m, _RETURN] = M_AFTER_SETUP
+                    pc = M_OCC
+                else:
+                    _timeout(events, procs, m, _draw(samples, sids[m, _SETUP_SID]), M_AFTER_SETUP)
+                    return
+            else:
+                pc = M_AFTER_SETUP
+        elif pc == M_AFTER_SETUP:
+            product = part_product[mi[m, _PART]]
+            mi[m, _LAST] = product
+            _set_state(events, machines, m, WORKING)
+            mf[m, _DURATION] = _draw(samples, cycle_sid[m, product])
+            if mode == OPERATING:
+                mf[m, _REMAINING] = mf[m, _DURATION]
+                pc = M_OPF_LOOP
+            elif mode == CALENDAR:
+                mf[m, _REMAINING] = mf[m, _DURATION]
+                mi[m, _RETURN] = M_DONE
+                pc = M_OCC
+            else:
+                _timeout(events, procs, m, mf[m, _DURATION], M_DONE)
+                return
+        elif pc == M_OPF_LOOP:
+            # while remaining > ttf_left: ...; ttf_left -= remaining; yield timeout(remaining)
+            if mf[m, _REMAINING] > mf[m, _TTF]:
+                if mf[m, _TTF] > 0:
+                    _timeout(events, procs, m, mf[m, _TTF], M_OPF_FAIL)
+                    return
+                pc = M_OPF_FAIL
+            else:
+                mf[m, _TTF] -= mf[m, _REMAINING]
+                _timeout(events, procs, m, mf[m, _REMAINING], M_DONE)
+                return
+        elif pc == M_OPF_FAIL:
+            mf[m, _REMAINING] -= mf[m, _TTF]
+            crew = station_ints[station, _CREW]
+            counts[m, FAILURES] += 1
+            if crew < 0:
+                _set_state(events, machines, m, DOWN)
+                _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_OPF_REPAIRED)
+                return
+            granted = _crew_call(events, crews, crew, m, m)
+            if granted >= 0:
+                _set_state(events, machines, m, WAITING_REPAIR)
+                _wait_for(events, procs, m, granted, M_REP_GO)
+                return
+            pc = M_REP_GO
+        elif pc == M_REP_GO:
+            _set_state(events, machines, m, DOWN)
+            _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_REP_END)
+            return
+        elif pc == M_REP_END:
+            _crew_release(events, crews, machines, line, station_ints[station, _CREW])
+            pc = M_OPF_REPAIRED
+        elif pc == M_OPF_REPAIRED:
+            _set_state(events, machines, m, WORKING)
+            mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
+            pc = M_OPF_LOOP
+        elif pc == M_OCC:
+            # Machine._occupy: spend `remaining`, paused by calendar-time breakdowns
+            if mf[m, _REMAINING] > 0:
+                if mi[m, _DOWN] != 0:
+                    _wait_for(events, procs, m, mi[m, _REPAIRED], M_OCC_REPAIRED)
+                    return
+                pc = M_OCC_REPAIRED
+            else:
+                pc = mi[m, _RETURN]
+        elif pc == M_OCC_REPAIRED:
+            mf[m, _OCC_START] = clock[0]
+            mi[m, _OCCUPIED] = 1
+            _timeout(events, procs, m, mf[m, _REMAINING], M_OCC_TIMEOUT)
+            return
+        elif pc == M_OCC_TIMEOUT:
+            mf[m, _REMAINING] = 0.0
+            mi[m, _OCCUPIED] = 0
+            pc = M_OCC
+        elif pc == M_OCC_INTERRUPTED:
+            mf[m, _REMAINING] -= clock[0] - mf[m, _OCC_START]
+            mi[m, _OCCUPIED] = 0
+            pc = M_OCC
+        elif pc == M_DONE:
+            counts[m, PROCESSED] += 1
+            part = mi[m, _PART]
+            p = scrap_probability[station]
+            if p > 0 and _draw(samples, sids[m, _SCRAP_SID]) < p:
+                counts[m, SCRAPPED] += 1
+                mi[m, _PART] = -1
+                parts[6][SCRAPS] += 1
+                _part_left(events, samples, stores, parts)
+                pc = M_LOOP
+            elif station_ints[station, _OUT] < 0:
+                mi[m, _PART] = -1
+                _part_exited(events, samples, stores, parts, part)
+                counts[m, PARTS_OUT] += 1
+                pc = M_LOOP
+            else:
+                delivery = _store_put(events, stores, station_ints[station, _OUT], part)
+                if ev[delivery, _TRIGGERED] == 0:
+                    _set_state(events, machines, m, BLOCKED)
+                    _wait_for(events, procs, m, delivery, M_PUT_DONE)
+                    return
+                pc = M_PUT_DONE
+        elif pc == M_PUT_DONE:
+            mi[m, _PART] = -1
+            counts[m, PARTS_OUT] += 1
+            pc = M_LOOP
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _interrupt_if_occupied(events, machines, m):
+    if machines[0][m, _OCCUPIED] != 0:
+        interrupt = _new_event(events, INTERRUPT, m)
+        _schedule(events, interrupt, URGENT, 0.0)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _run_breakdowns(m, events, samples, machines, crews, line, procs):
+    """`Machine.calendar_breakdowns` from where it waits, to its next wait."""
+    n_machines = line[0].shape[0]
+    proc = n_machines + m
+    mi, counts = machines[0], machines[3]
+    sids = line[4]
+    crew = line[1][line[0][m], _CREW]
+    pc = procs[proc, 0]
+    while True:
+        if events[5][_STATUS] != OK or samples[4][0] >= 0:
+            return
+        if pc == B_START or pc == B_LOOP:
+            _timeout(events, procs, proc, _draw(samples, sids[m, _TTF_SID]), B_FAIL)
+            return
+        if pc == B_FAIL:
+            mi[m, _REPAIRED] = _new_event(events, GENERIC, -1)
+            mi[m, _DOWN] = 1
+            counts[m, FAILURES] += 1
+            if crew < 0:
+                _enter(events, machines, m, DOWN)
+                _interrupt_if_occupied(events, machines, m)
+                _timeout(events, procs, proc, _draw(samples, sids[m, _TTR_SID]), B_REPAIRED)
+                return
+            _interrupt_if_occupied(events, machines, m)
+            granted = _crew_call(events, crews, crew, m, proc)
+            if granted >= 0:
+                _enter(events, machines, m, WAITING_REPAIR)
+                _wait_for(events, procs, proc, granted, B_REP_GO)
+                return
+            pc = B_REP_GO
+        elif pc == B_REP_GO:
+            _enter(events, machines, m, DOWN)
+            _timeout(events, procs, proc, _draw(samples, sids[m, _TTR_SID]), B_REP_END)
+            return
+        elif pc == B_REP_END:
+            _crew_release(events, crews, machines, line, crew)
+            pc = B_REPAIRED
+        elif pc == B_REPAIRED:
+            mi[m, _DOWN] = 0
+            _enter(events, machines, m, mi[m, _LOGICAL])
+            _schedule(events, mi[m, _REPAIRED], NORMAL, 0.0)
+            pc = B_LOOP
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _run_arrivals(proc, events, samples, stores, parts, procs):
+    """`Release.arrivals`: a release after each interarrival time."""
+    if procs[proc, 0] == A_RELEASE:
+        _release(events, samples, stores, parts)
+    _timeout(events, procs, proc, _draw(samples, parts[8][_ARRIVAL_SID]), A_RELEASE)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+def _run_loader(proc, event, events, stores, parts, procs, carried):
+    """`Release._load_from_backlog`: the backlog's first order into the first buffer."""
+    config = parts[8]
+    pc = procs[proc, 0]
+    if pc == L_GOT:
+        carried[0] = events[3][event, _ITEM]
+        delivery = _store_put(events, stores, config[_FIRST_STORE], carried[0])
+        _wait_for(events, procs, proc, delivery, L_PUT)
+        return
+    if pc == L_PUT:
+        parts[1][carried[0]] = events[6][0]
+        _part_entered(events, parts)
+    request = _store_get(events, stores, config[_BACKLOG])
+    _wait_for(events, procs, proc, request, L_GOT)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _restart_statistics(events, machines, parts):
+    """`LineModel.restart_statistics` at the warm-up's end."""
+    mi, mf, time_in, counts, changes, n_changes = machines
+    now = events[6][0]
+    parts[7][0] = 0.0
+    events[6][1] = now
+    parts[6][EXITS] = 0
+    parts[6][SCRAPS] = 0
+    for m in range(mi.shape[0]):
+        time_in[m, :] = 0.0
+        mf[m, _SINCE] = now
+        if _is_active(mi[m, _STATE]):
+            changes[m, 0] = now
+            n_changes[m] = 1
+        else:
+            n_changes[m] = 0
+        counts[m, :] = 0
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _start(events, procs, proc):
+    event = _new_event(events, INIT, proc)
+    _schedule(events, event, URGENT, 0.0)
+    procs[proc, 1] = event
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _loop(events, samples, stores, machines, parts, crews, line, procs, carried, warmup, end):
+    """The event list run to `end`: SimPy's order (time, priority, order of scheduling)."""
+    heap_time, ev, ints, clock = events[0], events[3], events[5], events[6]
+    need = samples[4]
+    n_machines = line[0].shape[0]
+    arrivals_proc = 2 * n_machines
+    processed = 0
+    while ints[_STATUS] == OK and need[0] < 0:
+        # the current instant: urgent events, those scheduled for it earlier, then those it made
+        if ints[_FIFO_LEN + 2 * URGENT] > 0:
+            event = _pop_fifo(events, URGENT)
+        elif ints[_HEAP] > 0 and heap_time[0] == clock[0]:
+            event = _pop_event(events)
+        elif ints[_FIFO_LEN + 2 * NORMAL] > 0:
+            event = _pop_fifo(events, NORMAL)
+        elif ints[_HEAP] > 0:
+            time = heap_time[0]
+            if ints[_WARMED] == 0 and time >= warmup:
+                clock[0] = warmup
+                _restart_statistics(events, machines, parts)
+                ints[_WARMED] = 1
+            if time >= end:
+                break
+            event = _pop_event(events)
+            clock[0] = time
+        else:
+            break
+        processed += 1
+        kind = ev[event, _KIND]
+        owner = ev[event, _OWNER]
+        if kind == PUT:
+            _trigger_get(events, stores, ev[event, _STORE])
+        elif kind == GET:
+            _trigger_put(events, stores, ev[event, _STORE])
+        elif kind == INTERRUPT:
+            # Interruption._interrupt: the machine stops waiting for its timeout and is thrown into
+            ev[procs[owner, 1], _OWNER] = -1
+            procs[owner, 0] = M_OCC_INTERRUPTED
+        if owner >= 0:
+            if owner < n_machines:
+                _run_machine(owner, event, events, samples, stores, machines, parts, crews, line, procs)
+            elif owner < 2 * n_machines:
+                _run_breakdowns(owner - n_machines, events, samples, machines, crews, line, procs)
+            elif owner == arrivals_proc:
+                _run_arrivals(owner, events, samples, stores, parts, procs)
+            else:
+                _run_loader(owner, event, events, stores, parts, procs, carried)
+        _free_event(events, event)
+    ints[_PROCESSED] = processed
+
+
+@njit(cache=True)
+def run_line(
+    station_of,  # int64[M]: each machine's station
+    station_first,  # int64[S]: its first machine
+    station_machines,  # int64[S]
+    inbound,  # int64[S]: the store a station takes from (-1: raw material always there)
+    outbound,  # int64[S]: the store it hands on to (-1: the last station)
+    has_setup,  # bool[S]
+    scrap_probability,  # float64[S]
+    failure_mode,  # int64[S]
+    crew_of,  # int64[S]: the crew that repairs it (-1: a repairer at once)
+    store_capacity,  # int64[ST]: places (-1 unlimited, 0 hand-over)
+    release_mode,
+    first_store,  # the store the release puts into (-1 saturated)
+    backlog_store,  # -1 without a backlog
+    conwip_limit,
+    crew_free,  # int64[C]: technicians per crew (changed: free ones)
+    crew_bottleneck,  # bool[C]: the `bottleneck` priority
+    values,  # the samples of every stream, one after the other
+    stream_start,
+    stream_count,
+    cycle_sid,  # int64[M, P]
+    setup_sid,  # int64[M]
+    scrap_sid,
+    ttf_sid,
+    ttr_sid,
+    arrival_sid,
+    product_sid,
+    warmup,
+    end,
+    time_in,  # out: float64[M, N_STATES]
+    counts,  # out: int64[M, 5]
+    changes,  # out: float64[M, K], the instants the machine turns active or inactive
+    n_changes,  # out: int64[M]
+    entries,  # out: float64[parts], every entry into the line (from 0)
+    leaves,  # out: every part leaving it (out or scrapped)
+    exit_times,  # out: since the warm-up
+    lead_times,
+    totals,  # out: int64[6]
+    line_floats,  # out: float64[1], the WIP area since the warm-up
+    used,  # out: int64[streams], samples taken of each
+    need,  # out: int64[1], the stream that ran short
+    items_room,  # places of the ring of an unlimited store
+    event_room,  # events pending at once
+):
+    """One run; returns OK, or the status that asks for more samples (`need`) or room."""
+    n_machines = station_of.shape[0]
+    n_stations = station_first.shape[0]
+    n_stores = store_capacity.shape[0]
+    n_procs = 2 * n_machines + 2
+    arrivals_proc = 2 * n_machines
+    loader_proc = 2 * n_machines + 1
+
+    need[0] = -1
+    samples = (values, stream_start, stream_count, np.zeros(stream_start.shape[0], dtype=np.int64), need)
+    ints = np.zeros(12, dtype=np.int64)
+    ints[_FREE] = event_room
+    events = (
+        np.zeros(event_room),
+        np.zeros(event_room, dtype=np.int64),
+        np.zeros(event_room, dtype=np.int64),
+        np.zeros((event_room, 5), dtype=np.int64),
+        np.arange(event_room - 1, -1, -1).astype(np.int64),
+        ints,
+        np.zeros(2),
+        np.zeros((2, event_room), dtype=np.int64),
+    )
+    queue_room = n_procs + 2
+    stores = (
+        store_capacity,
+        np.zeros((max(n_stores, 1), items_room), dtype=np.int64),
+        np.zeros((max(n_stores, 1), 4), dtype=np.int64),
+        np.zeros((max(n_stores, 1), queue_room), dtype=np.int64),
+        np.zeros((max(n_stores, 1), queue_room), dtype=np.int64),
+    )
+    mi = np.zeros((n_machines, 8), dtype=np.int64)
+    mi[:, _STATE] = STARVED
+    mi[:, _LOGICAL] = STARVED
+    mi[:, _REPAIRED] = -1
+    mi[:, _LAST] = -1
+    mi[:, _PART] = -1
+    machines = (mi, np.zeros((n_machines, 5)), time_in, counts, changes, n_changes)
+    config = np.array(
+        [release_mode, first_store, backlog_store, conwip_limit, n_machines, product_sid, arrival_sid],
+        dtype=np.int64,
+    )
+    max_parts = entries.shape[0]
+    parts = (
+        np.zeros(max_parts, dtype=np.int64),
+        np.zeros(max_parts),
+        entries,
+        leaves,
+        exit_times,
+        lead_times,
+        totals,
+        line_floats,
+        config,
+    )
+    n_crews = crew_free.shape[0]
+    crews = (
+        crew_free,
+        crew_bottleneck,
+        np.zeros((max(n_crews, 1), n_machines + 1, 2), dtype=np.int64),
+        np.zeros(max(n_crews, 1), dtype=np.int64),
+    )
+    station_ints = np.zeros((n_stations, 7), dtype=np.int64)
+    station_ints[:, _IN] = inbound
+    station_ints[:, _OUT] = outbound
+    station_ints[:, _SETUP] = has_setup
+    station_ints[:, _MODE] = failure_mode
+    station_ints[:, _CREW] = crew_of
+    station_ints[:, _FIRST] = station_first
+    station_ints[:, _COUNT] = station_machines
+    sids = np.zeros((n_machines, 4), dtype=np.int64)
+    sids[:, _SETUP_SID] = setup_sid
+    sids[:, _SCRAP_SID] = scrap_sid
+    sids[:, _TTF_SID] = ttf_sid
+    sids[:, _TTR_SID] = ttr_sid
+    line = (station_of, station_ints, scrap_probability, cycle_sid, sids)
+    procs = np.zeros((n_procs, 2), dtype=np.int64)
+    carried = np.full(1, -1, dtype=np.int64)
+
+    # `LineModel.__init__`: the processes in the order SimPy creates them
+    if backlog_store >= 0:
+        _start(events, procs, loader_proc)
+    if release_mode == INTERARRIVAL:
+        _start(events, procs, arrivals_proc)
+    elif release_mode == CONWIP:
+        for _ in range(conwip_limit):  # `_fill_to_limit`: nothing waits in the backlog yet
+            _release(events, samples, stores, parts)
+    for m in range(n_machines):
+        _start(events, procs, m)
+        if failure_mode[station_of[m]] == CALENDAR:
+            _start(events, procs, n_machines + m)
+
+    ints[_WARMED] = 1 if warmup <= 0.0 else 0
+    _loop(events, samples, stores, machines, parts, crews, line, procs, carried, warmup, end)
+    warmed = ints[_WARMED] == 1
+    processed = ints[_PROCESSED]
+    totals[EVENTS] = processed
+    totals[PARTS] = ints[_PARTS]
+    used[:] = samples[3]
+    if ints[_STATUS] != OK:
+        return ints[_STATUS]
+    if need[0] >= 0:
+        return NEED_SAMPLES
+    if not warmed:
+        events[6][0] = warmup
+        _restart_statistics(events, machines, parts)
+    # LineModel.close at the horizon
+    events[6][0] = end
+    _wip_change(events, parts, 0)
+    for m in range(n_machines):
+        time_in[m, mi[m, _STATE]] += end - machines[1][m, _SINCE]
+        machines[1][m, _SINCE] = end
+        if _is_active(mi[m, _STATE]):
+            n = n_changes[m]
+            if n > 0 and changes[m, n - 1] == end:
+                n_changes[m] = n - 1
+            elif n >= changes.shape[1]:
+                return MORE_CHANGES
+            else:
+                changes[m, n] = end
+                n_changes[m] = n + 1
+    return OK
