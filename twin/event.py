@@ -46,7 +46,8 @@ def event_obstacle(line: Line) -> str | None:
     for index, station in enumerate(line.stations):
         for key in ("inputs", "release", "product", "rework", "transport"):
             if getattr(station, key) is not None:
-                return f"stations[{index}].{key}: lines as networks need the simpy engine (the compiled engines run chains)"
+                what = "lines as networks need the simpy engine (the compiled engines run chains)"
+                return f"stations[{index}].{key}: {what}"
         if station.maintenance is not None:
             return f"stations[{index}].maintenance: preventive maintenance needs the simpy engine"
         if station.switch_off is not None:
@@ -119,7 +120,9 @@ class _Samples:
                         Draws.of(dist, None), (name, "cycle", index, product), per_machine * mix[product]
                     )
                 if station.setup is not None:
-                    self.setup[m] = add(Draws.of(station.setup, None), (name, "setup", index, ""), per_machine)
+                    self.setup[m] = add(
+                        Draws.of(station.setup, None), (name, "setup", index, ""), per_machine
+                    )
                 if station.scrap > 0:
                     scrap = Draws(lambda rng, size: rng.random(size), 1)
                     self.scrap[m] = add(scrap, (name, "scrap", index, ""), per_machine)
@@ -140,9 +143,11 @@ class _Samples:
             draws.ensure(_bounded(end * rate))
 
     def draw_like(self, used: np.ndarray, scale: float = 1.0, margin: float = 1.1) -> None:
-        """Draw ahead `margin` times `scale` times what an earlier run used of each stream."""
+        """Draw ahead `margin` times `scale` times what an earlier run used of each stream, and five
+        Poisson standard deviations more: rare streams (breakdowns, repairs) vary the most."""
         for draws, count in zip(self.draws, used.tolist(), strict=True):
-            draws.ensure(int(count * scale * margin) + 256)
+            expected = count * scale
+            draws.ensure(int(expected * margin + 5.0 * math.sqrt(expected)) + 256)
 
     def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         chunks = [draws.values for draws in self.draws]
@@ -429,7 +434,9 @@ def simulate_event(
     (`twin.on_calendar`), as in the SimPy engine. `state` is not taken yet (the SimPy engine
     runs from a state).
     """
-    return next(runs(line, [line.seed if seed is None else seed], horizon=horizon, warmup=warmup, state=state))
+    return next(
+        runs(line, [line.seed if seed is None else seed], horizon=horizon, warmup=warmup, state=state)
+    )
 
 
 def replicate(

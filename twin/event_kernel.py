@@ -86,11 +86,9 @@ _SETUP_SID, _SCRAP_SID, _TTF_SID, _TTR_SID = range(4)
 _RELEASE, _FIRST_STORE, _BACKLOG, _LIMIT, _MACHINES, _PRODUCT_SID, _ARRIVAL_SID = range(7)
 
 
-
-
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
 def _is_active(code):
-    return code == WORKING or code == DOWN or code == SETUP or code == WAITING_REPAIR or code == MAINTENANCE
+    return code in (WORKING, DOWN, SETUP, WAITING_REPAIR, MAINTENANCE)
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
@@ -640,7 +638,7 @@ def _run_breakdowns(m, events, samples, machines, crews, line, procs):
     while True:
         if events[5][_STATUS] != OK or samples[4][0] >= 0:
             return
-        if pc == B_START or pc == B_LOOP:
+        if pc in (B_START, B_LOOP):
             _timeout(events, procs, proc, _draw(samples, sids[m, _TTF_SID]), B_FAIL)
             return
         if pc == B_FAIL:

@@ -62,15 +62,15 @@ def flow_obstacle(line: Line) -> str | None:
                 what = NETWORK_KEYS[key]
                 return f"stations[{index}].{key}: {what} needs the simpy engine (the flow engine runs chains)"
     if line.repair is not None:
-        return "repair: a repair crew (machines waiting for a technician) needs the simpy engine"
+        return "repair: a repair crew (machines waiting for a technician) needs the event engine"
     if isinstance(line.release, ConwipRelease):
-        return "release: conwip release needs the simpy engine"
+        return "release: conwip release needs the event engine"
     for index, station in enumerate(line.stations):
         if station.capacity != 1:
             machines = station.capacity
-            return f"stations[{index}].capacity: {machines} machines in one station need the simpy engine"
+            return f"stations[{index}].capacity: {machines} machines in one station need the event engine"
         if station.failures is not None and station.failures.basis == "calendar":
-            return f"stations[{index}].failures.basis: calendar-time failures need the simpy engine"
+            return f"stations[{index}].failures.basis: calendar-time failures need the event engine"
         if station.maintenance is not None:
             return f"stations[{index}].maintenance: preventive maintenance needs the simpy engine"
         if station.switch_off is not None:

@@ -146,7 +146,7 @@ def replicate(
 
     `path`: instants (seconds after the state's) at which to count the parts out as well.
     """
-    chosen = choose_engine(line, engine)
+    chosen = choose_engine(line, engine, from_state=True)
     still = None if target is None else target - state.produced(line)
     seeds = [seed + i for i in range(replications)]
     workers = max(1, min(workers, replications))

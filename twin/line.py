@@ -281,7 +281,7 @@ class Line(_Strict):
     horizon: PositiveDuration = 8 * 3600.0
     warmup: Duration = 0.0
     seed: int = Field(default=1, ge=0)
-    engine: Literal["auto", "simpy", "flow"] = "auto"
+    engine: Literal["auto", "simpy", "event", "flow"] = "auto"
     stations: list[Station] = Field(min_length=1)
     routes: dict[str, list[str]] | None = None
     repair: Repair | None = None  # None: a repairer for every failed machine

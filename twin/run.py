@@ -1,13 +1,16 @@
-"""Which engine runs a line: the SimPy event simulation, or the flow engine where the line allows it.
+"""Which engine runs a line: the flow engine, the compiled event engine, or the SimPy event simulation.
 
-`engine: auto` (the default in line files) takes the flow engine whenever the line
-allows it and nobody observes the run, since it gives the same answers many times
-sooner; `simpy` always runs the event simulation; `flow` insists on the flow engine
-and fails with one line naming the field that rules it out. The record says which
-engine ran (`"engine": "flow"` or `"simpy"`).
+`engine: auto` (the default in line files) takes the fastest engine that gives the SimPy
+engine's answers for the line and reports to nobody: the flow engine (`twin.flow`: chains of
+single machines), else the compiled event engine (`twin.event`: chains with parallel machines,
+CONWIP, calendar-time failures, repair crews), else the SimPy engine (`twin.engine`: networks,
+maintenance, switch-off, runs from a state, setpoints, observers). `simpy`, `event` and
+`flow` insist on one and fail with one line naming the field that rules it out. The record
+says which engine ran (`"engine"`) and, under `auto`, why not a faster one
+(`"engine_fallback"`, one line; null when the flow engine ran).
 
     >>> run_line(load_line("simulations/lines/demonstrator.yaml")).kpis["engine"]
-    'simpy'
+    'event'
 """
 
 from __future__ import annotations
@@ -19,16 +22,23 @@ from twin.engine import Observer, RunResult, simulate
 from twin.line import Line, LineError
 from twin.state import LineState
 
-Engine = Literal["auto", "simpy", "flow"]
-ENGINES = ("auto", "simpy", "flow")
+Engine = Literal["auto", "simpy", "event", "flow"]
+ENGINES = ("auto", "simpy", "event", "flow")
+Chosen = Literal["simpy", "event", "flow"]
 
 
 def choose_engine(
-    line: Line, engine: str | None = None, *, observed: bool = False, source: str | None = None
-) -> Literal["simpy", "flow"]:
+    line: Line,
+    engine: str | None = None,
+    *,
+    observed: bool = False,
+    source: str | None = None,
+    from_state: bool = False,
+) -> Chosen:
     """The engine that runs `line`: `engine` if given, else the line's own `engine` field.
 
-    Errors are one-line LineErrors prefixed with `source` (the line file) when given.
+    `from_state`: the run starts from the line's state (`twin.state`). Errors are one-line
+    LineErrors prefixed with `source` (the line file) when given.
     """
     prefix = f"{source}: " if source else ""
     wanted = line.engine if engine is None else engine
@@ -36,14 +46,29 @@ def choose_engine(
         raise LineError(f"{prefix}engine: must be one of {', '.join(ENGINES)}, got {wanted!r}")
     if wanted == "simpy":
         return "simpy"
-    from twin.flow import check_flow, flow_obstacle  # the flow engine loads numba: only when asked
+    # the compiled engines load numba: only when asked
+    from twin.event import check_event, event_obstacle
+    from twin.flow import check_flow, flow_obstacle
 
     if wanted == "flow":
         check_flow(line, source)
         if observed:
             raise LineError(f"{prefix}engine: flow cannot report to an observer; use simpy or auto")
         return "flow"
-    return "simpy" if observed or flow_obstacle(line) is not None else "flow"
+    if wanted == "event":
+        check_event(line, source)
+        if observed:
+            raise LineError(f"{prefix}engine: event cannot report to an observer; use simpy or auto")
+        if from_state:
+            raise LineError(f"{prefix}engine: event cannot start from a state yet; use simpy or auto")
+        return "event"
+    if observed:
+        return "simpy"
+    if flow_obstacle(line) is None:
+        return "flow"
+    if event_obstacle(line) is None and not from_state:
+        return "event"
+    return "simpy"
 
 
 def run_line(
@@ -64,8 +89,8 @@ def run_line(
     """
     wanted = line.engine if engine is None else engine
     if setpoints:
-        if engine == "flow":
-            raise LineError("engine: flow cannot take setpoints; use simpy or auto")
+        if engine in ("flow", "event"):
+            raise LineError(f"engine: {engine} cannot take setpoints; use simpy or auto")
         result = simulate(
             line,
             seed=seed,
@@ -78,20 +103,42 @@ def run_line(
         if wanted == "auto":
             result.kpis["engine_fallback"] = "setpoints written during the run need the simpy engine"
         return result
-    if choose_engine(line, engine, observed=observer is not None) == "flow":
+    observed = observer is not None
+    chosen = choose_engine(line, engine, observed=observed, from_state=state is not None)
+    if chosen == "flow":
         from twin.flow import simulate_flow
 
         return simulate_flow(line, seed=seed, horizon=horizon, warmup=warmup, state=state)
-    result = simulate(line, seed=seed, horizon=horizon, warmup=warmup, observer=observer, state=state)
+    if chosen == "event":
+        from twin.event import simulate_event
+
+        result = simulate_event(line, seed=seed, horizon=horizon, warmup=warmup)
+    else:
+        result = simulate(line, seed=seed, horizon=horizon, warmup=warmup, observer=observer, state=state)
     if wanted == "auto":
-        result.kpis["engine_fallback"] = fallback_reason(line, observed=observer is not None)
+        result.kpis["engine_fallback"] = fallback_reason(
+            line, observed=observed, from_state=state is not None
+        )
     return result
 
 
-def fallback_reason(line: Line, *, observed: bool = False) -> str | None:
-    """Why `engine: auto` runs `line` on the SimPy engine (None: it runs on the flow engine)."""
+def fallback_reason(line: Line, *, observed: bool = False, from_state: bool = False) -> str | None:
+    """Why `engine: auto` does not run `line` on the flow engine, in one line (None: it does).
+
+    For a line the event engine runs, the flow engine's obstacle; for one the SimPy engine runs,
+    the event engine's (an observer, a run from a state, or the field that rules it out).
+    """
     if observed:
-        return "an observer (the virtual PLCs, a recorder) watches the run: flow cannot report to one"
+        return "an observer (the virtual PLCs, a recorder) watches the run: compiled engines report to none"
+    from twin.event import event_obstacle
     from twin.flow import flow_obstacle
 
-    return flow_obstacle(line)
+    flow = flow_obstacle(line)
+    if flow is None:
+        return None
+    obstacle = event_obstacle(line)
+    if obstacle is not None:
+        return obstacle
+    if from_state:
+        return "state: a run from a state of this line needs the simpy engine (the event engine starts empty)"
+    return flow

@@ -32,6 +32,7 @@ from tests.conftest import DEMONSTRATOR
 from twin import flow as flow_module
 from twin.distributions import BLOCK, Distribution
 from twin.engine import simulate
+from twin.event import event_obstacle
 from twin.flow import _Kernel as Kernel
 from twin.flow import replicate, simulate_flow
 from twin.flow_samples import VALUE_BY_VALUE, Draws, RunSamples
@@ -392,9 +393,9 @@ FLOW_LINE = {
         ),
     ],
 )
-def test_auto_falls_back_to_simpy_and_flow_says_why_not(change: dict[str, Any], field: str) -> None:
+def test_auto_falls_back_and_flow_says_why_not(change: dict[str, Any], field: str) -> None:
     line = line_from_dict({**FLOW_LINE, **change})
-    assert choose_engine(line) == "simpy"
+    assert choose_engine(line) == ("simpy" if event_obstacle(line) is not None else "event")
     with pytest.raises(LineError) as error:
         choose_engine(line, "flow", source="line.yaml")
     message = str(error.value)
@@ -438,13 +439,13 @@ def test_cli_engine_errors_are_one_line() -> None:
     assert done.exit_code == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         f"error: {DEMONSTRATOR}: engine: flow cannot run this line: "
-        "stations[2].failures.basis: calendar-time failures need the simpy engine"
+        "stations[2].failures.basis: calendar-time failures need the event engine"
     ]
     done = fabbrica("twin", "run", str(DEMONSTRATOR), "--json", "--engine", "fast")
     assert done.exit_code == 2 and len(done.stderr.strip().splitlines()) == 1
-    assert "engine: must be 'auto', 'simpy' or 'flow', got 'fast'" in done.stderr
+    assert "engine: must be 'auto', 'simpy', 'event' or 'flow', got 'fast'" in done.stderr
     auto = fabbrica("twin", "run", str(DEMONSTRATOR), "--json", "--horizon", "2h", "--warmup", "0")
-    assert json.loads(auto.stdout)["engine"] == "simpy"
+    assert json.loads(auto.stdout)["engine"] == "event"
 
 
 def test_line_files_may_ask_for_the_flow_engine(write_line: Any) -> None:

@@ -110,7 +110,7 @@ def test_without_a_crew_nothing_waits_and_the_flow_engine_refuses_a_crew() -> No
     )
     assert (
         flow_obstacle(chain)
-        == "repair: a repair crew (machines waiting for a technician) needs the simpy engine"
+        == "repair: a repair crew (machines waiting for a technician) needs the event engine"
     )
 
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from foundation.errors import InputError
 from twin.kpi_catalogue import names
-from twin.line import Line
+from twin.line import ConwipRelease, Line
 from twin.run import run_line
 
 
@@ -84,6 +84,8 @@ def warm_up() -> None:
     )
     for engine in ("simpy", "auto"):
         run_line(line, engine=engine, seed=0, horizon=600.0, warmup=0.0)
+    parallel = line.model_copy(update={"release": ConwipRelease(conwip=2)})
+    run_line(parallel, engine="event", seed=0, horizon=600.0, warmup=0.0)
 
 
 class Executor(Protocol):
