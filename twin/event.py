@@ -48,10 +48,6 @@ def event_obstacle(line: Line) -> str | None:
             if getattr(station, key) is not None:
                 what = "lines as networks need the simpy engine (the compiled engines run chains)"
                 return f"stations[{index}].{key}: {what}"
-        if station.maintenance is not None:
-            return f"stations[{index}].maintenance: preventive maintenance needs the simpy engine"
-        if station.switch_off is not None:
-            return f"stations[{index}].switch_off: switching off when idle needs the simpy engine"
     return None
 
 
@@ -106,6 +102,8 @@ class _Samples:
         self.scrap = np.full(machines, -1, dtype=np.int64)
         self.ttf = np.full(machines, -1, dtype=np.int64)
         self.ttr = np.full(machines, -1, dtype=np.int64)
+        self.service = np.full(machines, -1, dtype=np.int64)
+        self.restart = np.full(machines, -1, dtype=np.int64)
         m = 0
         for station in line.stations:
             name = station.name
@@ -131,6 +129,14 @@ class _Samples:
                     rate = 1.0 / ttf.mean
                     self.ttf[m] = add(Draws.of(ttf, None), (name, "ttf", index, ""), rate)
                     self.ttr[m] = add(Draws.of(ttr, None), (name, "ttr", index, ""), rate)
+                maintenance = station.maintenance
+                if maintenance is not None:
+                    every = maintenance.every or maintenance.parts / per_machine  # type: ignore[operator]
+                    key = (name, "maintenance", index, "")
+                    self.service[m] = add(Draws.of(maintenance.duration, None), key, 1.0 / every)
+                if station.switch_off is not None:
+                    key = (name, "restart", index, "")
+                    self.restart[m] = add(Draws.of(station.switch_off.restart, None), key, per_machine)
                 m += 1
 
     def reseed(self, seed: int) -> None:
@@ -182,6 +188,9 @@ class _Layout:
     conwip_limit: int
     crews: np.ndarray
     crew_bottleneck: np.ndarray
+    service_every: np.ndarray
+    service_parts: np.ndarray
+    switch_off_after: np.ndarray
 
     @classmethod
     def of(cls, line: Line) -> _Layout:
@@ -247,6 +256,15 @@ class _Layout:
             crew_bottleneck=np.array(
                 [repair is not None and repair.priority == "bottleneck"] * len(crews), dtype=np.bool_
             ),
+            service_every=np.array(
+                [(s.maintenance.every or 0.0) if s.maintenance else 0.0 for s in stations], dtype=float
+            ),
+            service_parts=np.array(
+                [(s.maintenance.parts or 0) if s.maintenance else 0 for s in stations], dtype=np.int64
+            ),
+            switch_off_after=np.array(
+                [s.switch_off.after if s.switch_off else -1.0 for s in stations], dtype=float
+            ),
         )
 
 
@@ -298,6 +316,9 @@ class _Run:
                 layout.conwip_limit,
                 layout.crews.copy(),
                 layout.crew_bottleneck,
+                layout.service_every,
+                layout.service_parts,
+                layout.switch_off_after,
                 values,
                 starts,
                 counts,
@@ -306,6 +327,8 @@ class _Run:
                 samples.scrap,
                 samples.ttf,
                 samples.ttr,
+                samples.service,
+                samples.restart,
                 samples.arrival,
                 samples.product,
                 warmup,

@@ -15,10 +15,11 @@ SimPy engine's to the last bit.
 What each process does is `Machine.run` (load, set up, work with an operation-based
 failure clock or `_occupy` under calendar-time breakdowns, scrap, hand on), `Machine.repair`
 with the crew's `call` and `release` (`fifo` or `bottleneck` priority),
-`Machine.calendar_breakdowns`, `Release.arrivals`, `Release._load_from_backlog` and the
-CONWIP release in `LineModel._part_left`; the comments name the SimPy code each branch
-mirrors. Not here (the SimPy engine runs them): preventive maintenance, switch-off, runs
-from a state, operators' stops and setpoints, networks.
+`Machine.calendar_breakdowns`, preventive maintenance (`serve`, `work_serviced`, `renew`),
+switch-off (`starve` with its AnyOf of the part and the switch-off time, `restart_after_off`),
+`Release.arrivals`, `Release._load_from_backlog` and the CONWIP release in
+`LineModel._part_left`; the comments name the SimPy code each branch mirrors. Not here (the
+SimPy engine runs them): runs from a state, operators' stops and setpoints, networks.
 
 Samples come as one flat array with a start and a count per stream; when a stream runs
 short the kernel stops, says which (`need`), and is run again with more. Other arrays that
@@ -43,7 +44,7 @@ EXITS, SCRAPS, ENTRIES, LEAVES, EVENTS, PARTS = range(6)
 OK, NEED_SAMPLES, MORE_CHANGES, MORE_EVENTS, MORE_ITEMS = range(5)
 
 # event kinds
-TIMEOUT, PUT, GET, INIT, GENERIC, INTERRUPT = range(6)
+TIMEOUT, PUT, GET, INIT, GENERIC, INTERRUPT, CONDITION = range(7)
 URGENT, NORMAL = 0, 1
 
 # failure modes per station
@@ -54,7 +55,8 @@ SATURATED, INTERARRIVAL, CONWIP = range(3)
 # program counters of a machine's process (`Machine.run`)
 M_START, M_LOOP, M_GOT, M_HAVE_PART, M_AFTER_SETUP, M_WORK, M_OPF_LOOP, M_OPF_FAIL = range(8)
 M_OPF_REPAIRED, M_DONE, M_PUT_DONE, M_OCC, M_OCC_REPAIRED, M_OCC_TIMEOUT, M_OCC_INTERRUPTED = range(8, 15)
-M_REP_GO, M_REP_END = 15, 16
+M_REP_GO, M_REP_END, M_FETCH, M_AFTER_GET, M_SERVE, M_SERVED, M_WS_LOOP, M_WS_STEP = range(15, 23)
+M_WS_RENEW, M_WS_WORK, M_STARVE, M_STARVE_WOKE, M_OFF, M_RESTART = range(23, 29)
 # of a calendar-breakdown process (`Machine.calendar_breakdowns`)
 B_START, B_LOOP, B_FAIL, B_REP_GO, B_REP_END, B_REPAIRED = range(6)
 # of the release's processes
@@ -75,13 +77,18 @@ L_START, L_LOOP, L_GOT, L_PUT = range(4)
 # crews: (free, bottleneck, waiting [crew, i, (machine, event)], count waiting)
 # line: (station of machine, station ints [inbound, outbound, setup, failures, crew, first, count],
 #        scrap probability, cycle stream [machine, product], machine streams [setup, scrap, ttf, ttr])
-_KIND, _OWNER, _STORE, _ITEM, _TRIGGERED = range(5)
+_KIND, _OWNER, _STORE, _ITEM, _TRIGGERED, _CONDITION, _PINNED = range(7)
+_EVENT_COLUMNS = 7
 _HEAP, _FREE, _ORDER, _STATUS, _WIP, _PARTS, _FIFO_HEAD, _FIFO_LEN = 0, 1, 2, 3, 4, 5, 6, 7
 _WARMED, _PROCESSED = 10, 11
 _STATE, _LOGICAL, _DOWN, _OCCUPIED, _REPAIRED, _LAST, _PART, _RETURN = range(8)
-_SINCE, _TTF, _REMAINING, _OCC_START, _DURATION = range(5)
-_IN, _OUT, _SETUP, _MODE, _CREW, _FIRST, _COUNT = range(7)
-_SETUP_SID, _SCRAP_SID, _TTF_SID, _TTR_SID = range(4)
+_SINCE_SERVICE, _IS_OFF, _REQUEST, _REP_RETURN, _SERVE_RETURN = range(8, 13)
+_MACHINE_INTS = 13
+_SINCE, _TTF, _REMAINING, _OCC_START, _DURATION, _SERVICE, _STEP = range(7)
+_MACHINE_FLOATS = 7
+_IN, _OUT, _SETUP, _MODE, _CREW, _FIRST, _COUNT, _SERVICE_PARTS, _SERVICED, _SWITCH = range(10)
+_EVERY, _SWITCH_AFTER = range(2)
+_SETUP_SID, _SCRAP_SID, _TTF_SID, _TTR_SID, _SERVICE_SID, _RESTART_SID = range(6)
 # config: release mode, first store, backlog store, conwip limit, machines, product stream, arrival stream
 _RELEASE, _FIRST_STORE, _BACKLOG, _LIMIT, _MACHINES, _PRODUCT_SID, _ARRIVAL_SID = range(7)
 
@@ -115,14 +122,29 @@ def _new_event(events, kind, owner):
     ev[event, _OWNER] = owner
     ev[event, _ITEM] = -1
     ev[event, _TRIGGERED] = 0
+    ev[event, _CONDITION] = -1
+    ev[event, _PINNED] = 0
     return event
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
 def _free_event(events, event):
-    free, ints = events[4], events[5]
+    free, ints, ev = events[4], events[5], events[3]
+    if ev[event, _PINNED] == 1:
+        ev[event, _PINNED] = 2  # processed: freed when its process lets go of it (`_unpin`)
+        return
     free[ints[_FREE]] = event
     ints[_FREE] += 1
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _unpin(events, event):
+    ev = events[3]
+    if ev[event, _PINNED] == 2:
+        ev[event, _PINNED] = 0
+        _free_event(events, event)
+    else:
+        ev[event, _PINNED] = 0
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
@@ -468,43 +490,124 @@ def _crew_release(events, crews, machines, line, crew):
 
 
 # -- the processes ---------------------------------------------------------------------------------
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+def _renew(samples, machines, line, m):
+    """`Machine.renew`: a repair or a service, the machine's clocks start again."""
+    mi, mf = machines[0], machines[1]
+    sids, station_floats = line[4], line[5]
+    station = line[0][m]
+    mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID]) if sids[m, _TTF_SID] >= 0 else np.inf
+    if station_floats[station, _EVERY] > 0:
+        mf[m, _SERVICE] = station_floats[station, _EVERY]
+    mi[m, _SINCE_SERVICE] = 0
+
+
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
 def _run_machine(m, event, events, samples, stores, machines, parts, crews, line, procs):
     """`Machine.run` from where the machine's process waits, to its next wait."""
     ev, ints, clock = events[3], events[5], events[6]
     need = samples[4]
     mi, mf, counts = machines[0], machines[1], machines[3]
-    station_of, station_ints, scrap_probability, cycle_sid, sids = line
+    station_of, station_ints, scrap_probability, cycle_sid, sids, station_floats = line
     part_product = parts[0]
     station = station_of[m]
     mode = station_ints[station, _MODE]
+    serviced = station_ints[station, _SERVICED] != 0
     pc = procs[m, 0]
     while True:
         if ints[_STATUS] != OK or need[0] >= 0:
             return
         if pc == M_START:
-            # first_failure_clock (operation-based failures only)
+            # first_failure_clock (operation-based failures only), then begin_plant's service clocks
             if mode == OPERATING:
                 mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
+            if serviced:
+                mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID]) if mode == OPERATING else np.inf
+                every = station_floats[station, _EVERY]
+                mf[m, _SERVICE] = every if every > 0 else np.inf
+                mi[m, _SINCE_SERVICE] = 0
             pc = M_LOOP
         elif pc == M_LOOP:
+            parts_due = station_ints[station, _SERVICE_PARTS]
+            if serviced and parts_due > 0 and mi[m, _SINCE_SERVICE] >= parts_due:
+                mi[m, _SERVE_RETURN] = M_FETCH
+                pc = M_SERVE
+            else:
+                pc = M_FETCH
+        elif pc == M_FETCH:
             inbound = station_ints[station, _IN]
             if inbound < 0:
                 part = _new_part(events, samples, parts)
                 _part_entered(events, parts)
                 mi[m, _PART] = part
-                pc = M_HAVE_PART
+                pc = M_AFTER_GET
             else:
                 request = _store_get(events, stores, inbound)
                 if ev[request, _TRIGGERED] == 0:
-                    _set_state(events, machines, m, STARVED)
-                    _wait_for(events, procs, m, request, M_GOT)
-                    return
-                mi[m, _PART] = ev[request, _ITEM]
-                pc = M_HAVE_PART
+                    if station_ints[station, _SWITCH] != 0:
+                        mi[m, _REQUEST] = request
+                        ev[request, _PINNED] = 1
+                        pc = M_STARVE
+                    else:
+                        _set_state(events, machines, m, STARVED)
+                        _wait_for(events, procs, m, request, M_GOT)
+                        return
+                else:
+                    mi[m, _PART] = ev[request, _ITEM]
+                    pc = M_AFTER_GET
         elif pc == M_GOT:
             mi[m, _PART] = ev[event, _ITEM]
-            pc = M_HAVE_PART
+            if ev[event, _PINNED] != 0:
+                _unpin(events, event)
+            pc = M_AFTER_GET
+        elif pc == M_STARVE:
+            # Machine.starve: starved, and switched off after `switch_off.after` without a part
+            request = mi[m, _REQUEST]
+            if mi[m, _IS_OFF] != 0:
+                _wait_for(events, procs, m, request, M_GOT)
+                return
+            _set_state(events, machines, m, STARVED)
+            left = station_floats[station, _SWITCH_AFTER] - 0.0
+            if left > 0:
+                condition = _new_event(events, CONDITION, m)
+                clock_out = _new_event(events, TIMEOUT, -1)
+                _schedule(events, clock_out, NORMAL, left)
+                ev[request, _CONDITION] = condition
+                ev[clock_out, _CONDITION] = condition
+                ev[condition, _ITEM] = request
+                ev[condition, _STORE] = clock_out
+                _wait_for(events, procs, m, condition, M_STARVE_WOKE)
+                return
+            pc = M_OFF
+        elif pc == M_STARVE_WOKE:
+            request = mi[m, _REQUEST]
+            if ev[request, _TRIGGERED] != 0:
+                mi[m, _PART] = ev[request, _ITEM]
+                _unpin(events, request)
+                pc = M_AFTER_GET
+            else:
+                pc = M_OFF
+        elif pc == M_OFF:
+            _set_state(events, machines, m, OFF)
+            mi[m, _IS_OFF] = 1
+            _wait_for(events, procs, m, mi[m, _REQUEST], M_GOT)
+            return
+        elif pc == M_AFTER_GET:
+            if station_ints[station, _SWITCH] != 0 and mi[m, _IS_OFF] != 0:
+                pc = M_RESTART
+            else:
+                pc = M_HAVE_PART
+        elif pc == M_RESTART:
+            # Machine.restart_after_off: the part waits for the restart (booked as set-up)
+            mi[m, _IS_OFF] = 0
+            _set_state(events, machines, m, SETUP)
+            if mode == CALENDAR:
+                mf[m, _REMAINING] = _draw(samples, sids[m, _RESTART_SID])
+                mi[m, _RETURN] = M_HAVE_PART
+                pc = M_OCC
+            else:
+                _timeout(events, procs, m, _draw(samples, sids[m, _RESTART_SID]), M_HAVE_PART)
+                return
         elif pc == M_HAVE_PART:
             product = part_product[mi[m, _PART]]
             if station_ints[station, _SETUP] != 0 and product != mi[m, _LAST] and mi[m, _LAST] >= 0:
@@ -523,11 +626,12 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             mi[m, _LAST] = product
             _set_state(events, machines, m, WORKING)
             mf[m, _DURATION] = _draw(samples, cycle_sid[m, product])
-            if mode == OPERATING:
-                mf[m, _REMAINING] = mf[m, _DURATION]
+            mf[m, _REMAINING] = mf[m, _DURATION]
+            if serviced:
+                pc = M_WS_LOOP
+            elif mode == OPERATING:
                 pc = M_OPF_LOOP
             elif mode == CALENDAR:
-                mf[m, _REMAINING] = mf[m, _DURATION]
                 mi[m, _RETURN] = M_DONE
                 pc = M_OCC
             else:
@@ -552,6 +656,7 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
                 _set_state(events, machines, m, DOWN)
                 _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_OPF_REPAIRED)
                 return
+            mi[m, _REP_RETURN] = M_OPF_REPAIRED
             granted = _crew_call(events, crews, crew, m, m)
             if granted >= 0:
                 _set_state(events, machines, m, WAITING_REPAIR)
@@ -564,11 +669,62 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             return
         elif pc == M_REP_END:
             _crew_release(events, crews, machines, line, station_ints[station, _CREW])
-            pc = M_OPF_REPAIRED
+            pc = mi[m, _REP_RETURN]
         elif pc == M_OPF_REPAIRED:
             _set_state(events, machines, m, WORKING)
             mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
             pc = M_OPF_LOOP
+        elif pc == M_WS_LOOP:
+            # Machine.work_serviced: the age counts to the next failure and to the next service
+            step = min(mf[m, _TTF], mf[m, _SERVICE])
+            if mf[m, _REMAINING] <= step:
+                mf[m, _TTF] -= mf[m, _REMAINING]
+                mf[m, _SERVICE] -= mf[m, _REMAINING]
+                _timeout(events, procs, m, mf[m, _REMAINING], M_DONE)
+                return
+            mf[m, _STEP] = step
+            if step > 0:
+                _timeout(events, procs, m, step, M_WS_STEP)
+                return
+            pc = M_WS_STEP
+        elif pc == M_WS_STEP:
+            step = mf[m, _STEP]
+            mf[m, _REMAINING] -= step
+            failed = mf[m, _TTF] <= mf[m, _SERVICE]
+            mf[m, _TTF] -= step
+            mf[m, _SERVICE] -= step
+            if failed:
+                counts[m, FAILURES] += 1
+                crew = station_ints[station, _CREW]
+                if crew < 0:
+                    _set_state(events, machines, m, DOWN)
+                    _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_WS_RENEW)
+                    return
+                mi[m, _REP_RETURN] = M_WS_RENEW
+                granted = _crew_call(events, crews, crew, m, m)
+                if granted >= 0:
+                    _set_state(events, machines, m, WAITING_REPAIR)
+                    _wait_for(events, procs, m, granted, M_REP_GO)
+                    return
+                pc = M_REP_GO
+            else:
+                mi[m, _SERVE_RETURN] = M_WS_WORK
+                pc = M_SERVE
+        elif pc == M_WS_RENEW:
+            _renew(samples, machines, line, m)
+            pc = M_WS_WORK
+        elif pc == M_WS_WORK:
+            _set_state(events, machines, m, WORKING)
+            pc = M_WS_LOOP
+        elif pc == M_SERVE:
+            # Machine.serve: a preventive service for its drawn duration renews the machine
+            _set_state(events, machines, m, MAINTENANCE)
+            counts[m, SERVICES] += 1
+            _timeout(events, procs, m, _draw(samples, sids[m, _SERVICE_SID]), M_SERVED)
+            return
+        elif pc == M_SERVED:
+            _renew(samples, machines, line, m)
+            pc = mi[m, _SERVE_RETURN]
         elif pc == M_OCC:
             # Machine._occupy: spend `remaining`, paused by calendar-time breakdowns
             if mf[m, _REMAINING] > 0:
@@ -593,6 +749,8 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             pc = M_OCC
         elif pc == M_DONE:
             counts[m, PROCESSED] += 1
+            if serviced:
+                mi[m, _SINCE_SERVICE] += 1
             part = mi[m, _PART]
             p = scrap_probability[station]
             if p > 0 and _draw(samples, sids[m, _SCRAP_SID]) < p:
@@ -762,6 +920,20 @@ def _loop(events, samples, stores, machines, parts, crews, line, procs, carried,
             # Interruption._interrupt: the machine stops waiting for its timeout and is thrown into
             ev[procs[owner, 1], _OWNER] = -1
             procs[owner, 0] = M_OCC_INTERRUPTED
+        elif kind == CONDITION:
+            # the AnyOf is done: its checks leave the events it waited for (`_remove_check_callbacks`)
+            for column in (_ITEM, _STORE):
+                if ev[event, column] >= 0:
+                    ev[ev[event, column], _CONDITION] = -1
+        condition = ev[event, _CONDITION]
+        if condition >= 0:
+            # Condition._check: the first of its events triggers it
+            if ev[condition, _TRIGGERED] == 0:
+                _schedule(events, condition, NORMAL, 0.0)
+            for column in (_ITEM, _STORE):
+                if ev[condition, column] == event:
+                    ev[condition, column] = -1
+            ev[event, _CONDITION] = -1
         if owner >= 0:
             if owner < n_machines:
                 _run_machine(owner, event, events, samples, stores, machines, parts, crews, line, procs)
@@ -793,6 +965,9 @@ def run_line(
     conwip_limit,
     crew_free,  # int64[C]: technicians per crew (changed: free ones)
     crew_bottleneck,  # bool[C]: the `bottleneck` priority
+    service_every,  # float64[S]: operating time between services (0: none by time)
+    service_parts,  # int64[S]: parts between services (0: none by parts)
+    switch_off_after,  # float64[S]: starved time before switching off (-1: never)
     values,  # the samples of every stream, one after the other
     stream_start,
     stream_count,
@@ -801,6 +976,8 @@ def run_line(
     scrap_sid,
     ttf_sid,
     ttr_sid,
+    service_sid,  # int64[M]: the services' durations
+    restart_sid,  # int64[M]: the restarts after a switch-off
     arrival_sid,
     product_sid,
     warmup,
@@ -836,7 +1013,7 @@ def run_line(
         np.zeros(event_room),
         np.zeros(event_room, dtype=np.int64),
         np.zeros(event_room, dtype=np.int64),
-        np.zeros((event_room, 5), dtype=np.int64),
+        np.zeros((event_room, _EVENT_COLUMNS), dtype=np.int64),
         np.arange(event_room - 1, -1, -1).astype(np.int64),
         ints,
         np.zeros(2),
@@ -850,13 +1027,13 @@ def run_line(
         np.zeros((max(n_stores, 1), queue_room), dtype=np.int64),
         np.zeros((max(n_stores, 1), queue_room), dtype=np.int64),
     )
-    mi = np.zeros((n_machines, 8), dtype=np.int64)
+    mi = np.zeros((n_machines, _MACHINE_INTS), dtype=np.int64)
     mi[:, _STATE] = STARVED
     mi[:, _LOGICAL] = STARVED
     mi[:, _REPAIRED] = -1
     mi[:, _LAST] = -1
     mi[:, _PART] = -1
-    machines = (mi, np.zeros((n_machines, 5)), time_in, counts, changes, n_changes)
+    machines = (mi, np.zeros((n_machines, _MACHINE_FLOATS)), time_in, counts, changes, n_changes)
     config = np.array(
         [release_mode, first_store, backlog_store, conwip_limit, n_machines, product_sid, arrival_sid],
         dtype=np.int64,
@@ -880,7 +1057,7 @@ def run_line(
         np.zeros((max(n_crews, 1), n_machines + 1, 2), dtype=np.int64),
         np.zeros(max(n_crews, 1), dtype=np.int64),
     )
-    station_ints = np.zeros((n_stations, 7), dtype=np.int64)
+    station_ints = np.zeros((n_stations, 10), dtype=np.int64)
     station_ints[:, _IN] = inbound
     station_ints[:, _OUT] = outbound
     station_ints[:, _SETUP] = has_setup
@@ -888,12 +1065,20 @@ def run_line(
     station_ints[:, _CREW] = crew_of
     station_ints[:, _FIRST] = station_first
     station_ints[:, _COUNT] = station_machines
-    sids = np.zeros((n_machines, 4), dtype=np.int64)
+    station_ints[:, _SERVICE_PARTS] = service_parts
+    station_ints[:, _SERVICED] = (service_every > 0) | (service_parts > 0)
+    station_ints[:, _SWITCH] = switch_off_after >= 0
+    station_floats = np.zeros((n_stations, 2))
+    station_floats[:, _EVERY] = service_every
+    station_floats[:, _SWITCH_AFTER] = switch_off_after
+    sids = np.zeros((n_machines, 6), dtype=np.int64)
     sids[:, _SETUP_SID] = setup_sid
     sids[:, _SCRAP_SID] = scrap_sid
     sids[:, _TTF_SID] = ttf_sid
     sids[:, _TTR_SID] = ttr_sid
-    line = (station_of, station_ints, scrap_probability, cycle_sid, sids)
+    sids[:, _SERVICE_SID] = service_sid
+    sids[:, _RESTART_SID] = restart_sid
+    line = (station_of, station_ints, scrap_probability, cycle_sid, sids, station_floats)
     procs = np.zeros((n_procs, 2), dtype=np.int64)
     carried = np.full(1, -1, dtype=np.int64)
 

@@ -5,7 +5,8 @@ random streams (`twin.event`), so every case here is checked exactly, not in dis
 on lines drawn by hypothesis with every feature it runs (parallel machines, hand-overs and
 finite and unlimited buffers, saturated, interarrival and CONWIP release with and without a
 backlog, operation- and calendar-time failures, repair crews with fifo and bottleneck
-priority and skills, set-ups, products, scrap, shift calendars), with constant durations
+priority and skills, preventive maintenance by time and by parts, switch-off, set-ups,
+products, scrap, shift calendars), with constant durations
 among them so that ties between machines happen. The exact theory (Erlang C, a closed
 CONWIP network) checks the engine itself with replications; `engine: auto` picks it.
 """
@@ -98,6 +99,15 @@ def event_lines(draw: st.DrawFn) -> dict[str, Any]:
             if crew == "skills":
                 failures["skill"] = draw(st.sampled_from(["electric", "mechanic"]))
             station["failures"] = failures
+        if draw(st.integers(0, 3)) == 0 and station.get("failures", {}).get("basis") != "calendar":
+            trigger = draw(st.sampled_from(["every", "parts"]))
+            amount = draw(st.floats(200, 2000)) if trigger == "every" else draw(st.integers(1, 30))
+            station["maintenance"] = {trigger: amount, "duration": draw(durations(10, 120))}
+        if draw(st.integers(0, 3)) == 0:
+            station["switch_off"] = {
+                "after": draw(st.sampled_from([0.0, 5.0, 60.0])),
+                "restart": draw(durations(5, 60)),
+            }
         if draw(st.booleans()):
             station["setup"] = draw(durations(5, 40))
         if draw(st.booleans()):
