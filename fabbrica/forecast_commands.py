@@ -59,8 +59,8 @@ def forecast(
     ),
     engine: str | None = typer.Option(
         None,
-        help="auto (flow wherever the line allows it, else simpy: the event engine does not start "
-        "from a state yet), simpy, event or flow.",
+        help="auto (the fastest engine that gives the simpy engine's answers: flow, else event, "
+        "else simpy), simpy, event or flow.",
     ),
     workers: int | None = typer.Option(
         None, min=1, help="Worker processes (default: the engine's choice, at most the CPUs)."
@@ -86,7 +86,7 @@ def forecast(
         if at is not None and source is None:
             raise InputError("--at: only with --source")
         line = load_line(line_file)
-        chosen = choose_engine(line, engine, source=str(line_file), from_state=True)
+        chosen = choose_engine(line, engine, source=str(line_file))
         if state_file is not None:
             state = read_state(state_file)
             label = str(state_file)

@@ -30,7 +30,7 @@ from twin.distributions import _Dist
 from twin.engine import RunResult
 from twin.flow_samples import PRODUCT_BLOCK, Draws, streams
 from twin.line import ConwipRelease, InterarrivalRelease, Line, LineError
-from twin.state import LineState
+from twin.state import LineState, check_state, start_plan
 from twin.station import STATE_NAMES
 from twin.streams import RELEASE_OWNER
 
@@ -268,10 +268,53 @@ class _Layout:
         )
 
 
+@dataclass(frozen=True)
+class _Start:
+    """What the kernel starts from: per machine its state (NO_START: an empty line), its part's
+    product, residual time, failure clock and age; the parts in the buffers, station by station."""
+
+    ints: np.ndarray
+    floats: np.ndarray
+    buffer_station: np.ndarray
+    buffer_product: np.ndarray
+
+    @property
+    def parts(self) -> int:
+        return int((self.ints[:, 1] >= 0).sum()) + len(self.buffer_station)
+
+    @classmethod
+    def of(cls, line: Line, state: LineState | None, seed: int) -> _Start:
+        machines = sum(station.capacity for station in line.stations)
+        ints = np.full((machines, 2), -1, dtype=np.int64)
+        floats = np.full((machines, 3), np.nan)
+        if state is None:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(ints, floats, empty, empty)
+        plan = start_plan(line, state, seed)
+        products = {name: index for index, name in enumerate(line.product_mix)}
+        stations: list[int] = []
+        buffered: list[int] = []
+        m = 0
+        for index, starts in enumerate(plan.machines):
+            for start in starts:
+                ints[m, 0] = start.state
+                ints[m, 1] = -1 if start.product is None else products[start.product]
+                floats[m, 0] = start.remaining
+                floats[m, 1] = np.nan if start.ttf_left is None else start.ttf_left
+                floats[m, 2] = np.nan if start.age is None else start.age
+                m += 1
+            for name in plan.buffers[index]:
+                stations.append(index)
+                buffered.append(products[name])
+        return cls(ints, floats, np.array(stations, dtype=np.int64), np.array(buffered, dtype=np.int64))
+
+
 class _Run:
     """One run of the kernel, given more samples and room until it runs to its end."""
 
-    def __init__(self, line: Line, layout: _Layout, samples: _Samples, warmup: float, end: float) -> None:
+    def __init__(
+        self, line: Line, layout: _Layout, samples: _Samples, warmup: float, end: float, start: _Start
+    ) -> None:
         self.line = line
         self.end = end
         machines = len(layout.station_of)
@@ -281,7 +324,7 @@ class _Run:
         change_room = 0
         while True:
             values, starts, counts = samples.packed()
-            parts = int(counts[samples.product])
+            parts = int(counts[samples.product]) + start.parts
             if change_room == 0:
                 per_machine = np.zeros(machines, dtype=np.int64)
                 for sids in (samples.cycle, samples.ttf[:, None]):
@@ -329,6 +372,10 @@ class _Run:
                 samples.ttr,
                 samples.service,
                 samples.restart,
+                start.ints,
+                start.floats,
+                start.buffer_station,
+                start.buffer_product,
                 samples.arrival,
                 samples.product,
                 warmup,
@@ -453,9 +500,9 @@ def simulate_event(
 ) -> RunResult:
     """Run `line` once with the event engine; arguments given here override the line's own.
 
-    With a shift calendar the run goes in planned time and is put back on the calendar
-    (`twin.on_calendar`), as in the SimPy engine. `state` is not taken yet (the SimPy engine
-    runs from a state).
+    `state`: start from it (`twin.state`, checked here) instead of from an empty line; time 0 is
+    its instant. With a shift calendar the run goes in planned time and is put back on the
+    calendar (`twin.on_calendar`), as in the SimPy engine.
     """
     return next(
         runs(line, [line.seed if seed is None else seed], horizon=horizon, warmup=warmup, state=state)
@@ -486,9 +533,9 @@ def runs(
 
     check_event(line)
     if state is not None:
-        raise LineError("engine: event cannot start from a state yet; use simpy or auto")
+        check_state(line, state)
     _, horizon, warmup = _run_arguments(line, None, horizon, warmup)
-    plan = _planned(line, horizon, warmup, None)
+    plan = _planned(line, horizon, warmup, state)
     if plan is not None:
         horizon, warmup = plan.horizon, plan.warmup
     end = warmup + (horizon - warmup)
@@ -498,18 +545,19 @@ def runs(
     for seed in seeds:
         started = time.perf_counter()
         samples.reseed(seed)
+        start = _Start.of(line, state, seed)
         if used is None:
             estimate = _bounded(end * samples.rate[samples.product])
             if estimate > PILOT_FROM:  # size a long run on a pilot run of a few percent of it
                 pilot = end * PILOT_SHARE
                 samples.draw_for(pilot)
-                pilot_used = _Run(line, layout, samples, 0.0, pilot).used
+                pilot_used = _Run(line, layout, samples, 0.0, pilot, start).used
                 samples.draw_like(pilot_used, scale=end / pilot, margin=1.05)
             else:
                 samples.draw_for(end)
         else:
             samples.draw_like(used)
-        run = _Run(line, layout, samples, warmup, end)
+        run = _Run(line, layout, samples, warmup, end, start)
         used = run.used if used is None else np.maximum(used, run.used)
         result = run.result(layout, seed, horizon, warmup, started)
         yield _on_calendar(run, result, plan)  # type: ignore[arg-type]

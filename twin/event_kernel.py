@@ -57,8 +57,11 @@ M_START, M_LOOP, M_GOT, M_HAVE_PART, M_AFTER_SETUP, M_WORK, M_OPF_LOOP, M_OPF_FA
 M_OPF_REPAIRED, M_DONE, M_PUT_DONE, M_OCC, M_OCC_REPAIRED, M_OCC_TIMEOUT, M_OCC_INTERRUPTED = range(8, 15)
 M_REP_GO, M_REP_END, M_FETCH, M_AFTER_GET, M_SERVE, M_SERVED, M_WS_LOOP, M_WS_STEP = range(15, 23)
 M_WS_RENEW, M_WS_WORK, M_STARVE, M_STARVE_WOKE, M_OFF, M_RESTART = range(23, 29)
+M_FROM_STATE, M_BEGIN_SERVED, M_RESUME, M_RESUME_RENEW, M_RESUME_FRESH, M_RESUME_WORK = range(29, 35)
+M_DELIVER = 35
 # of a calendar-breakdown process (`Machine.calendar_breakdowns`)
 B_START, B_LOOP, B_FAIL, B_REP_GO, B_REP_END, B_REPAIRED = range(6)
+NO_START = -1  # a machine's start state when the line starts empty
 # of the release's processes
 A_START, A_LOOP, A_RELEASE = range(3)
 L_START, L_LOOP, L_GOT, L_PUT = range(4)
@@ -82,10 +85,14 @@ _EVENT_COLUMNS = 7
 _HEAP, _FREE, _ORDER, _STATUS, _WIP, _PARTS, _FIFO_HEAD, _FIFO_LEN = 0, 1, 2, 3, 4, 5, 6, 7
 _WARMED, _PROCESSED = 10, 11
 _STATE, _LOGICAL, _DOWN, _OCCUPIED, _REPAIRED, _LAST, _PART, _RETURN = range(8)
-_SINCE_SERVICE, _IS_OFF, _REQUEST, _REP_RETURN, _SERVE_RETURN = range(8, 13)
-_MACHINE_INTS = 13
-_SINCE, _TTF, _REMAINING, _OCC_START, _DURATION, _SERVICE, _STEP = range(7)
-_MACHINE_FLOATS = 7
+_SINCE_SERVICE, _IS_OFF, _REQUEST, _REP_RETURN, _SERVE_RETURN, _REP_GIVEN = range(8, 14)
+_MACHINE_INTS = 14
+_SINCE, _TTF, _REMAINING, _OCC_START, _DURATION, _SERVICE, _STEP, _REPAIR_LEFT = range(8)
+_MACHINE_FLOATS = 8
+# a machine's start from a state (`twin.state.MachineStart`): ints [state, part], floats
+# [remaining, ttf_left (NaN: none given), age (NaN: none given)]
+_START_STATE, _START_PART = range(2)
+_START_REMAINING, _START_TTF, _START_AGE = range(3)
 _IN, _OUT, _SETUP, _MODE, _CREW, _FIRST, _COUNT, _SERVICE_PARTS, _SERVICED, _SWITCH = range(10)
 _EVERY, _SWITCH_AFTER = range(2)
 _SETUP_SID, _SCRAP_SID, _TTF_SID, _TTR_SID, _SERVICE_SID, _RESTART_SID = range(6)
@@ -508,7 +515,9 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
     ev, ints, clock = events[3], events[5], events[6]
     need = samples[4]
     mi, mf, counts = machines[0], machines[1], machines[3]
-    station_of, station_ints, scrap_probability, cycle_sid, sids, station_floats = line
+    station_of, station_ints, scrap_probability, cycle_sid, sids, station_floats, start_ints, start_floats = (
+        line
+    )
     part_product = parts[0]
     station = station_of[m]
     mode = station_ints[station, _MODE]
@@ -517,7 +526,117 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
     while True:
         if ints[_STATUS] != OK or need[0] >= 0:
             return
-        if pc == M_START:
+        if pc == M_START and start_ints[m, _START_STATE] != NO_START:
+            pc = M_FROM_STATE
+        elif pc == M_FROM_STATE:
+            # a run from a state: first_failure_clock, begin_plant and `resume` with the part held
+            first = start_ints[m, _START_STATE]
+            held = start_ints[m, _START_PART]
+            given_ttf = start_floats[m, _START_TTF]
+            resumed = not (first in (STARVED, OFF) or (first == MAINTENANCE and held < 0))
+            if mode == OPERATING:
+                if not np.isnan(given_ttf):
+                    mf[m, _TTF] = given_ttf
+                elif first == DOWN:
+                    mf[m, _TTF] = 0.0
+                else:
+                    mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
+            if serviced:  # start_service_clocks: the failure clock once more, and the service clock
+                if mode != OPERATING or first == DOWN:
+                    mf[m, _TTF] = np.inf  # (after a repair under way: drawn when it ends)
+                elif np.isnan(given_ttf):
+                    mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
+                every = station_floats[station, _EVERY]
+                if every > 0:
+                    age = start_floats[m, _START_AGE]
+                    mf[m, _SERVICE] = max(0.0, every - (0.0 if np.isnan(age) else age))
+                else:
+                    mf[m, _SERVICE] = np.inf
+                mi[m, _SINCE_SERVICE] = 0
+            if resumed:
+                pc = M_RESUME
+            elif first == OFF:  # begin_empty
+                _enter(events, machines, m, OFF)
+                mi[m, _IS_OFF] = 1
+                pc = M_LOOP
+            elif first == MAINTENANCE:
+                _set_state(events, machines, m, MAINTENANCE)
+                _timeout(events, procs, m, start_floats[m, _START_REMAINING], M_BEGIN_SERVED)
+                return
+            else:
+                pc = M_LOOP
+        elif pc == M_BEGIN_SERVED:
+            _renew(samples, machines, line, m)
+            pc = M_LOOP
+        elif pc == M_RESUME:
+            # Machine.resume: finish what the machine was doing at the start with its part
+            first = start_ints[m, _START_STATE]
+            part = start_ints[m, _START_PART]
+            mi[m, _PART] = part
+            mi[m, _LAST] = part_product[part]
+            remaining_then = start_floats[m, _START_REMAINING]
+            if first == BLOCKED:
+                pc = M_DELIVER
+            elif first == SETUP:
+                _set_state(events, machines, m, SETUP)
+                if mode == CALENDAR:
+                    mf[m, _REMAINING] = remaining_then
+                    mi[m, _RETURN] = M_RESUME_FRESH
+                    pc = M_OCC
+                else:
+                    _timeout(events, procs, m, remaining_then, M_RESUME_FRESH)
+                    return
+            elif first == MAINTENANCE:
+                _set_state(events, machines, m, MAINTENANCE)
+                _timeout(events, procs, m, remaining_then, M_RESUME_RENEW)
+                return
+            elif first == DOWN:
+                if mode == CALENDAR:
+                    pc = M_RESUME_FRESH
+                elif station_ints[station, _CREW] < 0:
+                    _set_state(events, machines, m, DOWN)
+                    _timeout(events, procs, m, remaining_then, M_RESUME_FRESH)
+                    return
+                else:
+                    mi[m, _REP_RETURN] = M_RESUME_FRESH
+                    mi[m, _REP_GIVEN] = 1
+                    mf[m, _REPAIR_LEFT] = remaining_then
+                    granted = _crew_call(events, crews, station_ints[station, _CREW], m, m)
+                    if granted >= 0:
+                        _set_state(events, machines, m, WAITING_REPAIR)
+                        _wait_for(events, procs, m, granted, M_REP_GO)
+                        return
+                    pc = M_REP_GO
+            else:
+                _set_state(events, machines, m, WORKING)
+                mf[m, _DURATION] = remaining_then
+                pc = M_RESUME_WORK
+        elif pc == M_RESUME_RENEW:
+            _renew(samples, machines, line, m)
+            pc = M_RESUME_FRESH
+        elif pc == M_RESUME_FRESH:
+            _set_state(events, machines, m, WORKING)
+            mf[m, _DURATION] = _draw(samples, cycle_sid[m, part_product[mi[m, _PART]]])
+            if start_ints[m, _START_STATE] == DOWN and mode == OPERATING:
+                fresh = _draw(samples, sids[m, _TTF_SID])
+                if not serviced:
+                    mf[m, _TTF] = fresh
+            pc = M_RESUME_WORK
+        elif pc == M_RESUME_WORK:
+            mf[m, _REMAINING] = mf[m, _DURATION]
+            if serviced:
+                if np.isinf(mf[m, _TTF]) and sids[m, _TTF_SID] >= 0:
+                    _renew(samples, machines, line, m)  # after a repair in progress at the start
+                pc = M_WS_LOOP
+            elif mode == OPERATING:
+                pc = M_OPF_LOOP
+            elif mode == CALENDAR:
+                mi[m, _RETURN] = M_DONE
+                pc = M_OCC
+            else:
+                _timeout(events, procs, m, mf[m, _DURATION], M_DONE)
+                return
+        elif pc == M_START:
             # first_failure_clock (operation-based failures only), then begin_plant's service clocks
             if mode == OPERATING:
                 mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
@@ -593,10 +712,8 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             _wait_for(events, procs, m, mi[m, _REQUEST], M_GOT)
             return
         elif pc == M_AFTER_GET:
-            if station_ints[station, _SWITCH] != 0 and mi[m, _IS_OFF] != 0:
-                pc = M_RESTART
-            else:
-                pc = M_HAVE_PART
+            off = station_ints[station, _SWITCH] != 0 and mi[m, _IS_OFF] != 0
+            pc = M_RESTART if off else M_HAVE_PART
         elif pc == M_RESTART:
             # Machine.restart_after_off: the part waits for the restart (booked as set-up)
             mi[m, _IS_OFF] = 0
@@ -665,7 +782,11 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             pc = M_REP_GO
         elif pc == M_REP_GO:
             _set_state(events, machines, m, DOWN)
-            _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_REP_END)
+            if mi[m, _REP_GIVEN] != 0:  # the repair under way at the start
+                mi[m, _REP_GIVEN] = 0
+                _timeout(events, procs, m, mf[m, _REPAIR_LEFT], M_REP_END)
+            else:
+                _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_REP_END)
             return
         elif pc == M_REP_END:
             _crew_release(events, crews, machines, line, station_ints[station, _CREW])
@@ -759,7 +880,11 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
                 parts[6][SCRAPS] += 1
                 _part_left(events, samples, stores, parts)
                 pc = M_LOOP
-            elif station_ints[station, _OUT] < 0:
+            else:
+                pc = M_DELIVER
+        elif pc == M_DELIVER:
+            part = mi[m, _PART]
+            if station_ints[station, _OUT] < 0:
                 mi[m, _PART] = -1
                 _part_exited(events, samples, stores, parts, part)
                 counts[m, PARTS_OUT] += 1
@@ -796,7 +921,26 @@ def _run_breakdowns(m, events, samples, machines, crews, line, procs):
     while True:
         if events[5][_STATUS] != OK or samples[4][0] >= 0:
             return
-        if pc in (B_START, B_LOOP):
+        if pc == B_START and line[6][m, _START_STATE] == DOWN:
+            # down at the start, for its repair's residual time (not counted as a failure)
+            mi[m, _REPAIRED] = _new_event(events, GENERIC, -1)
+            mi[m, _DOWN] = 1
+            _interrupt_if_occupied(events, machines, m)
+            left = line[7][m, _START_REMAINING]
+            if crew < 0:
+                _enter(events, machines, m, DOWN)
+                _timeout(events, procs, proc, left, B_REPAIRED)
+                return
+            mi[m, _REP_GIVEN] = 1
+            mf = machines[1]
+            mf[m, _REPAIR_LEFT] = left
+            granted = _crew_call(events, crews, crew, m, proc)
+            if granted >= 0:
+                _enter(events, machines, m, WAITING_REPAIR)
+                _wait_for(events, procs, proc, granted, B_REP_GO)
+                return
+            pc = B_REP_GO
+        elif pc in (B_START, B_LOOP):
             _timeout(events, procs, proc, _draw(samples, sids[m, _TTF_SID]), B_FAIL)
             return
         if pc == B_FAIL:
@@ -817,7 +961,11 @@ def _run_breakdowns(m, events, samples, machines, crews, line, procs):
             pc = B_REP_GO
         elif pc == B_REP_GO:
             _enter(events, machines, m, DOWN)
-            _timeout(events, procs, proc, _draw(samples, sids[m, _TTR_SID]), B_REP_END)
+            if mi[m, _REP_GIVEN] != 0:
+                mi[m, _REP_GIVEN] = 0
+                _timeout(events, procs, proc, machines[1][m, _REPAIR_LEFT], B_REP_END)
+            else:
+                _timeout(events, procs, proc, _draw(samples, sids[m, _TTR_SID]), B_REP_END)
             return
         elif pc == B_REP_END:
             _crew_release(events, crews, machines, line, crew)
@@ -978,6 +1126,10 @@ def run_line(
     ttr_sid,
     service_sid,  # int64[M]: the services' durations
     restart_sid,  # int64[M]: the restarts after a switch-off
+    start_ints,  # int64[M, 2]: a run from a state: each machine's state (NO_START: empty) and product
+    start_floats,  # float64[M, 3]: its residual time, failure clock and age (NaN: not given)
+    buffer_station,  # int64[K]: the parts in buffers at the start, front first: their station
+    buffer_product,  # int64[K]: and product
     arrival_sid,
     product_sid,
     warmup,
@@ -1078,17 +1230,37 @@ def run_line(
     sids[:, _TTR_SID] = ttr_sid
     sids[:, _SERVICE_SID] = service_sid
     sids[:, _RESTART_SID] = restart_sid
-    line = (station_of, station_ints, scrap_probability, cycle_sid, sids, station_floats)
+    held = start_ints.copy()  # the part each machine holds at the start, by its number
+    line = (station_of, station_ints, scrap_probability, cycle_sid, sids, station_floats, held, start_floats)
     procs = np.zeros((n_procs, 2), dtype=np.int64)
     carried = np.full(1, -1, dtype=np.int64)
 
-    # `LineModel.__init__`: the processes in the order SimPy creates them
+    # `LineModel.__init__`: the parts in the line at the start (held, then each buffer's), then the
+    # processes in the order SimPy creates them
+    part_product = parts[0]
+    items, meta = stores[1], stores[2]
+    k = 0
+    for j in range(n_stations):
+        for m in range(station_first[j], station_first[j] + station_machines[j]):
+            if start_ints[m, _START_PART] >= 0:
+                held[m, _START_PART] = ints[_PARTS]
+                part_product[ints[_PARTS]] = start_ints[m, _START_PART]
+                ints[_PARTS] += 1
+                _part_entered(events, parts)
+        while k < buffer_station.shape[0] and buffer_station[k] == j:
+            store = inbound[j]
+            items[store, (meta[store, 0] + meta[store, 1]) % items_room] = ints[_PARTS]
+            meta[store, 1] += 1
+            part_product[ints[_PARTS]] = buffer_product[k]
+            ints[_PARTS] += 1
+            _part_entered(events, parts)
+            k += 1
     if backlog_store >= 0:
         _start(events, procs, loader_proc)
     if release_mode == INTERARRIVAL:
         _start(events, procs, arrivals_proc)
     elif release_mode == CONWIP:
-        for _ in range(conwip_limit):  # `_fill_to_limit`: nothing waits in the backlog yet
+        for _ in range(conwip_limit - ints[_WIP]):  # `_fill_to_limit`: nothing in the backlog yet
             _release(events, samples, stores, parts)
     for m in range(n_machines):
         _start(events, procs, m)

@@ -87,9 +87,12 @@ def _runs(
     through `twin.flow.runs`, which checks the state once and draws ahead for each run
     as much as the runs before it needed. The SimPy engine's run one by one.
     """
-    if engine == "flow":
-        from twin.flow import runs  # the flow engine loads numba: only when it runs
+    if engine in ("flow", "event"):
+        # the compiled engines load numba: only when they run
+        from twin.event import runs as event_runs
+        from twin.flow import runs as flow_runs
 
+        runs = flow_runs if engine == "flow" else event_runs
         for result in runs(line, seeds, horizon=horizon, warmup=0.0, state=state):
             yield _kept(result, still_to_make, path)
     else:
@@ -146,7 +149,7 @@ def replicate(
 
     `path`: instants (seconds after the state's) at which to count the parts out as well.
     """
-    chosen = choose_engine(line, engine, from_state=True)
+    chosen = choose_engine(line, engine)
     still = None if target is None else target - state.produced(line)
     seeds = [seed + i for i in range(replications)]
     workers = max(1, min(workers, replications))

@@ -2,9 +2,9 @@
 
 `engine: auto` (the default in line files) takes the fastest engine that gives the SimPy
 engine's answers for the line and reports to nobody: the flow engine (`twin.flow`: chains of
-single machines), else the compiled event engine (`twin.event`: chains with parallel machines,
-CONWIP, calendar-time failures, repair crews), else the SimPy engine (`twin.engine`: networks,
-maintenance, switch-off, runs from a state, setpoints, observers). `simpy`, `event` and
+single machines), else the compiled event engine (`twin.event`: every other chain, with parallel
+machines, CONWIP, calendar-time failures, repair crews, maintenance, switch-off), else the SimPy
+engine (`twin.engine`: networks, setpoints, observers). `simpy`, `event` and
 `flow` insist on one and fail with one line naming the field that rules it out. The record
 says which engine ran (`"engine"`) and, under `auto`, why not a faster one
 (`"engine_fallback"`, one line; null when the flow engine ran).
@@ -33,12 +33,10 @@ def choose_engine(
     *,
     observed: bool = False,
     source: str | None = None,
-    from_state: bool = False,
 ) -> Chosen:
     """The engine that runs `line`: `engine` if given, else the line's own `engine` field.
 
-    `from_state`: the run starts from the line's state (`twin.state`). Errors are one-line
-    LineErrors prefixed with `source` (the line file) when given.
+    Errors are one-line LineErrors prefixed with `source` (the line file) when given.
     """
     prefix = f"{source}: " if source else ""
     wanted = line.engine if engine is None else engine
@@ -59,14 +57,12 @@ def choose_engine(
         check_event(line, source)
         if observed:
             raise LineError(f"{prefix}engine: event cannot report to an observer; use simpy or auto")
-        if from_state:
-            raise LineError(f"{prefix}engine: event cannot start from a state yet; use simpy or auto")
         return "event"
     if observed:
         return "simpy"
     if flow_obstacle(line) is None:
         return "flow"
-    if event_obstacle(line) is None and not from_state:
+    if event_obstacle(line) is None:
         return "event"
     return "simpy"
 
@@ -104,7 +100,7 @@ def run_line(
             result.kpis["engine_fallback"] = "setpoints written during the run need the simpy engine"
         return result
     observed = observer is not None
-    chosen = choose_engine(line, engine, observed=observed, from_state=state is not None)
+    chosen = choose_engine(line, engine, observed=observed)
     if chosen == "flow":
         from twin.flow import simulate_flow
 
@@ -112,21 +108,19 @@ def run_line(
     if chosen == "event":
         from twin.event import simulate_event
 
-        result = simulate_event(line, seed=seed, horizon=horizon, warmup=warmup)
+        result = simulate_event(line, seed=seed, horizon=horizon, warmup=warmup, state=state)
     else:
         result = simulate(line, seed=seed, horizon=horizon, warmup=warmup, observer=observer, state=state)
     if wanted == "auto":
-        result.kpis["engine_fallback"] = fallback_reason(
-            line, observed=observed, from_state=state is not None
-        )
+        result.kpis["engine_fallback"] = fallback_reason(line, observed=observed)
     return result
 
 
-def fallback_reason(line: Line, *, observed: bool = False, from_state: bool = False) -> str | None:
+def fallback_reason(line: Line, *, observed: bool = False) -> str | None:
     """Why `engine: auto` does not run `line` on the flow engine, in one line (None: it does).
 
     For a line the event engine runs, the flow engine's obstacle; for one the SimPy engine runs,
-    the event engine's (an observer, a run from a state, or the field that rules it out).
+    the event engine's (an observer, or the field that rules it out).
     """
     if observed:
         return "an observer (the virtual PLCs, a recorder) watches the run: compiled engines report to none"
@@ -136,9 +130,4 @@ def fallback_reason(line: Line, *, observed: bool = False, from_state: bool = Fa
     flow = flow_obstacle(line)
     if flow is None:
         return None
-    obstacle = event_obstacle(line)
-    if obstacle is not None:
-        return obstacle
-    if from_state:
-        return "state: a run from a state of this line needs the simpy engine (the event engine starts empty)"
-    return flow
+    return event_obstacle(line) or flow

@@ -25,10 +25,11 @@ from hypothesis import strategies as st
 
 from tests.fuzzing import fuzz
 from tests.twin.exact.queueing import mmc
-from twin.engine import simulate
-from twin.event import event_obstacle, replicate, runs, simulate_event
+from twin.engine import LineModel, simulate
+from twin.event import event_obstacle, replicate, simulate_event
 from twin.line import Line, LineError, line_from_dict, load_line
 from twin.run import choose_engine, run_line
+from twin.state import FORMAT, state_from_dict
 
 DEMONSTRATOR = "simulations/lines/demonstrator.yaml"
 SKIPPED = ("wall_s", "engine", "events", "engine_fallback")
@@ -181,8 +182,6 @@ def test_auto_takes_the_event_engine_where_the_flow_engine_cannot_run() -> None:
     with pytest.raises(LineError, match=r"^engine: event cannot report to an observer"):
         choose_engine(line, "event", observed=True)
     assert choose_engine(line, observed=True) == "simpy"
-    with pytest.raises(LineError, match=r"^engine: event cannot start from a state yet"):
-        list(runs(line, [1], state=object()))  # type: ignore[arg-type]
 
 
 # -- the event engine against exact theory -----------------------------------------------------------
@@ -269,3 +268,80 @@ def test_a_conwip_loop_of_parallel_machines_matches_its_markov_chain() -> None:
     for k, share in enumerate(starved):
         assert_covers([r["stations"][f"s{k}"]["starved"] for r in records], share, f"s{k} starved")
     assert all(r["wip_mean"] == pytest.approx(parts) for r in records)
+
+
+# -- runs from a state (the live twin's forecasts) ----------------------------------------------------
+@st.composite
+def lines_and_states(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A drawn line and a state it can hold: per station (or left out) its buffer and machines."""
+    data = draw(event_lines())
+    data.pop("calendar", None)
+    data["horizon"] = 3600.0
+    products = [product["name"] for product in data["products"]]
+    last = len(data["stations"]) - 1
+    stations: dict[str, Any] = {}
+    for index, station in enumerate(data["stations"]):
+        if draw(st.integers(0, 4)) == 0:
+            continue  # left out: empty
+        choices = ["working", "starved"]
+        if index < last:
+            choices.append("blocked")
+        if "failures" in station:
+            choices.append("down")
+        if "setup" in station or "switch_off" in station:
+            choices.append("setup")
+        if "switch_off" in station:
+            choices.append("off")
+        if "maintenance" in station:
+            choices.append("maintenance")
+        machines = []
+        for _ in range(station["capacity"]):
+            machine: dict[str, Any] = {"state": draw(st.sampled_from(choices))}
+            elapsed = draw(st.sampled_from([0.0, 0.7, 9.5, 40.0, 300.0]))
+            if elapsed:
+                machine["elapsed_s"] = elapsed
+            if (machine["state"] == "maintenance" and draw(st.booleans())) or (
+                machine["state"] in ("working", "blocked", "down", "setup") and draw(st.booleans())
+            ):
+                machine["product"] = draw(st.sampled_from(products))
+            if machine["state"] == "setup" and "switch_off" in station and draw(st.booleans()):
+                machine["restart"] = True
+            if "failures" in station and draw(st.integers(0, 2)) == 0:
+                machine["age_s"] = draw(st.sampled_from([0.0, 50.0, 500.0]))
+            machines.append(machine)
+        capacity = station.get("buffer")
+        most = 4 if capacity is None else min(capacity, 4)
+        if index == 0 and data.get("release", "saturated") == "saturated":
+            most = 0
+        stations[station["name"]] = {"buffer": draw(st.integers(0, most)), "machines": machines}
+    return data, {"format": FORMAT, "stations": stations}
+
+
+@fuzz(60)
+@given(lines_and_states(), st.integers(0, 2**32 - 1))
+def test_the_event_engine_runs_from_drawn_states_as_the_simpy_engine_does(
+    case: tuple[dict[str, Any], dict[str, Any]], seed: int
+) -> None:
+    data, state_data = case
+    state = state_from_dict(state_data)
+    if "conwip" in data.get("release", {}):  # at least the parts the state holds
+        data["release"]["conwip"] = max(data["release"]["conwip"], state.parts_in_line())
+    line = line_from_dict(data)
+    simpy_run = simulate(line, seed=seed, state=state)
+    event_run = simulate_event(line, seed=seed, state=state)
+    np.testing.assert_allclose(event_run.exit_times, simpy_run.exit_times, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(event_run.lead_times, simpy_run.lead_times, rtol=1e-9, atol=1e-9)
+    assert_same_record(simpy_run.kpis, event_run.kpis)
+
+
+def test_a_snapshot_of_the_demonstrator_runs_on_as_on_the_simpy_engine() -> None:
+    line = load_line(DEMONSTRATOR)
+    model = LineModel(line, 4)
+    model.env.run(until=5000.0)
+    state = model.snapshot()
+    for seed in (1, 2):
+        simpy_run = simulate(line, seed=seed, state=state, horizon=4 * 3600.0, warmup=0.0)
+        event_run = run_line(line, seed=seed, state=state, horizon=4 * 3600.0, warmup=0.0)
+        assert event_run.kpis["engine"] == "event"
+        np.testing.assert_allclose(event_run.exit_times, simpy_run.exit_times, rtol=1e-9, atol=0)
+        assert_same_record(simpy_run.kpis, event_run.kpis)
