@@ -48,7 +48,12 @@ def serve_command(
         None, "--server-per-station", help="One OPC UA server per station, on consecutive ports."
     ),
 ) -> None:
-    """Run LINE.yaml in scaled real time behind simulated PLCs and sensors."""
+    """Run LINE.yaml in scaled real time behind simulated PLCs and sensors.
+
+    The served line runs on the SimPy engine whatever the file's `engine`: its PLCs and sensors
+    are told every state change and part as it happens (the compiled flow and event engines
+    report to no observer), and at real-time speeds the engine waits on the clock, not the CPU.
+    """
     # the simulated hardware loads only for this command: every other `fabbrica` command starts sooner
     import asyncio
 

@@ -74,7 +74,7 @@ def test_the_json_object_has_the_contracted_keys_and_types(tmp_path: Path) -> No
     )
     assert isinstance(result["horizon_s"], float) and result["horizon_s"] == 3600.0
     assert result["replications"] == 30
-    assert result["engine"] == "simpy"  # parallel machines and calendar failures
+    assert result["engine"] == "event"  # parallel machines and calendar failures: not the flow engine
     parts = result["parts_out"]
     assert set(parts) == {"mean", "ci95"} | QUANTILE_KEYS
     assert all(isinstance(parts[key], float) for key in parts)

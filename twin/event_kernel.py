@@ -18,8 +18,15 @@ with the crew's `call` and `release` (`fifo` or `bottleneck` priority),
 `Machine.calendar_breakdowns`, preventive maintenance (`serve`, `work_serviced`, `renew`),
 switch-off (`starve` with its AnyOf of the part and the switch-off time, `restart_after_off`),
 `Release.arrivals`, `Release._load_from_backlog` and the CONWIP release in
-`LineModel._part_left`; the comments name the SimPy code each branch mirrors. Not here (the
-SimPy engine runs them): runs from a state, operators' stops and setpoints, networks.
+`LineModel._part_left`, and a run from a state (`Machine.resume`, `begin_plant`, a breakdown
+under way); the comments name the SimPy code each branch mirrors. Not here (the SimPy engine
+runs them): operators' stops and setpoints, networks.
+
+Compiled with numba, cached on disk: the functions run without reference counting (`_nrt=False`:
+they allocate nothing) and with numpy's error model. The processes' code is inlined into the
+event loop (one call site each); the helpers stay calls, since inlining them at every call site
+multiplies the first compile's time (about four minutes against forty seconds here) for a
+third less run time (docs/PERFORMANCE.md).
 
 Samples come as one flat array with a start and a count per stream; when a stream runs
 short the kernel stops, says which (`need`), and is run again with more. Other arrays that
@@ -100,12 +107,12 @@ _SETUP_SID, _SCRAP_SID, _TTF_SID, _TTR_SID, _SERVICE_SID, _RESTART_SID = range(6
 _RELEASE, _FIRST_STORE, _BACKLOG, _LIMIT, _MACHINES, _PRODUCT_SID, _ARRIVAL_SID = range(7)
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _is_active(code):
     return code in (WORKING, DOWN, SETUP, WAITING_REPAIR, MAINTENANCE)
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _draw(samples, sid):
     values, start, count, position, need = samples
     k = position[sid]
@@ -117,7 +124,7 @@ def _draw(samples, sid):
     return values[start[sid] + k]
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _new_event(events, kind, owner):
     ev, free, ints = events[3], events[4], events[5]
     if ints[_FREE] == 0:
@@ -134,7 +141,7 @@ def _new_event(events, kind, owner):
     return event
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _free_event(events, event):
     free, ints, ev = events[4], events[5], events[3]
     if ev[event, _PINNED] == 1:
@@ -144,7 +151,7 @@ def _free_event(events, event):
     ints[_FREE] += 1
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _unpin(events, event):
     ev = events[3]
     if ev[event, _PINNED] == 2:
@@ -154,7 +161,7 @@ def _unpin(events, event):
         ev[event, _PINNED] = 0
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _schedule(events, event, priority, delay):
     heap_time, heap_key, heap_event, ev, _, ints, clock, fifo = events
     ev[event, _TRIGGERED] = 1
@@ -189,7 +196,7 @@ def _schedule(events, event, priority, delay):
     heap_event[i] = event
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _pop_fifo(events, priority):
     fifo, ints = events[7], events[5]
     head = ints[_FIFO_HEAD + 2 * priority]
@@ -199,7 +206,7 @@ def _pop_fifo(events, priority):
     return event
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _pop_event(events):
     heap_time, heap_key, heap_event, ints = events[0], events[1], events[2], events[5]
     event = heap_event[0]
@@ -231,7 +238,7 @@ def _pop_event(events):
     return event
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _timeout(events, procs, proc, delay, pc):
     event = _new_event(events, TIMEOUT, proc)
     _schedule(events, event, NORMAL, delay)
@@ -239,7 +246,7 @@ def _timeout(events, procs, proc, delay, pc):
     procs[proc, 0] = pc
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _wait_for(events, procs, proc, event, pc):
     events[3][event, _OWNER] = proc
     procs[proc, 1] = event
@@ -247,7 +254,7 @@ def _wait_for(events, procs, proc, event, pc):
 
 
 # -- stores: simpy.Store (FIFO items, put and get queues) and the hand-over (`twin.buffer`) ------
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _pop_front(queue, lengths, store):
     first = queue[store, 0]
     n = lengths[store]
@@ -257,7 +264,7 @@ def _pop_front(queue, lengths, store):
     return first
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _hand_over(events, stores, store):
     # HandOver._do_put / _do_get: the first put waiting meets the first get waiting
     meta, put_queue, get_queue = stores[2], stores[3], stores[4]
@@ -276,7 +283,7 @@ def _hand_over(events, stores, store):
         _schedule(events, put, NORMAL, 0.0)
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _trigger_put(events, stores, store):
     # BaseResource._trigger_put with Store._do_put: the first put waiting, if there is room
     capacity, items, meta, put_queue, _ = stores
@@ -300,7 +307,7 @@ def _trigger_put(events, stores, store):
     _schedule(events, put, NORMAL, 0.0)
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _trigger_get(events, stores, store):
     # BaseResource._trigger_get with Store._do_get: the first get waiting takes the first item
     capacity, items, meta, _, get_queue = stores
@@ -319,7 +326,7 @@ def _trigger_get(events, stores, store):
     _schedule(events, get, NORMAL, 0.0)
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _store_put(events, stores, store, part):
     event = _new_event(events, PUT, -1)
     events[3][event, _STORE] = store
@@ -331,7 +338,7 @@ def _store_put(events, stores, store, part):
     return event
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _store_get(events, stores, store):
     event = _new_event(events, GET, -1)
     events[3][event, _STORE] = store
@@ -343,7 +350,7 @@ def _store_get(events, stores, store):
 
 
 # -- machines' accounts (`Machine._enter`, `set_state`) ------------------------------------------
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _enter(events, machines, m, code):
     mi, mf, time_in, _, changes, n_changes = machines
     now = events[6][0]
@@ -362,7 +369,7 @@ def _enter(events, machines, m, code):
             n_changes[m] = n + 1
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _set_state(events, machines, m, code):
     mi = machines[0]
     mi[m, _LOGICAL] = code
@@ -371,7 +378,7 @@ def _set_state(events, machines, m, code):
 
 
 # -- parts and the line's counters (`LineModel`) -------------------------------------------------
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _new_part(events, samples, parts):
     part_product, part_time, config = parts[0], parts[1], parts[8]
     ints = events[5]
@@ -387,7 +394,7 @@ def _new_part(events, samples, parts):
     return n
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _wip_change(events, parts, step):
     ints, clock = events[5], events[6]
     area = parts[7]
@@ -397,7 +404,7 @@ def _wip_change(events, parts, step):
     ints[_WIP] += step
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _part_entered(events, parts):
     _wip_change(events, parts, 1)
     entries, totals = parts[2], parts[6]
@@ -407,7 +414,7 @@ def _part_entered(events, parts):
     totals[ENTRIES] = n + 1
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _release(events, samples, stores, parts):
     # Release.release (and part_entered at once without a backlog)
     config = parts[8]
@@ -419,7 +426,7 @@ def _release(events, samples, stores, parts):
         _store_put(events, stores, config[_BACKLOG], part)
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _part_left(events, samples, stores, parts):
     _wip_change(events, parts, -1)
     leaves, totals, config = parts[3], parts[6], parts[8]
@@ -431,7 +438,7 @@ def _part_left(events, samples, stores, parts):
         _release(events, samples, stores, parts)
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _part_exited(events, samples, stores, parts, part):
     part_time, exit_times, lead_times, totals = parts[1], parts[4], parts[5], parts[6]
     now = events[6][0]
@@ -444,7 +451,7 @@ def _part_exited(events, samples, stores, parts, part):
 
 
 # -- the repair crews (`twin.repair.Crew`) ---------------------------------------------------------
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _crew_call(events, crews, crew, m, proc):
     # Crew.call: -1 (None) when a technician is free, else the event of one assigned
     free, _, waiting, count = crews
@@ -459,7 +466,7 @@ def _crew_call(events, crews, crew, m, proc):
     return granted
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _station_working(events, machines, line, station):
     mi, mf, time_in = machines[0], machines[1], machines[2]
     station_ints = line[1]
@@ -472,7 +479,7 @@ def _station_working(events, machines, line, station):
     return total
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _crew_release(events, crews, machines, line, crew):
     free, bottleneck, waiting, count = crews
     station_of = line[0]
@@ -497,7 +504,7 @@ def _crew_release(events, crews, machines, line, crew):
 
 
 # -- the processes ---------------------------------------------------------------------------------
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _renew(samples, machines, line, m):
     """`Machine.renew`: a repair or a service, the machine's clocks start again."""
     mi, mf = machines[0], machines[1]
@@ -509,7 +516,7 @@ def _renew(samples, machines, line, m):
     mi[m, _SINCE_SERVICE] = 0
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
 def _run_machine(m, event, events, samples, stores, machines, parts, crews, line, procs):
     """`Machine.run` from where the machine's process waits, to its next wait."""
     ev, ints, clock = events[3], events[5], events[6]
@@ -526,8 +533,273 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
     while True:
         if ints[_STATUS] != OK or need[0] >= 0:
             return
-        if pc == M_START and start_ints[m, _START_STATE] != NO_START:
-            pc = M_FROM_STATE
+        if pc == M_FETCH:
+            inbound = station_ints[station, _IN]
+            if inbound < 0:
+                part = _new_part(events, samples, parts)
+                _part_entered(events, parts)
+                mi[m, _PART] = part
+                pc = M_AFTER_GET
+            else:
+                request = _store_get(events, stores, inbound)
+                if ev[request, _TRIGGERED] == 0:
+                    if station_ints[station, _SWITCH] != 0:
+                        mi[m, _REQUEST] = request
+                        ev[request, _PINNED] = 1
+                        pc = M_STARVE
+                    else:
+                        _set_state(events, machines, m, STARVED)
+                        _wait_for(events, procs, m, request, M_GOT)
+                        return
+                else:
+                    mi[m, _PART] = ev[request, _ITEM]
+                    pc = M_AFTER_GET
+        elif pc == M_GOT:
+            mi[m, _PART] = ev[event, _ITEM]
+            if ev[event, _PINNED] != 0:
+                _unpin(events, event)
+            pc = M_AFTER_GET
+        elif pc == M_AFTER_GET:
+            off = station_ints[station, _SWITCH] != 0 and mi[m, _IS_OFF] != 0
+            pc = M_RESTART if off else M_HAVE_PART
+        elif pc == M_HAVE_PART:
+            product = part_product[mi[m, _PART]]
+            if station_ints[station, _SETUP] != 0 and product != mi[m, _LAST] and mi[m, _LAST] >= 0:
+                _set_state(events, machines, m, SETUP)
+                if mode == CALENDAR:
+                    mf[m, _REMAINING] = _draw(samples, sids[m, _SETUP_SID])
+                    mi[m, _RETURN] = M_AFTER_SETUP
+                    pc = M_OCC
+                else:
+                    _timeout(events, procs, m, _draw(samples, sids[m, _SETUP_SID]), M_AFTER_SETUP)
+                    return
+            else:
+                pc = M_AFTER_SETUP
+        elif pc == M_AFTER_SETUP:
+            product = part_product[mi[m, _PART]]
+            mi[m, _LAST] = product
+            _set_state(events, machines, m, WORKING)
+            mf[m, _DURATION] = _draw(samples, cycle_sid[m, product])
+            mf[m, _REMAINING] = mf[m, _DURATION]
+            if serviced:
+                pc = M_WS_LOOP
+            elif mode == OPERATING:
+                pc = M_OPF_LOOP
+            elif mode == CALENDAR:
+                mi[m, _RETURN] = M_DONE
+                pc = M_OCC
+            else:
+                _timeout(events, procs, m, mf[m, _DURATION], M_DONE)
+                return
+        elif pc == M_DONE:
+            counts[m, PROCESSED] += 1
+            if serviced:
+                mi[m, _SINCE_SERVICE] += 1
+            part = mi[m, _PART]
+            p = scrap_probability[station]
+            if p > 0 and _draw(samples, sids[m, _SCRAP_SID]) < p:
+                counts[m, SCRAPPED] += 1
+                mi[m, _PART] = -1
+                parts[6][SCRAPS] += 1
+                _part_left(events, samples, stores, parts)
+                pc = M_LOOP
+            else:
+                pc = M_DELIVER
+        elif pc == M_DELIVER:
+            part = mi[m, _PART]
+            if station_ints[station, _OUT] < 0:
+                mi[m, _PART] = -1
+                _part_exited(events, samples, stores, parts, part)
+                counts[m, PARTS_OUT] += 1
+                pc = M_LOOP
+            else:
+                delivery = _store_put(events, stores, station_ints[station, _OUT], part)
+                if ev[delivery, _TRIGGERED] == 0:
+                    _set_state(events, machines, m, BLOCKED)
+                    _wait_for(events, procs, m, delivery, M_PUT_DONE)
+                    return
+                pc = M_PUT_DONE
+        elif pc == M_PUT_DONE:
+            mi[m, _PART] = -1
+            counts[m, PARTS_OUT] += 1
+            pc = M_LOOP
+        elif pc == M_LOOP:
+            parts_due = station_ints[station, _SERVICE_PARTS]
+            if serviced and parts_due > 0 and mi[m, _SINCE_SERVICE] >= parts_due:
+                mi[m, _SERVE_RETURN] = M_FETCH
+                pc = M_SERVE
+            else:
+                pc = M_FETCH
+        elif pc == M_OPF_LOOP:
+            # while remaining > ttf_left: ...; ttf_left -= remaining; yield timeout(remaining)
+            if mf[m, _REMAINING] > mf[m, _TTF]:
+                if mf[m, _TTF] > 0:
+                    _timeout(events, procs, m, mf[m, _TTF], M_OPF_FAIL)
+                    return
+                pc = M_OPF_FAIL
+            else:
+                mf[m, _TTF] -= mf[m, _REMAINING]
+                _timeout(events, procs, m, mf[m, _REMAINING], M_DONE)
+                return
+        elif pc == M_OPF_FAIL:
+            mf[m, _REMAINING] -= mf[m, _TTF]
+            crew = station_ints[station, _CREW]
+            counts[m, FAILURES] += 1
+            if crew < 0:
+                _set_state(events, machines, m, DOWN)
+                _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_OPF_REPAIRED)
+                return
+            mi[m, _REP_RETURN] = M_OPF_REPAIRED
+            granted = _crew_call(events, crews, crew, m, m)
+            if granted >= 0:
+                _set_state(events, machines, m, WAITING_REPAIR)
+                _wait_for(events, procs, m, granted, M_REP_GO)
+                return
+            pc = M_REP_GO
+        elif pc == M_OPF_REPAIRED:
+            _set_state(events, machines, m, WORKING)
+            mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
+            pc = M_OPF_LOOP
+        elif pc == M_OCC:
+            # Machine._occupy: spend `remaining`, paused by calendar-time breakdowns
+            if mf[m, _REMAINING] > 0:
+                if mi[m, _DOWN] != 0:
+                    _wait_for(events, procs, m, mi[m, _REPAIRED], M_OCC_REPAIRED)
+                    return
+                pc = M_OCC_REPAIRED
+            else:
+                pc = mi[m, _RETURN]
+        elif pc == M_OCC_REPAIRED:
+            mf[m, _OCC_START] = clock[0]
+            mi[m, _OCCUPIED] = 1
+            _timeout(events, procs, m, mf[m, _REMAINING], M_OCC_TIMEOUT)
+            return
+        elif pc == M_OCC_TIMEOUT:
+            mf[m, _REMAINING] = 0.0
+            mi[m, _OCCUPIED] = 0
+            pc = M_OCC
+        elif pc == M_OCC_INTERRUPTED:
+            mf[m, _REMAINING] -= clock[0] - mf[m, _OCC_START]
+            mi[m, _OCCUPIED] = 0
+            pc = M_OCC
+        elif pc == M_WS_LOOP:
+            # Machine.work_serviced: the age counts to the next failure and to the next service
+            step = min(mf[m, _TTF], mf[m, _SERVICE])
+            if mf[m, _REMAINING] <= step:
+                mf[m, _TTF] -= mf[m, _REMAINING]
+                mf[m, _SERVICE] -= mf[m, _REMAINING]
+                _timeout(events, procs, m, mf[m, _REMAINING], M_DONE)
+                return
+            mf[m, _STEP] = step
+            if step > 0:
+                _timeout(events, procs, m, step, M_WS_STEP)
+                return
+            pc = M_WS_STEP
+        elif pc == M_WS_STEP:
+            step = mf[m, _STEP]
+            mf[m, _REMAINING] -= step
+            failed = mf[m, _TTF] <= mf[m, _SERVICE]
+            mf[m, _TTF] -= step
+            mf[m, _SERVICE] -= step
+            if failed:
+                counts[m, FAILURES] += 1
+                crew = station_ints[station, _CREW]
+                if crew < 0:
+                    _set_state(events, machines, m, DOWN)
+                    _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_WS_RENEW)
+                    return
+                mi[m, _REP_RETURN] = M_WS_RENEW
+                granted = _crew_call(events, crews, crew, m, m)
+                if granted >= 0:
+                    _set_state(events, machines, m, WAITING_REPAIR)
+                    _wait_for(events, procs, m, granted, M_REP_GO)
+                    return
+                pc = M_REP_GO
+            else:
+                mi[m, _SERVE_RETURN] = M_WS_WORK
+                pc = M_SERVE
+        elif pc == M_WS_RENEW:
+            _renew(samples, machines, line, m)
+            pc = M_WS_WORK
+        elif pc == M_WS_WORK:
+            _set_state(events, machines, m, WORKING)
+            pc = M_WS_LOOP
+        elif pc == M_SERVE:
+            # Machine.serve: a preventive service for its drawn duration renews the machine
+            _set_state(events, machines, m, MAINTENANCE)
+            counts[m, SERVICES] += 1
+            _timeout(events, procs, m, _draw(samples, sids[m, _SERVICE_SID]), M_SERVED)
+            return
+        elif pc == M_SERVED:
+            _renew(samples, machines, line, m)
+            pc = mi[m, _SERVE_RETURN]
+        elif pc == M_REP_GO:
+            _set_state(events, machines, m, DOWN)
+            if mi[m, _REP_GIVEN] != 0:  # the repair under way at the start
+                mi[m, _REP_GIVEN] = 0
+                _timeout(events, procs, m, mf[m, _REPAIR_LEFT], M_REP_END)
+            else:
+                _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_REP_END)
+            return
+        elif pc == M_REP_END:
+            _crew_release(events, crews, machines, line, station_ints[station, _CREW])
+            pc = mi[m, _REP_RETURN]
+        elif pc == M_STARVE:
+            # Machine.starve: starved, and switched off after `switch_off.after` without a part
+            request = mi[m, _REQUEST]
+            if mi[m, _IS_OFF] != 0:
+                _wait_for(events, procs, m, request, M_GOT)
+                return
+            _set_state(events, machines, m, STARVED)
+            left = station_floats[station, _SWITCH_AFTER] - 0.0
+            if left > 0:
+                condition = _new_event(events, CONDITION, m)
+                clock_out = _new_event(events, TIMEOUT, -1)
+                _schedule(events, clock_out, NORMAL, left)
+                ev[request, _CONDITION] = condition
+                ev[clock_out, _CONDITION] = condition
+                ev[condition, _ITEM] = request
+                ev[condition, _STORE] = clock_out
+                _wait_for(events, procs, m, condition, M_STARVE_WOKE)
+                return
+            pc = M_OFF
+        elif pc == M_STARVE_WOKE:
+            request = mi[m, _REQUEST]
+            if ev[request, _TRIGGERED] != 0:
+                mi[m, _PART] = ev[request, _ITEM]
+                _unpin(events, request)
+                pc = M_AFTER_GET
+            else:
+                pc = M_OFF
+        elif pc == M_OFF:
+            _set_state(events, machines, m, OFF)
+            mi[m, _IS_OFF] = 1
+            _wait_for(events, procs, m, mi[m, _REQUEST], M_GOT)
+            return
+        elif pc == M_RESTART:
+            # Machine.restart_after_off: the part waits for the restart (booked as set-up)
+            mi[m, _IS_OFF] = 0
+            _set_state(events, machines, m, SETUP)
+            if mode == CALENDAR:
+                mf[m, _REMAINING] = _draw(samples, sids[m, _RESTART_SID])
+                mi[m, _RETURN] = M_HAVE_PART
+                pc = M_OCC
+            else:
+                _timeout(events, procs, m, _draw(samples, sids[m, _RESTART_SID]), M_HAVE_PART)
+                return
+        elif pc == M_START:
+            if start_ints[m, _START_STATE] != NO_START:
+                pc = M_FROM_STATE
+                continue
+            # first_failure_clock (operation-based failures only), then begin_plant's service clocks
+            if mode == OPERATING:
+                mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
+            if serviced:
+                mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID]) if mode == OPERATING else np.inf
+                every = station_floats[station, _EVERY]
+                mf[m, _SERVICE] = every if every > 0 else np.inf
+                mi[m, _SINCE_SERVICE] = 0
+            pc = M_LOOP
         elif pc == M_FROM_STATE:
             # a run from a state: first_failure_clock, begin_plant and `resume` with the part held
             first = start_ints[m, _START_STATE]
@@ -636,280 +908,16 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             else:
                 _timeout(events, procs, m, mf[m, _DURATION], M_DONE)
                 return
-        elif pc == M_START:
-            # first_failure_clock (operation-based failures only), then begin_plant's service clocks
-            if mode == OPERATING:
-                mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
-            if serviced:
-                mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID]) if mode == OPERATING else np.inf
-                every = station_floats[station, _EVERY]
-                mf[m, _SERVICE] = every if every > 0 else np.inf
-                mi[m, _SINCE_SERVICE] = 0
-            pc = M_LOOP
-        elif pc == M_LOOP:
-            parts_due = station_ints[station, _SERVICE_PARTS]
-            if serviced and parts_due > 0 and mi[m, _SINCE_SERVICE] >= parts_due:
-                mi[m, _SERVE_RETURN] = M_FETCH
-                pc = M_SERVE
-            else:
-                pc = M_FETCH
-        elif pc == M_FETCH:
-            inbound = station_ints[station, _IN]
-            if inbound < 0:
-                part = _new_part(events, samples, parts)
-                _part_entered(events, parts)
-                mi[m, _PART] = part
-                pc = M_AFTER_GET
-            else:
-                request = _store_get(events, stores, inbound)
-                if ev[request, _TRIGGERED] == 0:
-                    if station_ints[station, _SWITCH] != 0:
-                        mi[m, _REQUEST] = request
-                        ev[request, _PINNED] = 1
-                        pc = M_STARVE
-                    else:
-                        _set_state(events, machines, m, STARVED)
-                        _wait_for(events, procs, m, request, M_GOT)
-                        return
-                else:
-                    mi[m, _PART] = ev[request, _ITEM]
-                    pc = M_AFTER_GET
-        elif pc == M_GOT:
-            mi[m, _PART] = ev[event, _ITEM]
-            if ev[event, _PINNED] != 0:
-                _unpin(events, event)
-            pc = M_AFTER_GET
-        elif pc == M_STARVE:
-            # Machine.starve: starved, and switched off after `switch_off.after` without a part
-            request = mi[m, _REQUEST]
-            if mi[m, _IS_OFF] != 0:
-                _wait_for(events, procs, m, request, M_GOT)
-                return
-            _set_state(events, machines, m, STARVED)
-            left = station_floats[station, _SWITCH_AFTER] - 0.0
-            if left > 0:
-                condition = _new_event(events, CONDITION, m)
-                clock_out = _new_event(events, TIMEOUT, -1)
-                _schedule(events, clock_out, NORMAL, left)
-                ev[request, _CONDITION] = condition
-                ev[clock_out, _CONDITION] = condition
-                ev[condition, _ITEM] = request
-                ev[condition, _STORE] = clock_out
-                _wait_for(events, procs, m, condition, M_STARVE_WOKE)
-                return
-            pc = M_OFF
-        elif pc == M_STARVE_WOKE:
-            request = mi[m, _REQUEST]
-            if ev[request, _TRIGGERED] != 0:
-                mi[m, _PART] = ev[request, _ITEM]
-                _unpin(events, request)
-                pc = M_AFTER_GET
-            else:
-                pc = M_OFF
-        elif pc == M_OFF:
-            _set_state(events, machines, m, OFF)
-            mi[m, _IS_OFF] = 1
-            _wait_for(events, procs, m, mi[m, _REQUEST], M_GOT)
-            return
-        elif pc == M_AFTER_GET:
-            off = station_ints[station, _SWITCH] != 0 and mi[m, _IS_OFF] != 0
-            pc = M_RESTART if off else M_HAVE_PART
-        elif pc == M_RESTART:
-            # Machine.restart_after_off: the part waits for the restart (booked as set-up)
-            mi[m, _IS_OFF] = 0
-            _set_state(events, machines, m, SETUP)
-            if mode == CALENDAR:
-                mf[m, _REMAINING] = _draw(samples, sids[m, _RESTART_SID])
-                mi[m, _RETURN] = M_HAVE_PART
-                pc = M_OCC
-            else:
-                _timeout(events, procs, m, _draw(samples, sids[m, _RESTART_SID]), M_HAVE_PART)
-                return
-        elif pc == M_HAVE_PART:
-            product = part_product[mi[m, _PART]]
-            if station_ints[station, _SETUP] != 0 and product != mi[m, _LAST] and mi[m, _LAST] >= 0:
-                _set_state(events, machines, m, SETUP)
-                if mode == CALENDAR:
-                    mf[m, _REMAINING] = _draw(samples, sids[m, _SETUP_SID])
-                    mi[m, _RETURN] = M_AFTER_SETUP
-                    pc = M_OCC
-                else:
-                    _timeout(events, procs, m, _draw(samples, sids[m, _SETUP_SID]), M_AFTER_SETUP)
-                    return
-            else:
-                pc = M_AFTER_SETUP
-        elif pc == M_AFTER_SETUP:
-            product = part_product[mi[m, _PART]]
-            mi[m, _LAST] = product
-            _set_state(events, machines, m, WORKING)
-            mf[m, _DURATION] = _draw(samples, cycle_sid[m, product])
-            mf[m, _REMAINING] = mf[m, _DURATION]
-            if serviced:
-                pc = M_WS_LOOP
-            elif mode == OPERATING:
-                pc = M_OPF_LOOP
-            elif mode == CALENDAR:
-                mi[m, _RETURN] = M_DONE
-                pc = M_OCC
-            else:
-                _timeout(events, procs, m, mf[m, _DURATION], M_DONE)
-                return
-        elif pc == M_OPF_LOOP:
-            # while remaining > ttf_left: ...; ttf_left -= remaining; yield timeout(remaining)
-            if mf[m, _REMAINING] > mf[m, _TTF]:
-                if mf[m, _TTF] > 0:
-                    _timeout(events, procs, m, mf[m, _TTF], M_OPF_FAIL)
-                    return
-                pc = M_OPF_FAIL
-            else:
-                mf[m, _TTF] -= mf[m, _REMAINING]
-                _timeout(events, procs, m, mf[m, _REMAINING], M_DONE)
-                return
-        elif pc == M_OPF_FAIL:
-            mf[m, _REMAINING] -= mf[m, _TTF]
-            crew = station_ints[station, _CREW]
-            counts[m, FAILURES] += 1
-            if crew < 0:
-                _set_state(events, machines, m, DOWN)
-                _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_OPF_REPAIRED)
-                return
-            mi[m, _REP_RETURN] = M_OPF_REPAIRED
-            granted = _crew_call(events, crews, crew, m, m)
-            if granted >= 0:
-                _set_state(events, machines, m, WAITING_REPAIR)
-                _wait_for(events, procs, m, granted, M_REP_GO)
-                return
-            pc = M_REP_GO
-        elif pc == M_REP_GO:
-            _set_state(events, machines, m, DOWN)
-            if mi[m, _REP_GIVEN] != 0:  # the repair under way at the start
-                mi[m, _REP_GIVEN] = 0
-                _timeout(events, procs, m, mf[m, _REPAIR_LEFT], M_REP_END)
-            else:
-                _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_REP_END)
-            return
-        elif pc == M_REP_END:
-            _crew_release(events, crews, machines, line, station_ints[station, _CREW])
-            pc = mi[m, _REP_RETURN]
-        elif pc == M_OPF_REPAIRED:
-            _set_state(events, machines, m, WORKING)
-            mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
-            pc = M_OPF_LOOP
-        elif pc == M_WS_LOOP:
-            # Machine.work_serviced: the age counts to the next failure and to the next service
-            step = min(mf[m, _TTF], mf[m, _SERVICE])
-            if mf[m, _REMAINING] <= step:
-                mf[m, _TTF] -= mf[m, _REMAINING]
-                mf[m, _SERVICE] -= mf[m, _REMAINING]
-                _timeout(events, procs, m, mf[m, _REMAINING], M_DONE)
-                return
-            mf[m, _STEP] = step
-            if step > 0:
-                _timeout(events, procs, m, step, M_WS_STEP)
-                return
-            pc = M_WS_STEP
-        elif pc == M_WS_STEP:
-            step = mf[m, _STEP]
-            mf[m, _REMAINING] -= step
-            failed = mf[m, _TTF] <= mf[m, _SERVICE]
-            mf[m, _TTF] -= step
-            mf[m, _SERVICE] -= step
-            if failed:
-                counts[m, FAILURES] += 1
-                crew = station_ints[station, _CREW]
-                if crew < 0:
-                    _set_state(events, machines, m, DOWN)
-                    _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_WS_RENEW)
-                    return
-                mi[m, _REP_RETURN] = M_WS_RENEW
-                granted = _crew_call(events, crews, crew, m, m)
-                if granted >= 0:
-                    _set_state(events, machines, m, WAITING_REPAIR)
-                    _wait_for(events, procs, m, granted, M_REP_GO)
-                    return
-                pc = M_REP_GO
-            else:
-                mi[m, _SERVE_RETURN] = M_WS_WORK
-                pc = M_SERVE
-        elif pc == M_WS_RENEW:
-            _renew(samples, machines, line, m)
-            pc = M_WS_WORK
-        elif pc == M_WS_WORK:
-            _set_state(events, machines, m, WORKING)
-            pc = M_WS_LOOP
-        elif pc == M_SERVE:
-            # Machine.serve: a preventive service for its drawn duration renews the machine
-            _set_state(events, machines, m, MAINTENANCE)
-            counts[m, SERVICES] += 1
-            _timeout(events, procs, m, _draw(samples, sids[m, _SERVICE_SID]), M_SERVED)
-            return
-        elif pc == M_SERVED:
-            _renew(samples, machines, line, m)
-            pc = mi[m, _SERVE_RETURN]
-        elif pc == M_OCC:
-            # Machine._occupy: spend `remaining`, paused by calendar-time breakdowns
-            if mf[m, _REMAINING] > 0:
-                if mi[m, _DOWN] != 0:
-                    _wait_for(events, procs, m, mi[m, _REPAIRED], M_OCC_REPAIRED)
-                    return
-                pc = M_OCC_REPAIRED
-            else:
-                pc = mi[m, _RETURN]
-        elif pc == M_OCC_REPAIRED:
-            mf[m, _OCC_START] = clock[0]
-            mi[m, _OCCUPIED] = 1
-            _timeout(events, procs, m, mf[m, _REMAINING], M_OCC_TIMEOUT)
-            return
-        elif pc == M_OCC_TIMEOUT:
-            mf[m, _REMAINING] = 0.0
-            mi[m, _OCCUPIED] = 0
-            pc = M_OCC
-        elif pc == M_OCC_INTERRUPTED:
-            mf[m, _REMAINING] -= clock[0] - mf[m, _OCC_START]
-            mi[m, _OCCUPIED] = 0
-            pc = M_OCC
-        elif pc == M_DONE:
-            counts[m, PROCESSED] += 1
-            if serviced:
-                mi[m, _SINCE_SERVICE] += 1
-            part = mi[m, _PART]
-            p = scrap_probability[station]
-            if p > 0 and _draw(samples, sids[m, _SCRAP_SID]) < p:
-                counts[m, SCRAPPED] += 1
-                mi[m, _PART] = -1
-                parts[6][SCRAPS] += 1
-                _part_left(events, samples, stores, parts)
-                pc = M_LOOP
-            else:
-                pc = M_DELIVER
-        elif pc == M_DELIVER:
-            part = mi[m, _PART]
-            if station_ints[station, _OUT] < 0:
-                mi[m, _PART] = -1
-                _part_exited(events, samples, stores, parts, part)
-                counts[m, PARTS_OUT] += 1
-                pc = M_LOOP
-            else:
-                delivery = _store_put(events, stores, station_ints[station, _OUT], part)
-                if ev[delivery, _TRIGGERED] == 0:
-                    _set_state(events, machines, m, BLOCKED)
-                    _wait_for(events, procs, m, delivery, M_PUT_DONE)
-                    return
-                pc = M_PUT_DONE
-        elif pc == M_PUT_DONE:
-            mi[m, _PART] = -1
-            counts[m, PARTS_OUT] += 1
-            pc = M_LOOP
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _interrupt_if_occupied(events, machines, m):
     if machines[0][m, _OCCUPIED] != 0:
         interrupt = _new_event(events, INTERRUPT, m)
         _schedule(events, interrupt, URGENT, 0.0)
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
 def _run_breakdowns(m, events, samples, machines, crews, line, procs):
     """`Machine.calendar_breakdowns` from where it waits, to its next wait."""
     n_machines = line[0].shape[0]
@@ -977,7 +985,7 @@ def _run_breakdowns(m, events, samples, machines, crews, line, procs):
             pc = B_LOOP
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
 def _run_arrivals(proc, events, samples, stores, parts, procs):
     """`Release.arrivals`: a release after each interarrival time."""
     if procs[proc, 0] == A_RELEASE:
@@ -985,7 +993,7 @@ def _run_arrivals(proc, events, samples, stores, parts, procs):
     _timeout(events, procs, proc, _draw(samples, parts[8][_ARRIVAL_SID]), A_RELEASE)
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, inline="always")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
 def _run_loader(proc, event, events, stores, parts, procs, carried):
     """`Release._load_from_backlog`: the backlog's first order into the first buffer."""
     config = parts[8]
@@ -1002,7 +1010,7 @@ def _run_loader(proc, event, events, stores, parts, procs, carried):
     _wait_for(events, procs, proc, request, L_GOT)
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _restart_statistics(events, machines, parts):
     """`LineModel.restart_statistics` at the warm-up's end."""
     mi, mf, time_in, counts, changes, n_changes = machines
@@ -1022,14 +1030,14 @@ def _restart_statistics(events, machines, parts):
         counts[m, :] = 0
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _start(events, procs, proc):
     event = _new_event(events, INIT, proc)
     _schedule(events, event, URGENT, 0.0)
     procs[proc, 1] = event
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _loop(events, samples, stores, machines, parts, crews, line, procs, carried, warmup, end):
     """The event list run to `end`: SimPy's order (time, priority, order of scheduling)."""
     heap_time, ev, ints, clock = events[0], events[3], events[5], events[6]

@@ -72,9 +72,9 @@ def flow_obstacle(line: Line) -> str | None:
         if station.failures is not None and station.failures.basis == "calendar":
             return f"stations[{index}].failures.basis: calendar-time failures need the event engine"
         if station.maintenance is not None:
-            return f"stations[{index}].maintenance: preventive maintenance needs the simpy engine"
+            return f"stations[{index}].maintenance: preventive maintenance needs the event engine"
         if station.switch_off is not None:
-            return f"stations[{index}].switch_off: switching off when idle needs the simpy engine"
+            return f"stations[{index}].switch_off: switching off when idle needs the event engine"
     return None
 
 

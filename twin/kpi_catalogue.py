@@ -266,16 +266,17 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("horizon_s", "run", float, "s", "horizon", "simulated time, warm-up included"),
     Kpi("warmup_s", "run", float, "s", "warm-up", "simulated time before the statistics restart"),
     Kpi("seed", "run", int, "", "seed", "the run's seed: every random stream derives from it"),
-    Kpi("engine", "run", str, "", "engine", "the engine that ran the line: `simpy` or `flow`"),
+    Kpi("engine", "run", str, "", "engine", "the engine that ran the line: `simpy`, `event` or `flow`"),
     Kpi(
         "engine_fallback",
         "run",
         str,
         "",
         "why not flow",
-        "with `engine: auto`, why the line ran on the SimPy engine rather than the faster flow engine "
-        "(the field of the line that rules it out, in one line); `null` when flow ran or the engine "
-        "was chosen by hand",
+        "with `engine: auto`, why a faster engine did not run the line, in one line: the field that "
+        "rules out the flow engine when the event engine ran, the one that rules out the event engine "
+        "(or the observer, the setpoints) when SimPy ran; `null` when flow ran or the engine was "
+        "chosen by hand",
         optional=True,
     ),
     Kpi(
@@ -284,7 +285,8 @@ KPIS: tuple[Kpi, ...] = (
         int,
         "",
         "events",
-        "events the engine handled: SimPy events scheduled, or the flow engine's operations",
+        "events the engine handled: SimPy events scheduled, the event engine's events processed, or "
+        "the flow engine's operations",
     ),
     Kpi("wall_s", "run", float, "s", "wall time", "wall-clock time of the run"),
 )

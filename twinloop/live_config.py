@@ -100,7 +100,7 @@ class LiveConfig(Strict):
     replications: int = Field(default=100, ge=2)
     workers: int = Field(default=1, ge=1)
     seed: int | None = Field(default=None, ge=0)
-    engine: Literal["auto", "simpy", "flow"] | None = None
+    engine: Literal["auto", "simpy", "event", "flow"] | None = None
     speed: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     timezone: str = "UTC"
     shifts: list[Shift] = Field(min_length=1)

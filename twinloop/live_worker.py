@@ -44,7 +44,7 @@ def warm() -> None:
     """Run a tiny forecast on each engine (best effort: a failure only costs time later)."""
     line = line_from_dict(_WARM_LINE, "<warm-up>")
     state = state_from_dict(_WARM_STATE, "<warm-up>")
-    for engine in ("simpy", "flow"):
+    for engine in ("simpy", "event", "flow"):
         try:
             forecast(
                 line, state, horizon=300.0, replications=2, seed=1, engine=engine, target=5, path=[150.0]

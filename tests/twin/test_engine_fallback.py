@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import run_fabbrica
 from twin.engine import LineModel
@@ -17,6 +16,7 @@ from twin.run import run_line
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMONSTRATOR = ROOT / "simulations/lines/demonstrator.yaml"
+ASSEMBLY = ROOT / "simulations/lines/assembly.yaml"
 
 
 def test_the_record_names_the_field_that_rules_out_the_flow_engine() -> None:
@@ -30,29 +30,21 @@ def test_the_record_names_the_field_that_rules_out_the_flow_engine() -> None:
 
 
 def test_the_record_names_the_field_that_rules_out_the_event_engine() -> None:
-    data = yaml.safe_load(DEMONSTRATOR.read_text())
-    data["stations"][1]["maintenance"] = {"every": "1h", "duration": 60}
-    serviced = line_from_dict({**data, "horizon": 3600.0, "warmup": 0.0})
-    record = run_line(serviced).kpis
+    network = load_line(ASSEMBLY, {"horizon": 3600.0, "warmup": 0.0})
+    record = run_line(network).kpis
     assert record["engine"] == "simpy"
-    assert (
-        record["engine_fallback"]
-        == event_obstacle(serviced)
-        == ("stations[1].maintenance: preventive maintenance needs the simpy engine")
-    )
-    with pytest.raises(LineError, match=r"^engine: event cannot run this line: stations\[1\]\.maintenance"):
-        run_line(serviced, engine="event")
+    assert record["engine_fallback"] == event_obstacle(network)
+    assert record["engine_fallback"].startswith("routes: ") and "\n" not in record["engine_fallback"]
+    with pytest.raises(LineError, match=r"^engine: event cannot run this line: routes: "):
+        run_line(network, engine="event")
 
 
-def test_a_run_from_a_state_says_why_it_runs_on_simpy() -> None:
+def test_a_run_from_a_state_takes_the_event_engine() -> None:
     line = load_line(DEMONSTRATOR, {"horizon": 3600.0, "warmup": 0.0})
     model = LineModel(line, 2)
     model.env.run(until=900.0)
     record = run_line(line, state=model.snapshot(), horizon=600.0, warmup=0.0).kpis
-    assert record["engine"] == "simpy"
-    assert record["engine_fallback"].startswith("state: a run from a state")
-    with pytest.raises(LineError, match=r"^engine: event cannot start from a state yet"):
-        run_line(line, engine="event", state=model.snapshot(), horizon=600.0, warmup=0.0)
+    assert (record["engine"], record["engine_fallback"]) == ("event", flow_obstacle(line))
 
 
 def test_a_line_the_flow_engine_runs_has_no_fallback() -> None:

@@ -144,5 +144,5 @@ def test_bad_maintenance_is_one_line_naming_the_field() -> None:
     with pytest.raises(LineError, match=r"stations\[0\]\.maintenance: .*failures.basis: operating"):
         line_from_dict(calendar)
     assert flow_obstacle(line_from_dict(machine(3.0, 300.0))) == (
-        "stations[0].maintenance: preventive maintenance needs the simpy engine"
+        "stations[0].maintenance: preventive maintenance needs the event engine"
     )

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import ROOT, run_fabbrica
 from twin.distributions import Weibull
+from twin.event import event_obstacle
 from twin.flow import flow_obstacle
 from twin.line import load_line
 
@@ -32,7 +33,8 @@ def test_the_plant_has_shifts_a_crew_wear_out_service_power_and_switch_off() -> 
     assert lathe.maintenance is not None and lathe.maintenance.every == 90 * 60
     assert all(station.power is not None for station in line.stations)
     assert [station.name for station in line.stations if station.switch_off is not None] == ["wash"]
-    assert flow_obstacle(line) is not None  # the crew, the service and the switch-off: SimPy only
+    assert flow_obstacle(line) is not None  # the crew, the service and the switch-off: not flow
+    assert event_obstacle(line) is None  # but the compiled event engine
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def test_the_plant_runs_a_week_on_its_calendar(record: dict) -> None:
     line = load_line(PLANT)
     period = 7 * 24 * 3600.0 - 3600.0  # a week after the warm-up's hour
     planned = 5 * 14.5 * 3600.0 - 3600.0
-    assert record["engine"] == "simpy"
+    assert record["engine"] == "event"  # maintenance, switch-off, a crew: the compiled event engine
     assert record["planned_share"] == pytest.approx(planned / period, rel=1e-12)
     assert record["throughput_per_planned_hour"] == pytest.approx(record["parts_out"] / planned * 3600.0)
     assert record["energy_kwh"] == pytest.approx(sum(s["energy_kwh"] for s in record["stations"].values()))

@@ -150,6 +150,7 @@ def test_ctrl_c_keeps_finished_runs(write_experiment: WriteExperiment, tmp_path:
         "warmup": "30min",
     }
     line = yaml.safe_load(DEMONSTRATOR.read_text())
+    line["engine"] = "simpy"  # sized for the SimPy engine: the event engine makes all 1000 runs in 6 s
     out = tmp_path / "interrupted"
     process = subprocess.Popen(
         [sys.executable, "-m", "fabbrica", "experiment", "run", str(write_experiment(data, line)),
