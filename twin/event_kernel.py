@@ -65,7 +65,7 @@ M_OPF_REPAIRED, M_DONE, M_PUT_DONE, M_OCC, M_OCC_REPAIRED, M_OCC_TIMEOUT, M_OCC_
 M_REP_GO, M_REP_END, M_FETCH, M_AFTER_GET, M_SERVE, M_SERVED, M_WS_LOOP, M_WS_STEP = range(15, 23)
 M_WS_RENEW, M_WS_WORK, M_STARVE, M_STARVE_WOKE, M_OFF, M_RESTART = range(23, 29)
 M_FROM_STATE, M_BEGIN_SERVED, M_RESUME, M_RESUME_RENEW, M_RESUME_FRESH, M_RESUME_WORK = range(29, 35)
-M_DELIVER = 35
+M_DELIVER, M_FAIL = 35, 36
 # of a calendar-breakdown process (`Machine.calendar_breakdowns`)
 B_START, B_LOOP, B_FAIL, B_REP_GO, B_REP_END, B_REPAIRED = range(6)
 NO_START = -1  # a machine's start state when the line starts empty
@@ -643,13 +643,16 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
                 return
         elif pc == M_OPF_FAIL:
             mf[m, _REMAINING] -= mf[m, _TTF]
-            crew = station_ints[station, _CREW]
+            mi[m, _REP_RETURN] = M_OPF_REPAIRED
+            pc = M_FAIL
+        elif pc == M_FAIL:
+            # a breakdown in work: down for a repair drawn now, or `Machine.repair` by the crew
             counts[m, FAILURES] += 1
+            crew = station_ints[station, _CREW]
             if crew < 0:
                 _set_state(events, machines, m, DOWN)
-                _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_OPF_REPAIRED)
+                _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), mi[m, _REP_RETURN])
                 return
-            mi[m, _REP_RETURN] = M_OPF_REPAIRED
             granted = _crew_call(events, crews, crew, m, m)
             if granted >= 0:
                 _set_state(events, machines, m, WAITING_REPAIR)
@@ -702,19 +705,8 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             mf[m, _TTF] -= step
             mf[m, _SERVICE] -= step
             if failed:
-                counts[m, FAILURES] += 1
-                crew = station_ints[station, _CREW]
-                if crew < 0:
-                    _set_state(events, machines, m, DOWN)
-                    _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_WS_RENEW)
-                    return
                 mi[m, _REP_RETURN] = M_WS_RENEW
-                granted = _crew_call(events, crews, crew, m, m)
-                if granted >= 0:
-                    _set_state(events, machines, m, WAITING_REPAIR)
-                    _wait_for(events, procs, m, granted, M_REP_GO)
-                    return
-                pc = M_REP_GO
+                pc = M_FAIL
             else:
                 mi[m, _SERVE_RETURN] = M_WS_WORK
                 pc = M_SERVE
