@@ -28,7 +28,7 @@ from twin import event_kernel as kernel
 from twin import kpis as kpi_module
 from twin.distributions import _Dist
 from twin.engine import RunResult
-from twin.flow_samples import PRODUCT_BLOCK, Draws, streams
+from twin.flow_samples import Draws, product_draws, streams
 from twin.line import ConwipRelease, InterarrivalRelease, Line, LineError
 from twin.state import LineState, check_state, start_plan
 from twin.station import STATE_NAMES
@@ -81,18 +81,7 @@ class _Samples:
         if isinstance(line.release, InterarrivalRelease):
             line_rate = min(line_rate, 1.0 / line.release.interarrival.mean)
         mix = line.product_mix
-        if len(products) > 1:
-            shares = list(mix.values())
-            count = len(shares)
-            product_draws = Draws(
-                lambda rng, size: np.concatenate(
-                    [rng.choice(count, size=PRODUCT_BLOCK, p=shares) for _ in range(size // PRODUCT_BLOCK)]
-                ).astype(float),
-                PRODUCT_BLOCK,
-            )
-        else:
-            product_draws = Draws(lambda rng, size: np.zeros(size), 1)
-        self.product = add(product_draws, (RELEASE_OWNER, "product", 0, ""), line_rate)
+        self.product = add(product_draws(line), (RELEASE_OWNER, "product", 0, ""), line_rate)
         self.arrival = -1
         if isinstance(line.release, InterarrivalRelease):
             dist = line.release.interarrival

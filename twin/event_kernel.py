@@ -64,8 +64,8 @@ M_START, M_LOOP, M_GOT, M_HAVE_PART, M_AFTER_SETUP, M_WORK, M_OPF_LOOP, M_OPF_FA
 M_OPF_REPAIRED, M_DONE, M_PUT_DONE, M_OCC, M_OCC_REPAIRED, M_OCC_TIMEOUT, M_OCC_INTERRUPTED = range(8, 15)
 M_REP_GO, M_REP_END, M_FETCH, M_AFTER_GET, M_SERVE, M_SERVED, M_WS_LOOP, M_WS_STEP = range(15, 23)
 M_WS_RENEW, M_WS_WORK, M_STARVE, M_STARVE_WOKE, M_OFF, M_RESTART = range(23, 29)
-M_FROM_STATE, M_BEGIN_SERVED, M_RESUME, M_RESUME_RENEW, M_RESUME_FRESH, M_RESUME_WORK = range(29, 35)
-M_DELIVER, M_FAIL = 35, 36
+M_FROM_STATE, M_BEGIN_SERVED, M_RESUME, M_RESUME_RENEW, M_RESUME_FRESH = range(29, 34)
+M_DELIVER, M_FAIL, M_CALL_CREW = 35, 36, 37
 # of a calendar-breakdown process (`Machine.calendar_breakdowns`)
 B_START, B_LOOP, B_FAIL, B_REP_GO, B_REP_END, B_REPAIRED = range(6)
 NO_START = -1  # a machine's start state when the line starts empty
@@ -580,8 +580,14 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             mi[m, _LAST] = product
             _set_state(events, machines, m, WORKING)
             mf[m, _DURATION] = _draw(samples, cycle_sid[m, product])
+            pc = M_WORK
+        elif pc == M_WORK:
+            # process the part for `duration`: serviced, with an operating failure clock, under
+            # calendar breakdowns, or plainly
             mf[m, _REMAINING] = mf[m, _DURATION]
             if serviced:
+                if np.isinf(mf[m, _TTF]) and sids[m, _TTF_SID] >= 0:
+                    _renew(samples, machines, line, m)  # after a repair in progress at the start
                 pc = M_WS_LOOP
             elif mode == OPERATING:
                 pc = M_OPF_LOOP
@@ -648,12 +654,14 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
         elif pc == M_FAIL:
             # a breakdown in work: down for a repair drawn now, or `Machine.repair` by the crew
             counts[m, FAILURES] += 1
-            crew = station_ints[station, _CREW]
-            if crew < 0:
+            if station_ints[station, _CREW] < 0:
                 _set_state(events, machines, m, DOWN)
                 _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), mi[m, _REP_RETURN])
                 return
-            granted = _crew_call(events, crews, crew, m, m)
+            pc = M_CALL_CREW
+        elif pc == M_CALL_CREW:
+            # `Machine.repair`: a technician now, or wait for one (then M_REP_GO, M_REP_END)
+            granted = _crew_call(events, crews, station_ints[station, _CREW], m, m)
             if granted >= 0:
                 _set_state(events, machines, m, WAITING_REPAIR)
                 _wait_for(events, procs, m, granted, M_REP_GO)
@@ -865,16 +873,11 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
                     mi[m, _REP_RETURN] = M_RESUME_FRESH
                     mi[m, _REP_GIVEN] = 1
                     mf[m, _REPAIR_LEFT] = remaining_then
-                    granted = _crew_call(events, crews, station_ints[station, _CREW], m, m)
-                    if granted >= 0:
-                        _set_state(events, machines, m, WAITING_REPAIR)
-                        _wait_for(events, procs, m, granted, M_REP_GO)
-                        return
-                    pc = M_REP_GO
+                    pc = M_CALL_CREW
             else:
                 _set_state(events, machines, m, WORKING)
                 mf[m, _DURATION] = remaining_then
-                pc = M_RESUME_WORK
+                pc = M_WORK
         elif pc == M_RESUME_RENEW:
             _renew(samples, machines, line, m)
             pc = M_RESUME_FRESH
@@ -885,21 +888,7 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
                 fresh = _draw(samples, sids[m, _TTF_SID])
                 if not serviced:
                     mf[m, _TTF] = fresh
-            pc = M_RESUME_WORK
-        elif pc == M_RESUME_WORK:
-            mf[m, _REMAINING] = mf[m, _DURATION]
-            if serviced:
-                if np.isinf(mf[m, _TTF]) and sids[m, _TTF_SID] >= 0:
-                    _renew(samples, machines, line, m)  # after a repair in progress at the start
-                pc = M_WS_LOOP
-            elif mode == OPERATING:
-                pc = M_OPF_LOOP
-            elif mode == CALENDAR:
-                mi[m, _RETURN] = M_DONE
-                pc = M_OCC
-            else:
-                _timeout(events, procs, m, mf[m, _DURATION], M_DONE)
-                return
+            pc = M_WORK
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")

@@ -201,7 +201,8 @@ class Draws:
         return self._chunks[0] if self._chunks else np.zeros(0)
 
 
-def _product_draws(line: Line) -> Draws:
+def product_draws(line: Line) -> Draws:
+    """The release's product draws, as `LineModel.next_product` makes them (zeros for one product)."""
     mix = line.product_mix
     if len(mix) == 1:
         return Draws(lambda rng, size: np.zeros(size), 1)
@@ -232,7 +233,7 @@ class RunSamples:
             self._draws.append(draws)
             return draws
 
-        self.products = _product_draws(line)
+        self.products = product_draws(line)
         if len(products) > 1:
             add(self.products, RELEASE_OWNER, "product")
         self.arrivals: Draws | None = None
