@@ -13,7 +13,7 @@ from asyncua import Client, Node, ua
 
 from simulations.hardware.config import HardwareConfig
 from simulations.hardware.serve import ServedLine, serve
-from tests.hardware.conftest import FAST_LINE, free_port
+from tests.hardware.conftest import FAST_LINE, free_port, free_ports
 from twin.line import line_from_dict
 from twin.station import STATE_NAMES
 
@@ -226,7 +226,7 @@ def test_asyncua_client_browses_subscribes_calls_and_counters_match_the_truth(tm
 def test_one_server_per_station_on_consecutive_ports(tmp_path: Path) -> None:
     two = {**FAST_LINE, "stations": FAST_LINE["stations"][:2]}
     line = line_from_dict(two)
-    port = free_port()
+    port = free_ports(2)
     config = _config(tmp_path, port, server_per_station=True)
 
     async def scenario() -> dict[str, list[str]]:
@@ -235,6 +235,8 @@ def test_one_server_per_station_on_consecutive_ports(tmp_path: Path) -> None:
             serve(line, config, duration=30, on_ready=served.append, handle_signals=False)
         )
         while not served:
+            if task.done():  # it could not start (a port taken): its error, not a hang to the timeout
+                await task
             await asyncio.sleep(0.05)
         found = {}
         for offset in (0, 1):
