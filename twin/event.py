@@ -28,11 +28,13 @@ from twin import event_kernel as kernel
 from twin import kpis as kpi_module
 from twin.distributions import _Dist
 from twin.engine import RunResult
-from twin.flow_samples import Draws, product_draws, streams
+from twin.flow_samples import PRODUCT_BLOCK, Draws, product_draws, streams
 from twin.line import ConwipRelease, InterarrivalRelease, Line, LineError
+from twin.network_state import PlacedPart
 from twin.state import LineState, check_state, start_plan
 from twin.station import STATE_NAMES
 from twin.streams import RELEASE_OWNER
+from twin.topology import EXIT, Topology
 
 MAX_SAMPLES = 50_000_000  # per stream: a line that needs more is stuck at zero durations
 PILOT_FROM = 100_000  # parts: longer runs are sized on a pilot run of PILOT_SHARE of them
@@ -40,14 +42,8 @@ PILOT_SHARE = 0.02
 
 
 def event_obstacle(line: Line) -> str | None:
-    """Why the event engine cannot run `line`, as 'field: reason', or None when it can."""
-    if line.routes is not None:
-        return "routes: product routes need the simpy engine (the compiled engines run chains)"
-    for index, station in enumerate(line.stations):
-        for key in ("inputs", "release", "product", "rework", "transport"):
-            if getattr(station, key) is not None:
-                what = "lines as networks need the simpy engine (the compiled engines run chains)"
-                return f"stations[{index}].{key}: {what}"
+    """Why the event engine cannot run `line`, as 'field: reason', or None when it can (it runs
+    every line the line files describe)."""
     return None
 
 
@@ -81,11 +77,31 @@ class _Samples:
         if isinstance(line.release, InterarrivalRelease):
             line_rate = min(line_rate, 1.0 / line.release.interarrival.mean)
         mix = line.product_mix
-        self.product = add(product_draws(line), (RELEASE_OWNER, "product", 0, ""), line_rate)
+        self.topology = topology = Topology(line) if line.is_network else None
+        line_draws = product_draws(line) if topology is None else _head_draws(line, topology.line_products)
+        self.product = add(line_draws, (RELEASE_OWNER, "product", 0, ""), line_rate)
+        self.products = [self.product]  # every stream a new part's product is drawn from
         self.arrival = -1
         if isinstance(line.release, InterarrivalRelease):
             dist = line.release.interarrival
             self.arrival = add(Draws.of(dist, None), (RELEASE_OWNER, "arrival", 0, ""), 1.0 / dist.mean)
+        # a network's branch heads: each draws its products, and its arrivals, from streams of its own
+        self.head_product: dict[int, int] = {0: self.product}
+        self.head_arrival: dict[int, int] = {}
+        for head in topology.heads if topology is not None else ():
+            if head == 0:
+                continue
+            station = line.stations[head]
+            pinned = topology.pinned.get(head)  # type: ignore[union-attr]
+            names = [pinned] if pinned else topology.line_products  # type: ignore[union-attr]
+            rate = station.capacity / station.mean_cycle_time(mix)
+            if isinstance(station.release, InterarrivalRelease):
+                dist = station.release.interarrival
+                rate = min(rate, 1.0 / dist.mean)
+                key = (station.name, "arrival", 0, "")
+                self.head_arrival[head] = add(Draws.of(dist, None), key, 1.0 / dist.mean)
+            self.head_product[head] = add(_head_draws(line, names), (station.name, "product", 0, ""), rate)
+            self.products.append(self.head_product[head])
         self.cycle = np.full((machines, len(products)), -1, dtype=np.int64)
         self.setup = np.full(machines, -1, dtype=np.int64)
         self.scrap = np.full(machines, -1, dtype=np.int64)
@@ -93,8 +109,10 @@ class _Samples:
         self.ttr = np.full(machines, -1, dtype=np.int64)
         self.service = np.full(machines, -1, dtype=np.int64)
         self.restart = np.full(machines, -1, dtype=np.int64)
+        self.rework = np.full(machines, -1, dtype=np.int64)
+        self.transport = np.full(len(line.stations), -1, dtype=np.int64)
         m = 0
-        for station in line.stations:
+        for position, station in enumerate(line.stations):
             name = station.name
             per_machine = min(line_rate, station.capacity / station.mean_cycle_time(mix)) / station.capacity
             failures = station.failures
@@ -126,7 +144,14 @@ class _Samples:
                 if station.switch_off is not None:
                     key = (name, "restart", index, "")
                     self.restart[m] = add(Draws.of(station.switch_off.restart, None), key, per_machine)
+                if station.rework is not None:
+                    rework = Draws(lambda rng, size: rng.random(size), 1)
+                    self.rework[m] = add(rework, (name, "rework", index, ""), per_machine)
                 m += 1
+            if station.transport is not None:
+                key = (name, "transport", 0, "")
+                rate = per_machine * station.capacity
+                self.transport[position] = add(Draws.of(station.transport.time, None), key, rate)
 
     def reseed(self, seed: int) -> None:
         for draws, rng in zip(self.draws, streams(seed, self.keys), strict=True):
@@ -151,6 +176,25 @@ class _Samples:
         if len(chunks) > 1:
             starts[1:] = np.cumsum(counts)[:-1]
         return np.concatenate(chunks) if chunks else np.zeros(0), starts, counts
+
+
+def _head_draws(line: Line, names: list[str]) -> Draws:
+    """A network release's or branch head's product draws, as `twin.network.ProductDraw` makes
+    them (its products' indices in the line's; none drawn for one product)."""
+    products = list(line.product_mix)
+    codes = np.array([products.index(name) for name in names], dtype=float)
+    if len(names) == 1:
+        return Draws(lambda rng, size: np.full(size, codes[0]), 1)
+    mix = line.product_mix
+    total = sum(mix[name] for name in names)
+    shares = [mix[name] / total for name in names]
+    count = len(names)
+    return Draws(
+        lambda rng, size: np.concatenate(
+            [codes[rng.choice(count, size=PRODUCT_BLOCK, p=shares)] for _ in range(size // PRODUCT_BLOCK)]
+        ),
+        PRODUCT_BLOCK,
+    )
 
 
 def _bounded(count: float) -> int:
@@ -180,9 +224,10 @@ class _Layout:
     service_every: np.ndarray
     service_parts: np.ndarray
     switch_off_after: np.ndarray
+    net: _Network
 
     @classmethod
-    def of(cls, line: Line) -> _Layout:
+    def of(cls, line: Line, samples: _Samples) -> _Layout:
         stations = line.stations
         capacities = [station.capacity for station in stations]
         station_of = np.repeat(np.arange(len(stations)), capacities).astype(np.int64)
@@ -190,17 +235,22 @@ class _Layout:
         saturated = line.release == "saturated"
         store_capacity: list[int] = []
         inbound = np.full(len(stations), -1, dtype=np.int64)
-        for index, station in enumerate(stations):
-            if index == 0 and saturated:
-                continue
-            inbound[index] = len(store_capacity)
-            store_capacity.append(-1 if station.buffer is None else station.buffer)
         outbound = np.full(len(stations), -1, dtype=np.int64)
-        outbound[:-1] = inbound[1:]
         backlog = -1
-        if not saturated and stations[0].buffer is not None:
-            backlog = len(store_capacity)
-            store_capacity.append(-1)
+        if samples.topology is not None:
+            net = _Network.of(line, samples.topology, samples, store_capacity)
+            inbound[:] = net.input_store[:, 0]
+        else:
+            net = _Network.chain(len(capacities), len(line.product_mix))
+            for index, station in enumerate(stations):
+                if index == 0 and saturated:
+                    continue
+                inbound[index] = len(store_capacity)
+                store_capacity.append(-1 if station.buffer is None else station.buffer)
+            outbound[:-1] = inbound[1:]
+            if not saturated and stations[0].buffer is not None:
+                backlog = len(store_capacity)
+                store_capacity.append(-1)
         release_mode = kernel.SATURATED
         conwip = 0
         if isinstance(line.release, InterarrivalRelease):
@@ -254,6 +304,142 @@ class _Layout:
             switch_off_after=np.array(
                 [s.switch_off.after if s.switch_off else -1.0 for s in stations], dtype=float
             ),
+            net=net,
+        )
+
+
+def _capacity(buffer: int | None) -> int:
+    return -1 if buffer is None else buffer
+
+
+@dataclass
+class _Network:
+    """A network line (`twin.network.Network`) as the kernel takes it; empty arrays for a chain."""
+
+    networked: bool
+    store_watched: np.ndarray
+    net_ints: np.ndarray
+    input_store: np.ndarray
+    slot_of: np.ndarray
+    rework_probability: np.ndarray
+    rework_sid: np.ndarray
+    route: np.ndarray
+    route_len: np.ndarray
+    transports: np.ndarray
+    releases: np.ndarray
+    backlog_of: np.ndarray
+    loaders: np.ndarray
+
+    @classmethod
+    def chain(cls, stations: int, products: int) -> _Network:
+        ints = np.zeros((0, 4), dtype=np.int64)
+        return cls(
+            networked=False,
+            store_watched=np.zeros(0, dtype=np.bool_),
+            net_ints=np.zeros((stations, 9), dtype=np.int64),
+            input_store=np.zeros((stations, 1), dtype=np.int64),
+            slot_of=np.zeros((stations, stations), dtype=np.int64),
+            rework_probability=np.zeros(stations),
+            rework_sid=np.zeros(0, dtype=np.int64),
+            route=np.zeros((products, 1), dtype=np.int64),
+            route_len=np.zeros(products, dtype=np.int64),
+            transports=np.zeros((0, 5), dtype=np.int64),
+            releases=ints,
+            backlog_of=np.zeros((0, stations), dtype=np.int64),
+            loaders=ints,
+        )
+
+    @classmethod
+    def of(cls, line: Line, topology: Topology, samples: _Samples, capacity: list[int]) -> _Network:
+        """The network's arrays; its stores are appended to `capacity` (the stores' places)."""
+        stations = line.stations
+        count = len(stations)
+        watched: list[bool] = []
+
+        def store(places: int, watch: bool) -> int:
+            capacity.append(places)
+            watched.append(watch)
+            return len(capacity) - 1
+
+        inputs = max(topology.buffers_of(i) for i in range(count))
+        input_store = np.full((count, inputs), -1, dtype=np.int64)
+        net_ints = np.full((count, 9), -1, dtype=np.int64)
+        targets = {to for to in topology.rework_to if to is not None}
+        saturated_heads = {0: samples.product} if line.release == "saturated" else {}
+        for head in topology.heads:
+            if head != 0 and stations[head].release == "saturated":
+                saturated_heads[head] = samples.head_product[head]
+        for i, station in enumerate(stations):
+            watch = topology.assembly[i] or i in targets
+            for slot in range(topology.buffers_of(i)):
+                input_store[i, slot] = store(_capacity(station.buffer), watch)
+        transports: list[list[int]] = []
+        for i, station in enumerate(stations):
+            row = net_ints[i]
+            row[kernel._N_ASSEMBLY] = topology.assembly[i]
+            row[kernel._N_INPUTS] = topology.buffers_of(i)
+            row[kernel._N_RETURNS] = store(-1, True) if i in targets else -1
+            row[kernel._N_HEAD_SID] = saturated_heads.get(i, -1)
+            row[kernel._N_NET] = topology.assembly[i] or i in targets or i in saturated_heads
+            row[kernel._N_DOWN] = topology.downstream[i] if topology.downstream[i] != EXIT else -1
+            row[kernel._N_REWORK_TO] = -1 if topology.rework_to[i] is None else topology.rework_to[i]
+            row[kernel._N_BUFFER] = _capacity(station.buffer)
+            if station.transport is not None:
+                row[kernel._N_TRANSPORT] = len(transports)
+                transports.append([station.transport.capacity, int(samples.transport[i]), 0, 0, 0])
+        slot_of = np.zeros((count, count), dtype=np.int64)
+        for target in range(count):
+            for source in range(count):
+                if topology.assembly[target] and any(
+                    source in topology.upstream[s] for s in topology.inputs[target]
+                ):
+                    slot_of[target, source] = topology.input_slot(target, source)
+        products = list(line.product_mix)
+        longest = max([len(route) for route in topology.routes.values()] + [1])
+        route = np.zeros((len(products), longest), dtype=np.int64)
+        route_len = np.zeros(len(products), dtype=np.int64)
+        for name, stops in topology.routes.items():
+            p = products.index(name)
+            route[p, : len(stops)] = stops
+            route_len[p] = len(stops)
+        # the releases: the line's (first), then each branch head's own interarrival release
+        modes = {InterarrivalRelease: kernel.INTERARRIVAL, ConwipRelease: kernel.CONWIP}
+        releases = [[modes.get(type(line.release), kernel.SATURATED), 0, samples.product, samples.arrival]]
+        made = [topology.line_products]
+        for head in topology.heads:
+            if head != 0 and isinstance(stations[head].release, InterarrivalRelease):
+                releases.append(
+                    [kernel.INTERARRIVAL, head, samples.head_product[head], samples.head_arrival[head]]
+                )
+                pinned = topology.pinned.get(head)
+                made.append([pinned] if pinned else topology.line_products)
+        # a backlog (and its loader) per release and station its parts enter through a finite buffer
+        backlog_of = np.full((len(releases), count), -1, dtype=np.int64)
+        loaders: list[list[int]] = []
+        for r, (release, names) in enumerate(zip(releases, made, strict=True)):
+            if release[0] == kernel.SATURATED:
+                continue
+            for name in names:
+                target = topology.routes[name][0] if name in topology.routes else release[1]
+                if stations[target].buffer is not None and backlog_of[r, target] < 0:
+                    backlog_of[r, target] = len(loaders)
+                    loaders.append([store(-1, False), int(input_store[target, 0]), 0, -1])
+        return cls(
+            networked=True,
+            store_watched=np.array(watched, dtype=np.bool_),
+            net_ints=net_ints,
+            input_store=input_store,
+            slot_of=slot_of,
+            rework_probability=np.array(
+                [station.rework.probability if station.rework else 0.0 for station in stations]
+            ),
+            rework_sid=samples.rework,
+            route=route,
+            route_len=route_len,
+            transports=np.array(transports, dtype=np.int64).reshape(-1, 5),
+            releases=np.array(releases, dtype=np.int64),
+            backlog_of=backlog_of,
+            loaders=np.array(loaders, dtype=np.int64).reshape(-1, 4),
         )
 
 
@@ -266,6 +452,11 @@ class _Start:
     floats: np.ndarray
     buffer_station: np.ndarray
     buffer_product: np.ndarray
+    # a network's: each of those parts' place (0: buffer, 1: rework queue, 2: transport), input
+    # and position in its route, its time still to travel on a transport; the held parts' positions
+    placed: np.ndarray
+    placed_remaining: np.ndarray
+    held_position: np.ndarray
 
     @property
     def parts(self) -> int:
@@ -276,11 +467,15 @@ class _Start:
         machines = sum(station.capacity for station in line.stations)
         ints = np.full((machines, 2), -1, dtype=np.int64)
         floats = np.full((machines, 3), np.nan)
+        held_position = np.full(machines, -1, dtype=np.int64)
         if state is None:
             empty = np.zeros(0, dtype=np.int64)
-            return cls(ints, floats, empty, empty)
+            return cls(
+                ints, floats, empty, empty, np.zeros((0, 3), dtype=np.int64), np.zeros(0), held_position
+            )
         plan = start_plan(line, state, seed)
         products = {name: index for index, name in enumerate(line.product_mix)}
+        network = plan.network
         stations: list[int] = []
         buffered: list[int] = []
         m = 0
@@ -292,10 +487,44 @@ class _Start:
                 floats[m, 1] = np.nan if start.ttf_left is None else start.ttf_left
                 floats[m, 2] = np.nan if start.age is None else start.age
                 m += 1
-            for name in plan.buffers[index]:
-                stations.append(index)
-                buffered.append(products[name])
-        return cls(ints, floats, np.array(stations, dtype=np.int64), np.array(buffered, dtype=np.int64))
+            if network is None:
+                for name in plan.buffers[index]:
+                    stations.append(index)
+                    buffered.append(products[name])
+        placed: list[tuple[int, int, int]] = []
+        remaining: list[float] = []
+        if network is not None:
+            m = 0
+            for held in network.held:
+                for part in held:
+                    held_position[m] = -1 if part is None else part.position
+                    m += 1
+
+            def place(station: int, part: PlacedPart, where: int, slot: int, left: float = 0.0) -> None:
+                stations.append(station)
+                buffered.append(products[part.product])
+                placed.append((where, slot, part.position))
+                remaining.append(left)
+
+            for index, buffers in enumerate(network.inputs):
+                for slot, parts in enumerate(buffers):
+                    for part in parts:
+                        place(index, part, 0, slot)
+            for index, parts in enumerate(network.returns):
+                for part in parts:
+                    place(index, part, 1, 0)
+            for index, carried in enumerate(network.transports):
+                for left, part in carried:
+                    place(index, part, 2, 0, left)
+        return cls(
+            ints,
+            floats,
+            np.array(stations, dtype=np.int64),
+            np.array(buffered, dtype=np.int64),
+            np.array(placed, dtype=np.int64).reshape(-1, 3),
+            np.array(remaining, dtype=float),
+            held_position,
+        )
 
 
 class _Run:
@@ -306,6 +535,7 @@ class _Run:
     ) -> None:
         self.line = line
         self.end = end
+        net = layout.net
         machines = len(layout.station_of)
         finite = [c for c in layout.store_capacity.tolist() if c > 0]
         items_room = max([1024, *finite])
@@ -313,7 +543,7 @@ class _Run:
         change_room = 0
         while True:
             values, starts, counts = samples.packed()
-            parts = int(counts[samples.product]) + start.parts
+            parts = int(counts[samples.products].sum()) + start.parts
             if change_room == 0:
                 per_machine = np.zeros(machines, dtype=np.int64)
                 for sids in (samples.cycle, samples.ttf[:, None]):
@@ -365,6 +595,9 @@ class _Run:
                 start.floats,
                 start.buffer_station,
                 start.buffer_product,
+                start.placed,
+                start.placed_remaining,
+                start.held_position,
                 samples.arrival,
                 samples.product,
                 warmup,
@@ -383,6 +616,19 @@ class _Run:
                 need,
                 items_room,
                 event_room,
+                net.networked,
+                net.store_watched,
+                net.net_ints,
+                net.input_store,
+                net.slot_of,
+                net.rework_probability,
+                net.rework_sid,
+                net.route,
+                net.route_len,
+                net.transports.copy(),
+                net.releases,
+                net.backlog_of,
+                net.loaders.copy(),
             )
             if status == kernel.OK:
                 break
@@ -528,8 +774,8 @@ def runs(
     if plan is not None:
         horizon, warmup = plan.horizon, plan.warmup
     end = warmup + (horizon - warmup)
-    layout = _Layout.of(line)
     samples = _Samples(line)
+    layout = _Layout.of(line, samples)
     used: np.ndarray | None = None
     for seed in seeds:
         started = time.perf_counter()

@@ -51,7 +51,7 @@ EXITS, SCRAPS, ENTRIES, LEAVES, EVENTS, PARTS = range(6)
 OK, NEED_SAMPLES, MORE_CHANGES, MORE_EVENTS, MORE_ITEMS = range(5)
 
 # event kinds
-TIMEOUT, PUT, GET, INIT, GENERIC, INTERRUPT, CONDITION = range(7)
+TIMEOUT, PUT, GET, INIT, GENERIC, INTERRUPT, CONDITION, WAITER, RELEASE = range(9)
 URGENT, NORMAL = 0, 1
 
 # failure modes per station
@@ -66,6 +66,9 @@ M_REP_GO, M_REP_END, M_FETCH, M_AFTER_GET, M_SERVE, M_SERVED, M_WS_LOOP, M_WS_ST
 M_WS_RENEW, M_WS_WORK, M_STARVE, M_STARVE_WOKE, M_OFF, M_RESTART = range(23, 29)
 M_FROM_STATE, M_BEGIN_SERVED, M_RESUME, M_RESUME_RENEW, M_RESUME_FRESH = range(29, 34)
 M_DELIVER, M_FAIL, M_CALL_CREW = 35, 36, 37
+M_NET_TAKE, M_NET_WAIT, M_NET_WOKE, M_NET_ROUTE, M_NET_CARRY, M_NET_PASS = range(38, 44)
+# of a transport's carry (`twin.network.Transport.carry`)
+C_START, C_ARRIVED, C_PUT, C_FROM_START = range(4)
 # of a calendar-breakdown process (`Machine.calendar_breakdowns`)
 B_START, B_LOOP, B_FAIL, B_REP_GO, B_REP_END, B_REPAIRED = range(6)
 NO_START = -1  # a machine's start state when the line starts empty
@@ -90,12 +93,14 @@ L_START, L_LOOP, L_GOT, L_PUT = range(4)
 _KIND, _OWNER, _STORE, _ITEM, _TRIGGERED, _CONDITION, _PINNED = range(7)
 _EVENT_COLUMNS = 7
 _HEAP, _FREE, _ORDER, _STATUS, _WIP, _PARTS, _FIFO_HEAD, _FIFO_LEN = 0, 1, 2, 3, 4, 5, 6, 7
-_WARMED, _PROCESSED = 10, 11
+_WARMED, _PROCESSED, _SERIAL = 10, 11, 12
+_INTS = 13
 _STATE, _LOGICAL, _DOWN, _OCCUPIED, _REPAIRED, _LAST, _PART, _RETURN = range(8)
 _SINCE_SERVICE, _IS_OFF, _REQUEST, _REP_RETURN, _SERVE_RETURN, _REP_GIVEN = range(8, 14)
-_MACHINE_INTS = 14
-_SINCE, _TTF, _REMAINING, _OCC_START, _DURATION, _SERVICE, _STEP, _REPAIR_LEFT = range(8)
-_MACHINE_FLOATS = 8
+_INTO, _TRANSPORT_OF = 14, 15
+_MACHINE_INTS = 16
+_SINCE, _TTF, _REMAINING, _OCC_START, _DURATION, _SERVICE, _STEP, _REPAIR_LEFT, _FETCH_SINCE = range(9)
+_MACHINE_FLOATS = 9
 # a machine's start from a state (`twin.state.MachineStart`): ints [state, part], floats
 # [remaining, ttf_left (NaN: none given), age (NaN: none given)]
 _START_STATE, _START_PART = range(2)
@@ -103,8 +108,29 @@ _START_REMAINING, _START_TTF, _START_AGE = range(3)
 _IN, _OUT, _SETUP, _MODE, _CREW, _FIRST, _COUNT, _SERVICE_PARTS, _SERVICED, _SWITCH = range(10)
 _EVERY, _SWITCH_AFTER = range(2)
 _SETUP_SID, _SCRAP_SID, _TTF_SID, _TTR_SID, _SERVICE_SID, _RESTART_SID = range(6)
-# config: release mode, first store, backlog store, conwip limit, machines, product stream, arrival stream
+# config: release mode, first store, backlog store, conwip limit, machines, product stream, arrival stream,
+# a network line (twin.network), its releases and its backlogs' loaders
 _RELEASE, _FIRST_STORE, _BACKLOG, _LIMIT, _MACHINES, _PRODUCT_SID, _ARRIVAL_SID = range(7)
+_NET, _RELEASES, _LOADERS = 7, 8, 9
+_CONFIG = 10
+# a store's meta: items head, items count, puts waiting, gets waiting, watched (it wakes an
+# assembly's or a rework station's machines), hand-overs matched but still in SimPy's put queue,
+# machines' waiters listed
+_WATCHED, _STALE, _N_WAITERS = 4, 5, 6
+_META = 7
+# a network line (`net`): per station [takes parts as a network station does (assembly, rework
+# queue or saturated head), assembly, inputs, rework queue store, saturated head's product
+# stream, downstream (-1: out), rework to, transport, buffer capacity]
+_N_NET, _N_ASSEMBLY, _N_INPUTS, _N_RETURNS, _N_HEAD_SID = range(5)
+_N_DOWN, _N_REWORK_TO, _N_TRANSPORT, _N_BUFFER = range(5, 9)
+# per transport [places, travel stream, places taken, requests waiting, its first carry slot]
+_T_CAPACITY, _T_SID, _T_USERS, _T_WAITING, _T_FIRST = range(5)
+# per carry slot [transport, part, store it goes into, busy]
+_C_TRANSPORT, _C_PART, _C_INTO, _C_BUSY = range(4)
+# per release [mode, head station, product stream, arrival stream]
+_R_MODE, _R_HEAD, _R_PRODUCT_SID, _R_ARRIVAL_SID = range(4)
+# per backlog's loader [backlog store, the store it fills, started, the part it carries]
+_L_BACKLOG, _L_INTO, _L_STARTED, _L_PART = range(4)
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
@@ -265,54 +291,125 @@ def _pop_front(queue, lengths, store):
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
-def _hand_over(events, stores, store):
+def _match(events, stores, store):
     # HandOver._do_put / _do_get: the first put waiting meets the first get waiting
     meta, put_queue, get_queue = stores[2], stores[3], stores[4]
+    put = put_queue[store, 0]
+    for i in range(1, meta[store, 2]):
+        put_queue[store, i - 1] = put_queue[store, i]
+    meta[store, 2] -= 1
+    get = get_queue[store, 0]
+    for i in range(1, meta[store, 3]):
+        get_queue[store, i - 1] = get_queue[store, i]
+    meta[store, 3] -= 1
     ev = events[3]
+    ev[get, _ITEM] = ev[put, _ITEM]
+    _schedule(events, get, NORMAL, 0.0)
+    _schedule(events, put, NORMAL, 0.0)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+def _hand_over(events, stores, store, from_put):
+    """The hand-over's `_trigger_put` (`from_put`) or `_trigger_get`: every put and get waiting meet.
+
+    In front of an assembly or a rework station (`WatchedHandOver`) each `_do_put` wakes the
+    machines waiting there, for every put still in SimPy's put queue: one met in `_trigger_get`
+    stays there until the next `_trigger_put` (`_STALE`)."""
+    meta = stores[2]
+    if meta[store, _WATCHED] != 0 and from_put:
+        if meta[store, _STALE] > 0:  # the first put in the queue is one met before: wake first
+            meta[store, _STALE] = 0
+            _wake(events, stores, store)
+        elif meta[store, 2] > 0:
+            if meta[store, 3] > 0:
+                _match(events, stores, store)
+            _wake(events, stores, store)
     while meta[store, 2] > 0 and meta[store, 3] > 0:
-        put = put_queue[store, 0]
-        for i in range(1, meta[store, 2]):
-            put_queue[store, i - 1] = put_queue[store, i]
-        meta[store, 2] -= 1
-        get = get_queue[store, 0]
-        for i in range(1, meta[store, 3]):
-            get_queue[store, i - 1] = get_queue[store, i]
-        meta[store, 3] -= 1
-        ev[get, _ITEM] = ev[put, _ITEM]
-        _schedule(events, get, NORMAL, 0.0)
-        _schedule(events, put, NORMAL, 0.0)
+        _match(events, stores, store)
+        if not from_put:
+            meta[store, _STALE] += 1
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+def _has_part(stores, store):
+    """`twin.network.has_part`: a part waits in the store (in a hand-over: a put waits)."""
+    if stores[0][store] == 0:
+        return stores[2][store, 2] > 0
+    return stores[2][store, 1] > 0
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+def _live_waiter(ev, event, serial):
+    return ev[event, _KIND] == WAITER and ev[event, _STORE] == serial and ev[event, _TRIGGERED] == 0
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+def _wake(events, stores, store):
+    """`twin.network.wake`: every machine waiting for a part here is woken, in the order they came."""
+    meta, waiters, ev = stores[2], stores[5], events[3]
+    for i in range(meta[store, _N_WAITERS]):
+        event = waiters[store, i, 0]
+        if _live_waiter(ev, event, waiters[store, i, 1]):
+            _schedule(events, event, NORMAL, 0.0)
+    meta[store, _N_WAITERS] = 0
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+def _add_waiter(events, stores, store, event):
+    """`buffer.waiters.append(waiter)`; the waiters already triggered go (a wake would pass them by)."""
+    meta, waiters, ev = stores[2], stores[5], events[3]
+    kept = 0
+    for i in range(meta[store, _N_WAITERS]):
+        if _live_waiter(ev, waiters[store, i, 0], waiters[store, i, 1]):
+            waiters[store, kept, 0] = waiters[store, i, 0]
+            waiters[store, kept, 1] = waiters[store, i, 1]
+            kept += 1
+    waiters[store, kept, 0] = event
+    waiters[store, kept, 1] = ev[event, _STORE]
+    meta[store, _N_WAITERS] = kept + 1
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+def _new_waiter(events):
+    """`env.event()` a machine waits on for a part (`_STORE`: a serial number, as its identity)."""
+    event = _new_event(events, WAITER, -1)
+    ints = events[5]
+    ints[_SERIAL] += 1
+    events[3][event, _STORE] = ints[_SERIAL]
+    return event
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _trigger_put(events, stores, store):
     # BaseResource._trigger_put with Store._do_put: the first put waiting, if there is room
-    capacity, items, meta, put_queue, _ = stores
+    capacity, items, meta, put_queue, _, _ = stores
     if capacity[store] == 0:
-        _hand_over(events, stores, store)
+        _hand_over(events, stores, store, True)
         return
     if meta[store, 2] == 0:
         return
-    if capacity[store] > 0 and meta[store, 1] >= capacity[store]:
-        return
-    room = items.shape[1]
-    if meta[store, 1] >= room:
-        events[5][_STATUS] = MORE_ITEMS
-        return
-    put = put_queue[store, 0]
-    items[store, (meta[store, 0] + meta[store, 1]) % room] = events[3][put, _ITEM]
-    meta[store, 1] += 1
-    for i in range(1, meta[store, 2]):
-        put_queue[store, i - 1] = put_queue[store, i]
-    meta[store, 2] -= 1
-    _schedule(events, put, NORMAL, 0.0)
+    if capacity[store] < 0 or meta[store, 1] < capacity[store]:
+        room = items.shape[1]
+        if meta[store, 1] >= room:
+            events[5][_STATUS] = MORE_ITEMS
+            return
+        put = put_queue[store, 0]
+        items[store, (meta[store, 0] + meta[store, 1]) % room] = events[3][put, _ITEM]
+        meta[store, 1] += 1
+        for i in range(1, meta[store, 2]):
+            put_queue[store, i - 1] = put_queue[store, i]
+        meta[store, 2] -= 1
+        _schedule(events, put, NORMAL, 0.0)
+    if meta[store, _WATCHED] != 0:  # WatchedStore._do_put
+        _wake(events, stores, store)
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _trigger_get(events, stores, store):
     # BaseResource._trigger_get with Store._do_get: the first get waiting takes the first item
-    capacity, items, meta, _, get_queue = stores
+    capacity, items, meta, _, get_queue, _ = stores
     if capacity[store] == 0:
-        _hand_over(events, stores, store)
+        _hand_over(events, stores, store, False)
         return
     if meta[store, 3] == 0 or meta[store, 1] == 0:
         return
@@ -379,17 +476,18 @@ def _set_state(events, machines, m, code):
 
 # -- parts and the line's counters (`LineModel`) -------------------------------------------------
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
-def _new_part(events, samples, parts):
-    part_product, part_time, config = parts[0], parts[1], parts[8]
+def _new_part(events, samples, parts, sid):
+    """A new part, its product drawn from the stream `sid`."""
+    part_product, part_time = parts[0], parts[1]
     ints = events[5]
     n = ints[_PARTS]
     if n >= part_product.shape[0]:
         need = samples[4]
         if need[0] < 0:
-            need[0] = config[_PRODUCT_SID]
+            need[0] = sid
         return 0
     ints[_PARTS] = n + 1
-    part_product[n] = np.int64(_draw(samples, config[_PRODUCT_SID]))
+    part_product[n] = np.int64(_draw(samples, sid))
     part_time[n] = events[6][0]
     return n
 
@@ -418,7 +516,7 @@ def _part_entered(events, parts):
 def _release(events, samples, stores, parts):
     # Release.release (and part_entered at once without a backlog)
     config = parts[8]
-    part = _new_part(events, samples, parts)
+    part = _new_part(events, samples, parts, config[_PRODUCT_SID])
     if config[_BACKLOG] < 0:
         _part_entered(events, parts)
         _store_put(events, stores, config[_FIRST_STORE], part)
@@ -435,7 +533,86 @@ def _part_left(events, samples, stores, parts):
         leaves[n] = events[6][0]
     totals[LEAVES] = n + 1
     if config[_RELEASE] == CONWIP and events[5][_WIP] < config[_LIMIT]:
-        _release(events, samples, stores, parts)
+        if config[_NET] != 0:
+            _net_release(events, samples, stores, parts, 0)
+        else:
+            _release(events, samples, stores, parts)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+def _routed_part(events, samples, parts, sid):
+    """A new part of a network line, at the start of its product's route (if it has one)."""
+    part = _new_part(events, samples, parts, sid)
+    route_len = parts[11][6]
+    parts[9][part] = 0 if route_len[parts[0][part]] > 0 else -1
+    return part
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+def _net_release(events, samples, stores, parts, r):
+    """`Network._release`'s `release_one` for release `r`: a new part into its first station's buffer,
+    through a backlog (its loader started with the first part) when that buffer is finite."""
+    net, procs, config = parts[11], parts[10], parts[8]
+    net_ints, input_store, route, route_len, rel_ints, backlog_of, loader_ints = (
+        net[0],
+        net[1],
+        net[5],
+        net[6],
+        net[10],
+        net[11],
+        net[12],
+    )
+    part = _routed_part(events, samples, parts, rel_ints[r, _R_PRODUCT_SID])
+    product = parts[0][part]
+    target = route[product, 0] if route_len[product] > 0 else rel_ints[r, _R_HEAD]
+    if net_ints[target, _N_BUFFER] < 0:
+        _part_entered(events, parts)
+        _store_put(events, stores, input_store[target, 0], part)
+        return
+    k = backlog_of[r, target]
+    if loader_ints[k, _L_STARTED] == 0:
+        loader_ints[k, _L_STARTED] = 1
+        _start(events, procs, 2 * config[_MACHINES] + config[_RELEASES] + k)
+    _store_put(events, stores, loader_ints[k, _L_BACKLOG], part)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+def _grant_place(events, net, transport):
+    """`Resource._trigger_put`: the first request waiting gets a free place on the transport."""
+    tr_ints, tr_queue = net[7], net[8]
+    waiting = tr_ints[transport, _T_WAITING]
+    if waiting == 0 or tr_ints[transport, _T_USERS] >= tr_ints[transport, _T_CAPACITY]:
+        return
+    request = tr_queue[transport, 0]
+    for i in range(1, waiting):
+        tr_queue[transport, i - 1] = tr_queue[transport, i]
+    tr_ints[transport, _T_WAITING] = waiting - 1
+    tr_ints[transport, _T_USERS] += 1
+    _schedule(events, request, NORMAL, 0.0)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+def _destination(parts, station, part, reworked):
+    """`Network.destination`: the next station of `part`, finished at `station` (-1: out)."""
+    net, position, part_product = parts[11], parts[9], parts[0]
+    net_ints, route, route_len = net[0], net[5], net[6]
+    product = part_product[part]
+    length = route_len[product]
+    if reworked:
+        to = net_ints[station, _N_REWORK_TO]
+        if length > 0:
+            k = position[part]
+            while route[product, k] != to:  # the last visit of `to` on the way here
+                k -= 1
+            position[part] = k
+        return to
+    if length == 0:
+        return net_ints[station, _N_DOWN]
+    k = position[part] + 1
+    if k == length:
+        return -1
+    position[part] = k
+    return route[product, k]
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
@@ -526,17 +703,26 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
         line
     )
     part_product = parts[0]
+    net = parts[11]
+    net_ints = net[0]
     station = station_of[m]
     mode = station_ints[station, _MODE]
     serviced = station_ints[station, _SERVICED] != 0
+    networked = parts[8][_NET] != 0
+    # takes its parts as `Network.run` does (an assembly, a rework queue, a saturated branch head)
+    net_take = networked and net_ints[station, _N_NET] != 0
     pc = procs[m, 0]
     while True:
         if ints[_STATUS] != OK or need[0] >= 0:
             return
         if pc == M_FETCH:
+            mf[m, _FETCH_SINCE] = clock[0]
+            if net_take:
+                pc = M_NET_TAKE
+                continue
             inbound = station_ints[station, _IN]
             if inbound < 0:
-                part = _new_part(events, samples, parts)
+                part = _new_part(events, samples, parts, parts[8][_PRODUCT_SID])
                 _part_entered(events, parts)
                 mi[m, _PART] = part
                 pc = M_AFTER_GET
@@ -610,7 +796,7 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
                 _part_left(events, samples, stores, parts)
                 pc = M_LOOP
             else:
-                pc = M_DELIVER
+                pc = M_NET_ROUTE if networked else M_DELIVER
         elif pc == M_DELIVER:
             part = mi[m, _PART]
             if station_ints[station, _OUT] < 0:
@@ -748,10 +934,10 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             # Machine.starve: starved, and switched off after `switch_off.after` without a part
             request = mi[m, _REQUEST]
             if mi[m, _IS_OFF] != 0:
-                _wait_for(events, procs, m, request, M_GOT)
+                _wait_for(events, procs, m, request, M_NET_WOKE if net_take else M_GOT)
                 return
             _set_state(events, machines, m, STARVED)
-            left = station_floats[station, _SWITCH_AFTER] - 0.0
+            left = station_floats[station, _SWITCH_AFTER] - (clock[0] - mf[m, _FETCH_SINCE])
             if left > 0:
                 condition = _new_event(events, CONDITION, m)
                 clock_out = _new_event(events, TIMEOUT, -1)
@@ -765,7 +951,10 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             pc = M_OFF
         elif pc == M_STARVE_WOKE:
             request = mi[m, _REQUEST]
-            if ev[request, _TRIGGERED] != 0:
+            if ev[request, _TRIGGERED] != 0 and net_take:  # a part came: look again
+                _unpin(events, request)
+                pc = M_NET_TAKE
+            elif ev[request, _TRIGGERED] != 0:
                 mi[m, _PART] = ev[request, _ITEM]
                 _unpin(events, request)
                 pc = M_AFTER_GET
@@ -774,8 +963,128 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
         elif pc == M_OFF:
             _set_state(events, machines, m, OFF)
             mi[m, _IS_OFF] = 1
-            _wait_for(events, procs, m, mi[m, _REQUEST], M_GOT)
+            _wait_for(events, procs, m, mi[m, _REQUEST], M_NET_WOKE if net_take else M_GOT)
             return
+        elif pc == M_NET_TAKE:
+            # `Network.run` takes a part: an assembly one from each input at once; a rework station
+            # a part sent back first, then the buffer's; a saturated branch head makes one
+            input_store = net[1]
+            if net_ints[station, _N_ASSEMBLY] != 0:
+                missing = -1
+                for slot in range(net_ints[station, _N_INPUTS]):
+                    if not _has_part(stores, input_store[station, slot]):
+                        missing = input_store[station, slot]
+                        break
+                if missing >= 0:
+                    waiter = _new_waiter(events)
+                    _add_waiter(events, stores, missing, waiter)
+                    mi[m, _REQUEST] = waiter
+                    pc = M_NET_WAIT
+                    continue
+                joined = net_ints[station, _N_INPUTS]
+                for slot in range(joined):
+                    taken = _store_get(events, stores, input_store[station, slot])
+                    if slot == 0:
+                        mi[m, _PART] = ev[taken, _ITEM]
+                for _ in range(joined - 1):  # LineModel.parts_joined
+                    _part_left(events, samples, stores, parts)
+                pc = M_AFTER_GET
+                continue
+            returns = net_ints[station, _N_RETURNS]
+            buffer = input_store[station, 0]
+            if returns >= 0 and stores[2][returns, 1] > 0:
+                mi[m, _PART] = ev[_store_get(events, stores, returns), _ITEM]
+                pc = M_AFTER_GET
+            elif _has_part(stores, buffer):
+                mi[m, _PART] = ev[_store_get(events, stores, buffer), _ITEM]
+                pc = M_AFTER_GET
+            elif net_ints[station, _N_HEAD_SID] >= 0:
+                mi[m, _PART] = _routed_part(events, samples, parts, net_ints[station, _N_HEAD_SID])
+                _part_entered(events, parts)
+                pc = M_AFTER_GET
+            else:
+                waiter = _new_waiter(events)
+                _add_waiter(events, stores, buffer, waiter)
+                _add_waiter(events, stores, returns, waiter)
+                mi[m, _REQUEST] = waiter
+                pc = M_NET_WAIT
+        elif pc == M_NET_WAIT:
+            waiter = mi[m, _REQUEST]
+            if station_ints[station, _SWITCH] != 0:
+                ev[waiter, _PINNED] = 1
+                pc = M_STARVE
+            else:
+                _set_state(events, machines, m, STARVED)
+                _wait_for(events, procs, m, waiter, M_NET_WOKE)
+                return
+        elif pc == M_NET_WOKE:
+            if ev[event, _PINNED] != 0:
+                _unpin(events, event)
+            pc = M_NET_TAKE
+        elif pc == M_NET_ROUTE:
+            # where the finished part goes: on, back for rework, or out (`Network.destination`)
+            part = mi[m, _PART]
+            reworked = False
+            if net_ints[station, _N_REWORK_TO] >= 0:
+                reworked = _draw(samples, net[4][m]) < net[3][station]
+            mi[m, _INTO] = _destination(parts, station, part, reworked)
+            mi[m, _TRANSPORT_OF] = 1 if reworked else 0
+            pc = M_NET_PASS
+        elif pc == M_NET_PASS:
+            # pass it on: out, into the rework queue, onto the transport or into the buffer
+            part = mi[m, _PART]
+            target = mi[m, _INTO]
+            reworked = mi[m, _TRANSPORT_OF] != 0
+            if target < 0:
+                mi[m, _PART] = -1
+                _part_exited(events, samples, stores, parts, part)
+                counts[m, PARTS_OUT] += 1
+                pc = M_LOOP
+                continue
+            transport = -1
+            if reworked:
+                into = net_ints[target, _N_RETURNS]
+            else:
+                into = net[1][target, net[2][target, station]]
+                transport = net_ints[target, _N_TRANSPORT]
+            if transport < 0:
+                delivery = _store_put(events, stores, into, part)
+                if ev[delivery, _TRIGGERED] == 0:
+                    _set_state(events, machines, m, BLOCKED)
+                    _wait_for(events, procs, m, delivery, M_PUT_DONE)
+                    return
+                pc = M_PUT_DONE
+                continue
+            # a place on the transport (simpy.Resource.request): the first request waiting is served
+            mi[m, _INTO] = into
+            mi[m, _TRANSPORT_OF] = transport
+            tr_ints, tr_queue = net[7], net[8]
+            request = _new_event(events, GENERIC, -1)
+            tr_queue[transport, tr_ints[transport, _T_WAITING]] = request
+            tr_ints[transport, _T_WAITING] += 1
+            _grant_place(events, net, transport)
+            if ev[request, _TRIGGERED] == 0:
+                _set_state(events, machines, m, BLOCKED)
+                _wait_for(events, procs, m, request, M_NET_CARRY)
+                return
+            pc = M_NET_CARRY
+        elif pc == M_NET_CARRY:
+            # the part goes onto the transport: its carry is a process of its own
+            transport = mi[m, _TRANSPORT_OF]
+            tr_ints, carry_ints = net[7], net[9]
+            c = tr_ints[transport, _T_FIRST]
+            while carry_ints[c, _C_BUSY] != 0:
+                c += 1
+            carry_ints[c, _C_BUSY] = 1
+            carry_ints[c, _C_PART] = mi[m, _PART]
+            carry_ints[c, _C_INTO] = mi[m, _INTO]
+            mi[m, _PART] = -1
+            config = parts[8]
+            proc = 2 * config[_MACHINES] + config[_RELEASES] + config[_LOADERS] + c
+            procs[proc, 0] = C_START
+            _start(events, procs, proc)
+            counts[m, PARTS_OUT] += 1
+            pc = M_LOOP
         elif pc == M_RESTART:
             # Machine.restart_after_off: the part waits for the restart (booked as set-up)
             mi[m, _IS_OFF] = 0
@@ -847,7 +1156,11 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             mi[m, _PART] = part
             mi[m, _LAST] = part_product[part]
             remaining_then = start_floats[m, _START_REMAINING]
-            if first == BLOCKED:
+            if first == BLOCKED and networked:  # its part goes on (it is not reworked)
+                mi[m, _INTO] = _destination(parts, station, part, False)
+                mi[m, _TRANSPORT_OF] = 0
+                pc = M_NET_PASS
+            elif first == BLOCKED:
                 pc = M_DELIVER
             elif first == SETUP:
                 _set_state(events, machines, m, SETUP)
@@ -991,6 +1304,54 @@ def _run_loader(proc, event, events, stores, parts, procs, carried):
     _wait_for(events, procs, proc, request, L_GOT)
 
 
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
+def _run_net_release(r, proc, events, samples, stores, parts, procs):
+    """`twin.release.arrivals` of a network's release `r`: a part after each interarrival time."""
+    if procs[proc, 0] == A_RELEASE:
+        _net_release(events, samples, stores, parts, r)
+    _timeout(events, procs, proc, _draw(samples, parts[11][10][r, _R_ARRIVAL_SID]), A_RELEASE)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
+def _run_net_loader(k, proc, event, events, stores, parts, procs):
+    """`Network._release`'s `load_from_backlog`: the backlog's first part into its station's buffer."""
+    loader_ints = parts[11][12]
+    pc = procs[proc, 0]
+    if pc == L_GOT:
+        part = events[3][event, _ITEM]
+        loader_ints[k, _L_PART] = part
+        delivery = _store_put(events, stores, loader_ints[k, _L_INTO], part)
+        _wait_for(events, procs, proc, delivery, L_PUT)
+        return
+    if pc == L_PUT:
+        parts[1][loader_ints[k, _L_PART]] = events[6][0]
+        _part_entered(events, parts)
+    request = _store_get(events, stores, loader_ints[k, _L_BACKLOG])
+    _wait_for(events, procs, proc, request, L_GOT)
+
+
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
+def _run_carry(c, proc, events, samples, stores, parts, procs):
+    """`Transport.carry`: the part travels, waits for the buffer to take it, and frees its place."""
+    net = parts[11]
+    tr_ints, carry_ints = net[7], net[9]
+    transport = carry_ints[c, _C_TRANSPORT]
+    pc = procs[proc, 0]
+    if pc == C_START:
+        _timeout(events, procs, proc, _draw(samples, tr_ints[transport, _T_SID]), C_ARRIVED)
+    elif pc == C_FROM_START:  # `carry_from_start`: on the way at the start, `remaining` from arriving
+        _timeout(events, procs, proc, net[13][c], C_ARRIVED)
+    elif pc == C_ARRIVED:
+        delivery = _store_put(events, stores, carry_ints[c, _C_INTO], carry_ints[c, _C_PART])
+        _wait_for(events, procs, proc, delivery, C_PUT)
+    else:  # places.release(place): the place is free now, the next request is served when it is done
+        carry_ints[c, _C_BUSY] = 0
+        tr_ints[transport, _T_USERS] -= 1
+        release = _new_event(events, RELEASE, -1)
+        events[3][release, _STORE] = transport
+        _schedule(events, release, NORMAL, 0.0)
+
+
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _restart_statistics(events, machines, parts):
     """`LineModel.restart_statistics` at the warm-up's end."""
@@ -1025,6 +1386,10 @@ def _loop(events, samples, stores, machines, parts, crews, line, procs, carried,
     need = samples[4]
     n_machines = line[0].shape[0]
     arrivals_proc = 2 * n_machines
+    config = parts[8]
+    networked = config[_NET] != 0
+    loaders = arrivals_proc + config[_RELEASES]
+    carries = loaders + config[_LOADERS]
     processed = 0
     while ints[_STATUS] == OK and need[0] < 0:
         # the current instant: urgent events, those scheduled for it earlier, then those it made
@@ -1053,6 +1418,8 @@ def _loop(events, samples, stores, machines, parts, crews, line, procs, carried,
             _trigger_get(events, stores, ev[event, _STORE])
         elif kind == GET:
             _trigger_put(events, stores, ev[event, _STORE])
+        elif kind == RELEASE:
+            _grant_place(events, parts[11], ev[event, _STORE])
         elif kind == INTERRUPT:
             # Interruption._interrupt: the machine stops waiting for its timeout and is thrown into
             ev[procs[owner, 1], _OWNER] = -1
@@ -1076,10 +1443,17 @@ def _loop(events, samples, stores, machines, parts, crews, line, procs, carried,
                 _run_machine(owner, event, events, samples, stores, machines, parts, crews, line, procs)
             elif owner < 2 * n_machines:
                 _run_breakdowns(owner - n_machines, events, samples, machines, crews, line, procs)
-            elif owner == arrivals_proc:
-                _run_arrivals(owner, events, samples, stores, parts, procs)
+            elif not networked:
+                if owner == arrivals_proc:
+                    _run_arrivals(owner, events, samples, stores, parts, procs)
+                else:
+                    _run_loader(owner, event, events, stores, parts, procs, carried)
+            elif owner < loaders:
+                _run_net_release(owner - arrivals_proc, owner, events, samples, stores, parts, procs)
+            elif owner < carries:
+                _run_net_loader(owner - loaders, owner, event, events, stores, parts, procs)
             else:
-                _run_loader(owner, event, events, stores, parts, procs, carried)
+                _run_carry(owner - carries, owner, events, samples, stores, parts, procs)
         _free_event(events, event)
     ints[_PROCESSED] = processed
 
@@ -1119,6 +1493,10 @@ def run_line(
     start_floats,  # float64[M, 3]: its residual time, failure clock and age (NaN: not given)
     buffer_station,  # int64[K]: the parts in buffers at the start, front first: their station
     buffer_product,  # int64[K]: and product
+    placed,  # int64[K, 3]: in a network, each of those parts' place (0: buffer, 1: rework queue,
+    #   2: transport), input and position in its route
+    placed_remaining,  # float64[K]: a part on a transport, its time still to travel
+    held_position,  # int64[M]: in a network, the position in its route of the part each machine holds
     arrival_sid,
     product_sid,
     warmup,
@@ -1137,18 +1515,37 @@ def run_line(
     need,  # out: int64[1], the stream that ran short
     items_room,  # places of the ring of an unlimited store
     event_room,  # events pending at once
+    networked,  # a network line (twin.network): the arrays below hold it (empty for a chain)
+    store_watched,  # bool[ST]: the store wakes the machines waiting for a part (WatchedStore)
+    net_ints,  # int64[S, 9]: per station, the columns _N_*
+    input_store,  # int64[S, I]: the store of each input
+    slot_of,  # int64[S, S]: the input of a station a part from another enters
+    rework_probability,  # float64[S]
+    rework_sid,  # int64[M]
+    route,  # int64[P, L]: each product's route (stations)
+    route_len,  # int64[P]: its length (0: no route)
+    transports,  # int64[T, 5]: per transport, the columns _T_*
+    releases,  # int64[R, 4]: the line's release (first) and the branch heads' own, columns _R_*
+    backlog_of,  # int64[R, S]: the loader of a release's backlog in front of a station (-1: none)
+    loaders,  # int64[K, 4]: per loader, the columns _L_* (backlog and store filled)
 ):
     """One run; returns OK, or the status that asks for more samples (`need`) or room."""
     n_machines = station_of.shape[0]
     n_stations = station_first.shape[0]
     n_stores = store_capacity.shape[0]
-    n_procs = 2 * n_machines + 2
+    n_releases = releases.shape[0] if networked else 1
+    n_loaders = loaders.shape[0] if networked else 1
+    n_carries = 0
+    for t in range(transports.shape[0]):
+        transports[t, _T_FIRST] = n_carries
+        n_carries += transports[t, _T_CAPACITY]
+    n_procs = 2 * n_machines + n_releases + n_loaders + n_carries
     arrivals_proc = 2 * n_machines
     loader_proc = 2 * n_machines + 1
 
     need[0] = -1
     samples = (values, stream_start, stream_count, np.zeros(stream_start.shape[0], dtype=np.int64), need)
-    ints = np.zeros(12, dtype=np.int64)
+    ints = np.zeros(_INTS, dtype=np.int64)
     ints[_FREE] = event_room
     events = (
         np.zeros(event_room),
@@ -1161,12 +1558,16 @@ def run_line(
         np.zeros((2, event_room), dtype=np.int64),
     )
     queue_room = n_procs + 2
+    meta = np.zeros((max(n_stores, 1), _META), dtype=np.int64)
+    for store in range(store_watched.shape[0]):
+        meta[store, _WATCHED] = store_watched[store]
     stores = (
         store_capacity,
         np.zeros((max(n_stores, 1), items_room), dtype=np.int64),
-        np.zeros((max(n_stores, 1), 4), dtype=np.int64),
+        meta,
         np.zeros((max(n_stores, 1), queue_room), dtype=np.int64),
         np.zeros((max(n_stores, 1), queue_room), dtype=np.int64),
+        np.zeros((max(n_stores, 1), n_machines + 1, 2), dtype=np.int64),
     )
     mi = np.zeros((n_machines, _MACHINE_INTS), dtype=np.int64)
     mi[:, _STATE] = STARVED
@@ -1176,10 +1577,42 @@ def run_line(
     mi[:, _PART] = -1
     machines = (mi, np.zeros((n_machines, _MACHINE_FLOATS)), time_in, counts, changes, n_changes)
     config = np.array(
-        [release_mode, first_store, backlog_store, conwip_limit, n_machines, product_sid, arrival_sid],
+        [
+            release_mode,
+            first_store,
+            backlog_store,
+            conwip_limit,
+            n_machines,
+            product_sid,
+            arrival_sid,
+            1 if networked else 0,
+            n_releases,
+            n_loaders,
+        ],
         dtype=np.int64,
     )
     max_parts = entries.shape[0]
+    carry_ints = np.zeros((max(n_carries, 1), 4), dtype=np.int64)
+    for t in range(transports.shape[0]):
+        for c in range(transports[t, _T_FIRST], transports[t, _T_FIRST] + transports[t, _T_CAPACITY]):
+            carry_ints[c, _C_TRANSPORT] = t
+    procs = np.zeros((n_procs, 2), dtype=np.int64)
+    net = (
+        net_ints,
+        input_store,
+        slot_of,
+        rework_probability,
+        rework_sid,
+        route,
+        route_len,
+        transports,
+        np.zeros((max(transports.shape[0], 1), n_machines + 1), dtype=np.int64),
+        carry_ints,
+        releases,
+        backlog_of,
+        loaders,
+        np.zeros(max(n_carries, 1)),
+    )
     parts = (
         np.zeros(max_parts, dtype=np.int64),
         np.zeros(max_parts),
@@ -1190,6 +1623,9 @@ def run_line(
         totals,
         line_floats,
         config,
+        np.full(max_parts, -1, dtype=np.int64),
+        procs,
+        net,
     )
     n_crews = crew_free.shape[0]
     crews = (
@@ -1221,7 +1657,6 @@ def run_line(
     sids[:, _RESTART_SID] = restart_sid
     held = start_ints.copy()  # the part each machine holds at the start, by its number
     line = (station_of, station_ints, scrap_probability, cycle_sid, sids, station_floats, held, start_floats)
-    procs = np.zeros((n_procs, 2), dtype=np.int64)
     carried = np.full(1, -1, dtype=np.int64)
 
     # `LineModel.__init__`: the parts in the line at the start (held, then each buffer's), then the
@@ -1229,7 +1664,43 @@ def run_line(
     part_product = parts[0]
     items, meta = stores[1], stores[2]
     k = 0
-    for j in range(n_stations):
+    position = parts[9]
+    if networked:  # `Network._place`: the parts held, then those in buffers, rework queues, transports
+        for m in range(n_machines):
+            if start_ints[m, _START_PART] >= 0:
+                held[m, _START_PART] = ints[_PARTS]
+                part_product[ints[_PARTS]] = start_ints[m, _START_PART]
+                position[ints[_PARTS]] = held_position[m]
+                ints[_PARTS] += 1
+                _part_entered(events, parts)
+        for k in range(buffer_station.shape[0]):
+            part = ints[_PARTS]
+            part_product[part] = buffer_product[k]
+            position[part] = placed[k, 2]
+            ints[_PARTS] += 1
+            _part_entered(events, parts)
+            j = buffer_station[k]
+            if placed[k, 0] == 2:  # `Transport.carry_from_start`: its place is granted at once
+                transport = net_ints[j, _N_TRANSPORT]
+                transports[transport, _T_USERS] += 1
+                request = _new_event(events, GENERIC, -1)
+                _schedule(events, request, NORMAL, 0.0)
+                c = transports[transport, _T_FIRST]
+                while carry_ints[c, _C_BUSY] != 0:
+                    c += 1
+                carry_ints[c, _C_BUSY] = 1
+                carry_ints[c, _C_PART] = part
+                carry_ints[c, _C_INTO] = input_store[j, 0]
+                net[13][c] = placed_remaining[k]
+                proc = 2 * n_machines + n_releases + n_loaders + c
+                procs[proc, 0] = C_FROM_START
+                _start(events, procs, proc)
+                continue
+            store = input_store[j, placed[k, 1]] if placed[k, 0] == 0 else net_ints[j, _N_RETURNS]
+            items[store, (meta[store, 0] + meta[store, 1]) % items_room] = part
+            meta[store, 1] += 1
+        k = buffer_station.shape[0]
+    for j in range(n_stations if not networked else 0):
         for m in range(station_first[j], station_first[j] + station_machines[j]):
             if start_ints[m, _START_PART] >= 0:
                 held[m, _START_PART] = ints[_PARTS]
@@ -1244,13 +1715,21 @@ def run_line(
             ints[_PARTS] += 1
             _part_entered(events, parts)
             k += 1
-    if backlog_store >= 0:
-        _start(events, procs, loader_proc)
-    if release_mode == INTERARRIVAL:
-        _start(events, procs, arrivals_proc)
-    elif release_mode == CONWIP:
-        for _ in range(conwip_limit - ints[_WIP]):  # `_fill_to_limit`: nothing in the backlog yet
-            _release(events, samples, stores, parts)
+    if networked:  # `Network.__init__`: the line's release, then each branch head's own
+        for r in range(n_releases):
+            if releases[r, _R_MODE] == INTERARRIVAL:
+                _start(events, procs, arrivals_proc + r)
+            elif releases[r, _R_MODE] == CONWIP:
+                for _ in range(conwip_limit - ints[_WIP]):
+                    _net_release(events, samples, stores, parts, r)
+    else:
+        if backlog_store >= 0:
+            _start(events, procs, loader_proc)
+        if release_mode == INTERARRIVAL:
+            _start(events, procs, arrivals_proc)
+        elif release_mode == CONWIP:
+            for _ in range(conwip_limit - ints[_WIP]):  # `_fill_to_limit`: nothing in the backlog yet
+                _release(events, samples, stores, parts)
     for m in range(n_machines):
         _start(events, procs, m)
         if failure_mode[station_of[m]] == CALENDAR:

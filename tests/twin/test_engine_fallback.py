@@ -9,7 +9,6 @@ import pytest
 
 from tests.conftest import run_fabbrica
 from twin.engine import LineModel
-from twin.event import event_obstacle
 from twin.flow import flow_obstacle
 from twin.line import LineError, line_from_dict, load_line
 from twin.run import run_line
@@ -29,14 +28,40 @@ def test_the_record_names_the_field_that_rules_out_the_flow_engine() -> None:
     assert run_line(line, engine="event").kpis["engine_fallback"] is None
 
 
-def test_the_record_names_the_field_that_rules_out_the_event_engine() -> None:
+def test_a_network_runs_on_the_event_engine_and_says_why_not_the_flow_engine() -> None:
     network = load_line(ASSEMBLY, {"horizon": 3600.0, "warmup": 0.0})
     record = run_line(network).kpis
-    assert record["engine"] == "simpy"
-    assert record["engine_fallback"] == event_obstacle(network)
+    assert (record["engine"], record["engine_fallback"]) == ("event", flow_obstacle(network))
     assert record["engine_fallback"].startswith("routes: ") and "\n" not in record["engine_fallback"]
-    with pytest.raises(LineError, match=r"^engine: event cannot run this line: routes: "):
-        run_line(network, engine="event")
+    with pytest.raises(LineError, match=r"^engine: flow cannot run this line: routes: "):
+        run_line(network, engine="flow")
+
+
+class _Counter:
+    """An observer: it hears every state change, so only the SimPy engine can serve it."""
+
+    def __init__(self) -> None:
+        self.changes = 0
+
+    def machine_state(self, *args: object) -> None:
+        self.changes += 1
+
+    def part_finished(self, *args: object) -> None:
+        pass
+
+
+def test_an_observer_or_setpoints_keep_the_simpy_engine_and_say_so() -> None:
+    line = load_line(DEMONSTRATOR, {"horizon": 1800.0, "warmup": 0.0})
+    observer = _Counter()
+    record = run_line(line, observer=observer).kpis  # type: ignore[arg-type]
+    assert record["engine"] == "simpy" and observer.changes > 0
+    assert record["engine_fallback"].startswith("an observer") and "\n" not in record["engine_fallback"]
+    with pytest.raises(LineError, match=r"^engine: event cannot report to an observer"):
+        run_line(line, engine="event", observer=observer)  # type: ignore[arg-type]
+    released = load_line(ROOT / "simulations/lines/released.yaml", {"horizon": 1800.0, "warmup": 0.0})
+    record = run_line(released, setpoints={"release.interarrival.mean": 90.0}).kpis
+    assert record["engine"] == "simpy"
+    assert record["engine_fallback"] == "setpoints written during the run need the simpy engine"
 
 
 def test_a_run_from_a_state_takes_the_event_engine() -> None:

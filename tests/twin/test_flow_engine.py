@@ -32,7 +32,6 @@ from tests.conftest import DEMONSTRATOR
 from twin import flow as flow_module
 from twin.distributions import BLOCK, Distribution
 from twin.engine import simulate
-from twin.event import event_obstacle
 from twin.flow import _Kernel as Kernel
 from twin.flow import replicate, simulate_flow
 from twin.flow_samples import VALUE_BY_VALUE, Draws, RunSamples
@@ -395,7 +394,7 @@ FLOW_LINE = {
 )
 def test_auto_falls_back_and_flow_says_why_not(change: dict[str, Any], field: str) -> None:
     line = line_from_dict({**FLOW_LINE, **change})
-    assert choose_engine(line) == ("simpy" if event_obstacle(line) is not None else "event")
+    assert choose_engine(line) == "event"
     with pytest.raises(LineError) as error:
         choose_engine(line, "flow", source="line.yaml")
     message = str(error.value)
