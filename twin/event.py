@@ -1,13 +1,15 @@
 """The compiled event engine: the SimPy engine's line, run by a compiled event list, with its KPIs.
 
-For chains of stations (`twin.event_kernel` names what it runs: parallel machines, saturated,
-interarrival and CONWIP release, operation- and calendar-time failures, repair crews, set-ups,
-products and scrap, shift calendars) the kernel runs the SimPy engine's processes and stores
-event for event, fed the same random streams (`twin.streams`, drawn ahead as arrays by
-`twin.flow_samples`). Every instant, and so every KPI computed by the same `twin.kpis`, is the
-SimPy engine's, many times sooner. `replicate` runs one line for many seeds. `engine: auto`
-takes it for the lines the flow engine cannot run (`twin.run`); `event_obstacle` says why a
-line needs the SimPy engine instead. See docs/PERFORMANCE.md.
+For every line the line files describe (`twin.event_kernel` names what it runs: parallel
+machines, saturated, interarrival and CONWIP release, operation- and calendar-time failures,
+repair crews, maintenance, switch-off, set-ups, products and scrap, shift calendars, and lines as
+networks: routes, rework, assembly from feeder branches, branch releases, transport) the
+kernel runs the SimPy engine's processes and stores event for event, fed the same random
+streams (`twin.streams`, drawn ahead as arrays by `twin.flow_samples`). Every instant, and so
+every KPI computed by the same `twin.kpis`, is the SimPy engine's, many times sooner.
+`replicate` runs one line for many seeds. `engine: auto` takes it for the lines the flow engine
+cannot run (`twin.run`); `event_obstacle` is where a line feature the kernel does not mirror
+names itself, so that `auto` falls back to SimPy (none does today). See docs/PERFORMANCE.md.
 
     >>> line = load_line("simulations/lines/demonstrator.yaml")
     >>> simulate_event(line, seed=3).kpis["engine"]

@@ -1,12 +1,14 @@
 """The compiled event engine's kernel: the SimPy engine's processes and stores, event for event.
 
-A line of stations in series, each with `capacity` parallel machines fed from one buffer,
-runs as the SimPy engine runs it (`twin.engine`, `twin.station`, `twin.buffer`,
-`twin.release`, `twin.repair`), but compiled: the same processes (one per machine, one per
-machine with calendar-time breakdowns, the release's arrivals and its backlog loader) as
-state machines, the same stores (`simpy.Store` with its put and get queues, the zero-place
-hand-over), and one event list ordered as SimPy orders it: by time, then priority (process
-starts and interrupts before the rest), then the order of scheduling. Every put, get and
+A line of stations, each with `capacity` parallel machines, in series or as a network, runs
+as the SimPy engine runs it (`twin.engine`, `twin.station`, `twin.buffer`, `twin.release`,
+`twin.repair`, `twin.network`), but compiled: the same processes (one per machine, one per
+machine with calendar-time breakdowns, the releases' arrivals and their backlogs' loaders, a
+transport's carry per part) as state machines, the same stores (`simpy.Store` with its put and
+get queues, the zero-place hand-over, the watched buffers that wake an assembly's machines,
+a transport's `simpy.Resource` places), and one event list ordered as SimPy orders it: by
+time, then priority (process starts and interrupts before the rest), then the order of
+scheduling. Every put, get and
 timeout a SimPy process makes is made here in the same order, so ties between parallel
 machines are broken as SimPy breaks them, and every duration is added in the same
 floating-point order: fed the same random streams (`twin.event`), the instants are the
@@ -19,8 +21,12 @@ with the crew's `call` and `release` (`fifo` or `bottleneck` priority),
 switch-off (`starve` with its AnyOf of the part and the switch-off time, `restart_after_off`),
 `Release.arrivals`, `Release._load_from_backlog` and the CONWIP release in
 `LineModel._part_left`, and a run from a state (`Machine.resume`, `begin_plant`, a breakdown
-under way); the comments name the SimPy code each branch mirrors. Not here (the SimPy engine
-runs them): operators' stops and setpoints, networks.
+under way). A network line's machines take and pass on parts as `Network.run` does (an
+assembly's parts from every input at once, a rework queue first, a saturated branch head's own,
+then by route or flow graph, back for rework or onto a transport), with `Transport.carry`, the
+releases of `Network._release` and a run from a network state (`Network._place`). The
+comments name the SimPy code each branch mirrors. Not here (the SimPy engine runs them):
+operators' stops and setpoints written during a run.
 
 Compiled with numba, cached on disk: the functions run without reference counting (`_nrt=False`:
 they allocate nothing) and with numpy's error model. The processes' code is inlined into the

@@ -2,9 +2,9 @@
 
 `engine: auto` (the default in line files) takes the fastest engine that gives the SimPy
 engine's answers for the line and reports to nobody: the flow engine (`twin.flow`: chains of
-single machines), else the compiled event engine (`twin.event`: every other chain, with parallel
-machines, CONWIP, calendar-time failures, repair crews, maintenance, switch-off), else the SimPy
-engine (`twin.engine`: networks, setpoints, observers). `simpy`, `event` and
+single machines), else the compiled event engine (`twin.event`: every other line, with parallel
+machines, CONWIP, calendar-time failures, repair crews, maintenance, switch-off, and lines as
+networks), else the SimPy engine (`twin.engine`: setpoints and observers). `simpy`, `event` and
 `flow` insist on one and fail with one line naming the field that rules it out. The record
 says which engine ran (`"engine"`) and, under `auto`, why not a faster one
 (`"engine_fallback"`, one line; null when the flow engine ran).
