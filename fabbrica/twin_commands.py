@@ -33,10 +33,10 @@ def run(
         help="auto (the fastest engine that gives the simpy engine's answers), simpy, event or flow "
         "(overrides the file). The flow engine runs chains of single machines with saturated or "
         "interarrival release, operating failures, set-ups, scrap, products and shift calendars; the "
-        "compiled event engine runs every other chain (parallel machines, CONWIP, calendar-time "
-        "failures, repair crews, maintenance, switch-off), with the simpy engine's answers; networks "
-        "run on simpy. Under auto the record's engine_fallback says in one line why a faster engine "
-        "did not run it.",
+        "compiled event engine runs every other line (parallel machines, CONWIP, calendar-time "
+        "failures, repair crews, maintenance, switch-off, and networks: routes, rework, assembly, "
+        "transport), with the simpy engine's answers. Under auto the record's engine_fallback says "
+        "in one line why a faster engine did not run it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     sink_config: so.SinkConfigOption = None,

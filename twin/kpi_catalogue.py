@@ -274,9 +274,9 @@ KPIS: tuple[Kpi, ...] = (
         "",
         "why not flow",
         "with `engine: auto`, why a faster engine did not run the line, in one line: the field that "
-        "rules out the flow engine when the event engine ran, the one that rules out the event engine "
-        "(or the observer, the setpoints) when SimPy ran; `null` when flow ran or the engine was "
-        "chosen by hand",
+        "rules out the flow engine when the event engine ran, the observer or the setpoints (or a "
+        "field that rules out the event engine) when SimPy ran; `null` when flow ran or the engine "
+        "was chosen by hand",
         optional=True,
     ),
     Kpi(
