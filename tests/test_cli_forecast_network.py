@@ -3,7 +3,7 @@
 The state is a snapshot of the engine mid-shift (assemblies' buffers per input, the rework queue,
 parts on the AGVs with their remaining time) with a few parts added by hand (an arrived part and
 one given only its elapsed travel): the command answers with the contracted JSON object on the
-SimPy engine; the flow engine, asked for, refuses the line in one line; a state the line cannot
+event engine; the flow engine, asked for, refuses the line in one line; a state the line cannot
 hold is one line naming the file and field, exit 2. All command lines run in one interpreter
 (tests/fabbrica_driver.py), each as a fresh `fabbrica` run would.
 """
@@ -98,7 +98,7 @@ def test_a_network_line_forecasts_from_its_state(answers: dict[str, dict[str, An
         "horizon_s", "replications", "engine", "parts_out", "throughput_per_hour", "stations",
         "bottleneck", "produced", "time", "target",
     }  # fmt: skip
-    assert result["engine"] == "simpy" and result["replications"] == 20 and result["horizon_s"] == 7200.0
+    assert result["engine"] == "event" and result["replications"] == 20 and result["horizon_s"] == 7200.0
     assert set(result["parts_out"]) == {"mean", "ci95", "p10", "p50", "p90"}
     assert 0 < result["parts_out"]["p10"] <= result["parts_out"]["p50"] <= result["parts_out"]["p90"]
     assert list(result["stations"]) == STATIONS and result["bottleneck"] in STATIONS

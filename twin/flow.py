@@ -55,12 +55,12 @@ NETWORK_KEYS = {
 def flow_obstacle(line: Line) -> str | None:
     """Why the flow engine cannot run `line`, as 'field: reason', or None when it can."""
     if line.routes is not None:
-        return "routes: product routes need the simpy engine (the flow engine runs chains)"
+        return "routes: product routes need the event engine (the flow engine runs chains)"
     for index, station in enumerate(line.stations):
         for key in ("inputs", "release", "product", "rework", "transport"):
             if getattr(station, key) is not None:
                 what = NETWORK_KEYS[key]
-                return f"stations[{index}].{key}: {what} needs the simpy engine (the flow engine runs chains)"
+                return f"stations[{index}].{key}: {what} needs the event engine (the flow engine runs chains)"
     if line.repair is not None:
         return "repair: a repair crew (machines waiting for a technician) needs the event engine"
     if isinstance(line.release, ConwipRelease):
