@@ -30,7 +30,7 @@ from twin import event_kernel as kernel
 from twin import kpis as kpi_module
 from twin.distributions import _Dist
 from twin.engine import RunResult
-from twin.flow_samples import PRODUCT_BLOCK, Draws, product_draws, streams
+from twin.flow_samples import PRODUCT_BLOCK, Draws, choices, product_draws, streams
 from twin.line import ConwipRelease, InterarrivalRelease, Line, LineError
 from twin.network_state import PlacedPart
 from twin.state import LineState, check_state, start_plan
@@ -190,13 +190,7 @@ def _head_draws(line: Line, names: list[str]) -> Draws:
     mix = line.product_mix
     total = sum(mix[name] for name in names)
     shares = [mix[name] / total for name in names]
-    count = len(names)
-    return Draws(
-        lambda rng, size: np.concatenate(
-            [codes[rng.choice(count, size=PRODUCT_BLOCK, p=shares)] for _ in range(size // PRODUCT_BLOCK)]
-        ),
-        PRODUCT_BLOCK,
-    )
+    return Draws(lambda rng, size: codes[choices(rng, shares, size)], PRODUCT_BLOCK)
 
 
 def _bounded(count: float) -> int:

@@ -8,11 +8,10 @@ transport's carry per part) as state machines, the same stores (`simpy.Store` wi
 get queues, the zero-place hand-over, the watched buffers that wake an assembly's machines,
 a transport's `simpy.Resource` places), and one event list ordered as SimPy orders it: by
 time, then priority (process starts and interrupts before the rest), then the order of
-scheduling. Every put, get and
-timeout a SimPy process makes is made here in the same order, so ties between parallel
-machines are broken as SimPy breaks them, and every duration is added in the same
-floating-point order: fed the same random streams (`twin.event`), the instants are the
-SimPy engine's to the last bit.
+scheduling. Every put, get and timeout a SimPy process makes is made here in the same order,
+so ties between parallel machines are broken as SimPy breaks them, and every duration is added
+in the same floating-point order: fed the same random streams (`twin.event`), the instants are
+the SimPy engine's to the last bit.
 
 What each process does is `Machine.run` (load, set up, work with an operation-based
 failure clock or `_occupy` under calendar-time breakdowns, scrap, hand on), `Machine.repair`
@@ -30,9 +29,12 @@ operators' stops and setpoints written during a run.
 
 Compiled with numba, cached on disk: the functions run without reference counting (`_nrt=False`:
 they allocate nothing) and with numpy's error model. The processes' code is inlined into the
-event loop (one call site each); the helpers stay calls, since inlining them at every call site
-multiplies the first compile's time (about four minutes against forty seconds here) for a
-third less run time (docs/PERFORMANCE.md).
+event loop by numba (one call site each). The helpers (stores, timeouts, the event list) are
+inlined by LLVM, with its inlining threshold raised to `INLINE_THRESHOLD` for this process
+(numba leaves LLVM's default, which keeps them as calls that copy every tuple of arrays they
+take): a quarter less run time for a first compile about as long. Inlining them in numba at
+every call site instead multiplied the first compile's time by four (docs/PERFORMANCE.md).
+Inlining moves no floating-point operation: the results are the same to the bit.
 
 Samples come as one flat array with a start and a count per stream; when a stream runs
 short the kernel stops, says which (`need`), and is run again with more. Other arrays that
@@ -42,8 +44,12 @@ with a status that asks for more room.
 
 from __future__ import annotations
 
+import llvmlite.binding as llvm
 import numpy as np
 from numba import njit
+
+INLINE_THRESHOLD = 2000  # LLVM's default at -O3 is 225 (measured in docs/PERFORMANCE.md)
+llvm.set_option("", f"--inline-threshold={INLINE_THRESHOLD}")
 
 # machine states (twin.station.STATE_NAMES)
 WORKING, BLOCKED, STARVED, DOWN, SETUP, STOPPED, WAITING_REPAIR, PLANNED_STOP, OFF, MAINTENANCE = range(10)
