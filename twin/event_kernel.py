@@ -78,7 +78,7 @@ M_REP_GO, M_REP_END, M_FETCH, M_AFTER_GET, M_SERVE, M_SERVED, M_WS_LOOP, M_WS_ST
 M_WS_RENEW, M_WS_WORK, M_STARVE, M_STARVE_WOKE, M_OFF, M_RESTART = range(23, 29)
 M_FROM_STATE, M_BEGIN_SERVED, M_RESUME, M_RESUME_RENEW, M_RESUME_FRESH = range(29, 34)
 M_DELIVER, M_FAIL, M_CALL_CREW = 35, 36, 37
-M_NET_TAKE, M_NET_WAIT, M_NET_WOKE, M_NET_ROUTE, M_NET_CARRY, M_NET_PASS = range(38, 44)
+M_NET_TAKE, M_WAIT_PART, M_NET_WOKE, M_NET_ROUTE, M_NET_CARRY, M_NET_PASS = range(38, 44)
 # of a transport's carry (`twin.network.Transport.carry`)
 C_START, C_ARRIVED, C_PUT, C_FROM_START = range(4)
 # of a calendar-breakdown process (`Machine.calendar_breakdowns`)
@@ -741,14 +741,8 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             else:
                 request = _store_get(events, stores, inbound)
                 if ev[request, _TRIGGERED] == 0:
-                    if station_ints[station, _SWITCH] != 0:
-                        mi[m, _REQUEST] = request
-                        ev[request, _PINNED] = 1
-                        pc = M_STARVE
-                    else:
-                        _set_state(events, machines, m, STARVED)
-                        _wait_for(events, procs, m, request, M_GOT)
-                        return
+                    mi[m, _REQUEST] = request
+                    pc = M_WAIT_PART
                 else:
                     mi[m, _PART] = ev[request, _ITEM]
                     pc = M_AFTER_GET
@@ -991,7 +985,7 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
                     waiter = _new_waiter(events)
                     _add_waiter(events, stores, missing, waiter)
                     mi[m, _REQUEST] = waiter
-                    pc = M_NET_WAIT
+                    pc = M_WAIT_PART
                     continue
                 joined = net_ints[station, _N_INPUTS]
                 for slot in range(joined):
@@ -1019,15 +1013,16 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
                 _add_waiter(events, stores, buffer, waiter)
                 _add_waiter(events, stores, returns, waiter)
                 mi[m, _REQUEST] = waiter
-                pc = M_NET_WAIT
-        elif pc == M_NET_WAIT:
-            waiter = mi[m, _REQUEST]
+                pc = M_WAIT_PART
+        elif pc == M_WAIT_PART:
+            # starved until the get (a network station's waiter) is done, or `Machine.starve`
+            request = mi[m, _REQUEST]
             if station_ints[station, _SWITCH] != 0:
-                ev[waiter, _PINNED] = 1
+                ev[request, _PINNED] = 1
                 pc = M_STARVE
             else:
                 _set_state(events, machines, m, STARVED)
-                _wait_for(events, procs, m, waiter, M_NET_WOKE)
+                _wait_for(events, procs, m, request, M_NET_WOKE if net_take else M_GOT)
                 return
         elif pc == M_NET_WOKE:
             if ev[event, _PINNED] != 0:

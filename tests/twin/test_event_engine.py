@@ -80,40 +80,54 @@ def durations(mean_low: float, mean_high: float) -> st.SearchStrategy[Any]:
     )
 
 
+def machine_station(
+    draw: st.DrawFn,
+    name: str,
+    products: list[str],
+    crew: str | None,
+    *,
+    machines: int = 3,
+    buffers: tuple[int | None, ...] = (None, 0, 1, 2, 4),
+    scrap_high: float = 0.2,
+) -> dict[str, Any]:
+    """A station with every machine feature the event engine runs: 1 to `machines` machines, a
+    buffer among `buffers`, per-product cycle times, failures (operating or calendar, with the
+    crew's skill), maintenance by time or parts, switch-off, set-up, scrap."""
+    capacity = draw(st.integers(1, machines))
+    cycle: Any = draw(durations(20, 60))
+    if len(products) > 1 and draw(st.booleans()):
+        cycle = {product: draw(durations(20, 60)) for product in products}
+    station: dict[str, Any] = {"name": name, "capacity": capacity, "cycle_time": cycle}
+    station["buffer"] = draw(st.sampled_from(buffers))
+    if draw(st.booleans()):
+        basis = draw(st.sampled_from(["operating", "calendar"]))
+        failures: dict[str, Any] = {"ttf": draw(durations(300, 1500)), "ttr": draw(durations(20, 120))}
+        failures["basis"] = basis
+        if crew == "skills":
+            failures["skill"] = draw(st.sampled_from(["electric", "mechanic"]))
+        station["failures"] = failures
+    if draw(st.integers(0, 3)) == 0 and station.get("failures", {}).get("basis") != "calendar":
+        trigger = draw(st.sampled_from(["every", "parts"]))
+        amount = draw(st.floats(200, 2000)) if trigger == "every" else draw(st.integers(1, 30))
+        station["maintenance"] = {trigger: amount, "duration": draw(durations(10, 120))}
+    if draw(st.integers(0, 3)) == 0:
+        station["switch_off"] = {
+            "after": draw(st.sampled_from([0.0, 5.0, 60.0])),
+            "restart": draw(durations(5, 60)),
+        }
+    if draw(st.booleans()):
+        station["setup"] = draw(durations(5, 40))
+    if draw(st.booleans()):
+        station["scrap"] = draw(st.floats(0.01, scrap_high))
+    return station
+
+
 @st.composite
 def event_lines(draw: st.DrawFn) -> dict[str, Any]:
     products = draw(st.sampled_from([["A"], ["A", "B"]]))
     n_stations = draw(st.integers(1, 4))
     crew = draw(st.sampled_from([None, "fifo", "bottleneck", "skills"]))
-    stations = []
-    for index in range(n_stations):
-        capacity = draw(st.integers(1, 3))
-        cycle: Any = draw(durations(20, 60))
-        if len(products) > 1 and draw(st.booleans()):
-            cycle = {product: draw(durations(20, 60)) for product in products}
-        station: dict[str, Any] = {"name": f"s{index}", "capacity": capacity, "cycle_time": cycle}
-        station["buffer"] = draw(st.sampled_from([None, 0, 1, 2, 4]))
-        if draw(st.booleans()):
-            basis = draw(st.sampled_from(["operating", "calendar"]))
-            failures: dict[str, Any] = {"ttf": draw(durations(300, 1500)), "ttr": draw(durations(20, 120))}
-            failures["basis"] = basis
-            if crew == "skills":
-                failures["skill"] = draw(st.sampled_from(["electric", "mechanic"]))
-            station["failures"] = failures
-        if draw(st.integers(0, 3)) == 0 and station.get("failures", {}).get("basis") != "calendar":
-            trigger = draw(st.sampled_from(["every", "parts"]))
-            amount = draw(st.floats(200, 2000)) if trigger == "every" else draw(st.integers(1, 30))
-            station["maintenance"] = {trigger: amount, "duration": draw(durations(10, 120))}
-        if draw(st.integers(0, 3)) == 0:
-            station["switch_off"] = {
-                "after": draw(st.sampled_from([0.0, 5.0, 60.0])),
-                "restart": draw(durations(5, 60)),
-            }
-        if draw(st.booleans()):
-            station["setup"] = draw(durations(5, 40))
-        if draw(st.booleans()):
-            station["scrap"] = draw(st.floats(0.01, 0.2))
-        stations.append(station)
+    stations = [machine_station(draw, f"s{index}", products, crew) for index in range(n_stations)]
     data: dict[str, Any] = {
         "name": "drawn",
         "horizon": draw(st.sampled_from([3600.0, 4 * 3600.0])),

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from tests.fuzzing import fuzz
 from tests.twin.test_event_engine import assert_covers, assert_same_record, assert_same_run, durations
+from tests.twin.test_event_engine import machine_station as drawn_station
 from tests.twin.test_network_theory import (
     FEATURE_LINES,
     REWORK,
@@ -53,31 +54,7 @@ def feature_line(name: str) -> Line:
 def machine_station(draw: st.DrawFn, name: str, products: list[str], crew: str | None) -> dict[str, Any]:
     """A station with the machine features of `event_lines`: 1-2 machines, a buffer of None/0/1/2,
     failures (operating or calendar), maintenance, switch-off, set-up, scrap, per-product times."""
-    cycle: Any = draw(durations(20, 60))
-    if len(products) > 1 and draw(st.booleans()):
-        cycle = {product: draw(durations(20, 60)) for product in products}
-    station: dict[str, Any] = {"name": name, "capacity": draw(st.integers(1, 2)), "cycle_time": cycle}
-    station["buffer"] = draw(st.sampled_from([None, 0, 1, 2]))
-    if draw(st.booleans()):
-        failures: dict[str, Any] = {"ttf": draw(durations(300, 1500)), "ttr": draw(durations(20, 120))}
-        failures["basis"] = draw(st.sampled_from(["operating", "calendar"]))
-        if crew == "skills":
-            failures["skill"] = draw(st.sampled_from(["electric", "mechanic"]))
-        station["failures"] = failures
-    if draw(st.integers(0, 3)) == 0 and station.get("failures", {}).get("basis") != "calendar":
-        trigger = draw(st.sampled_from(["every", "parts"]))
-        amount = draw(st.floats(200, 2000)) if trigger == "every" else draw(st.integers(1, 30))
-        station["maintenance"] = {trigger: amount, "duration": draw(durations(10, 120))}
-    if draw(st.integers(0, 3)) == 0:
-        station["switch_off"] = {
-            "after": draw(st.sampled_from([0.0, 5.0, 60.0])),
-            "restart": draw(durations(5, 60)),
-        }
-    if draw(st.booleans()):
-        station["setup"] = draw(durations(5, 40))
-    if draw(st.integers(0, 2)) == 0:
-        station["scrap"] = draw(st.floats(0.01, 0.1))
-    return station
+    return drawn_station(draw, name, products, crew, machines=2, buffers=(None, 0, 1, 2), scrap_high=0.1)
 
 
 def route_through(
