@@ -5,7 +5,10 @@ embedded DuckDB historian (read back with the twin's query interface)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +45,13 @@ def _points(base: int, station: str = "Press") -> list[Point]:
     return points
 
 
+def _influxql_post(url: str, query: str) -> None:
+    """A statement InfluxDB only takes by POST (DROP, CREATE), checked for an error in its answer."""
+    body = urllib.parse.urlencode({"q": query}).encode()
+    with urllib.request.urlopen(f"{url}/query", data=body, timeout=10) as answer:
+        assert all("error" not in result for result in json.load(answer)["results"])
+
+
 async def _write_twice(sink, points: list[Point]) -> int:
     await sink.open()
     data = encode(points)
@@ -73,12 +83,32 @@ def test_influxdb1_rejects_bad_points_without_retrying(influxdb):
 
     async def go() -> tuple[int, int]:
         await sink.open()
-        first = await sink.write(b"m,a=b v=1i %d\n" % stamp, 1)
-        second = await sink.write(b'm,a=b v="text" %d\n' % (stamp + 1), 1)  # field type conflict
-        await sink.close()
+        try:
+            first = await sink.write(b"m,a=b v=1i %d\n" % stamp, 1)
+            second = await sink.write(b'm,a=b v="text" %d\n' % (stamp + 1), 1)  # field type conflict
+        finally:
+            await sink.close()
         return first, second
 
     assert asyncio.run(go()) == (0, 1)
+
+
+def test_influxdb1_creates_a_database_dropped_under_it_and_writes_the_batch(influxdb):
+    sink = InfluxDB1(InfluxDB1Sink(type="influxdb1", url=influxdb.url, database="dropped"))
+    stamp = time.time_ns()
+
+    async def go() -> list[int]:
+        await sink.open()
+        try:
+            first = await sink.write(b"m,a=b v=1i %d\n" % stamp, 1)
+            _influxql_post(influxdb.url, 'DROP DATABASE "dropped"')
+            second = await sink.write(b"m,a=b v=2i %d\n" % (stamp + 1), 1)
+        finally:
+            await sink.close()
+        return [first, second]
+
+    assert asyncio.run(go()) == [0, 0]
+    assert [row["v"] for row in influx_rows(influxdb.url, "dropped", "m")] == [2]
 
 
 def test_influxdb2_api_round_trip_on_victoria_metrics(victoria):
