@@ -554,7 +554,7 @@ class _Run:
             self.exit_times = np.zeros(parts)
             self.lead_times = np.zeros(parts)
             self.totals = np.zeros(6, dtype=np.int64)
-            self.line_floats = np.zeros(1)
+            self.line_floats = np.zeros(2)
             self.used = np.zeros(len(counts), dtype=np.int64)
             need = np.zeros(1, dtype=np.int64)
             status = kernel.run_line(
@@ -643,6 +643,13 @@ class _Run:
                         "(durations of zero?)"
                     )
                 draws.ensure(more)
+                # every stream drawn ahead for the whole run at the pace it was used so far: the
+                # means misjudge some streams of a network (a branch's pace, rework), and a run
+                # that stopped for each of them in turn would be run again as many times
+                # (at most a hundred times what a run that stopped early used)
+                reached = float(self.line_floats[1])
+                if reached > 0.0:
+                    samples.draw_like(self.used, scale=min(end / reached, 100.0))
         totals = self.totals
         self.entries = self.entries[: totals[kernel.ENTRIES]]
         self.leaves = self.leaves[: totals[kernel.LEAVES]]

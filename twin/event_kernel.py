@@ -1517,7 +1517,7 @@ def run_line(
     exit_times,  # out: since the warm-up
     lead_times,
     totals,  # out: int64[6]
-    line_floats,  # out: float64[1], the WIP area since the warm-up
+    line_floats,  # out: float64[2], the WIP area since the warm-up, the instant the run stopped at
     used,  # out: int64[streams], samples taken of each
     need,  # out: int64[1], the stream that ran short
     items_room,  # places of the ring of an unlimited store
@@ -1749,6 +1749,7 @@ def run_line(
     totals[EVENTS] = processed
     totals[PARTS] = ints[_PARTS]
     used[:] = samples[3]
+    line_floats[1] = events[6][0]  # short of samples or room: how far the run got
     if ints[_STATUS] != OK:
         return ints[_STATUS]
     if need[0] >= 0:
