@@ -29,12 +29,16 @@ operators' stops and setpoints written during a run.
 
 Compiled with numba, cached on disk: the functions run without reference counting (`_nrt=False`:
 they allocate nothing) and with numpy's error model. The processes' code is inlined into the
-event loop by numba (one call site each). The helpers (stores, timeouts, the event list) are
-inlined by LLVM, with its inlining threshold raised to `INLINE_THRESHOLD` for this process
-(numba leaves LLVM's default, which keeps them as calls that copy every tuple of arrays they
-take): a quarter less run time for a first compile about as long. Inlining them in numba at
-every call site instead multiplied the first compile's time by four (docs/PERFORMANCE.md).
-Inlining moves no floating-point operation: the results are the same to the bit.
+event loop by numba (one call site each). The helpers (stores, the event list) are inlined by
+LLVM, with its inlining threshold raised to `INLINE_THRESHOLD` for this process (numba leaves
+LLVM's default, which keeps them as calls that copy every tuple of arrays they take). LLVM
+judges the call sites deep in the loop's branches cold and inlines nothing there (threshold
+45), so the helpers every part passes through there (`_timeout`, `_part_exited`, `_part_left`,
+`_release`) are inlined by numba (`inline="always"`): each call copied 0.5 to 3 kB of array
+descriptors onto the stack, a quarter of the kernel's time (a perf profile, in
+docs/PERFORMANCE.md). Raising LLVM's cold threshold instead inlined everything and ran slower;
+inlining every helper in numba made the first compile four times as long. Inlining moves no
+floating-point operation: the results are the same to the bit.
 
 Samples come as one flat array with a start and a count per stream; when a stream runs
 short the kernel stops, says which (`need`), and is run again with more. Other arrays that
@@ -276,7 +280,7 @@ def _pop_event(events):
     return event
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
 def _timeout(events, procs, proc, delay, pc):
     event = _new_event(events, TIMEOUT, proc)
     _schedule(events, event, NORMAL, delay)
@@ -524,7 +528,7 @@ def _part_entered(events, parts):
     totals[ENTRIES] = n + 1
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
 def _release(events, samples, stores, parts):
     # Release.release (and part_entered at once without a backlog)
     config = parts[8]
@@ -536,7 +540,7 @@ def _release(events, samples, stores, parts):
         _store_put(events, stores, config[_BACKLOG], part)
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
 def _part_left(events, samples, stores, parts):
     _wip_change(events, parts, -1)
     leaves, totals, config = parts[3], parts[6], parts[8]
@@ -627,7 +631,7 @@ def _destination(parts, station, part, reworked):
     return route[product, k]
 
 
-@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
+@njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
 def _part_exited(events, samples, stores, parts, part):
     part_time, exit_times, lead_times, totals = parts[1], parts[4], parts[5], parts[6]
     now = events[6][0]
