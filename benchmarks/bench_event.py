@@ -17,9 +17,11 @@ Goal: the event engine at least 30 times faster than the minimal model. The thro
 the minimal model and the SimPy engine should agree within a few percent: the evidence that
 the minimal model is the same line.
 
-3. The one-off load cost: in a fresh interpreter, `import twin.event` and the first run of a
-   small line, against a warm run (numba loads the cached compiled code on the first call);
-   the same for the flow engine.
+3. The one-off load cost: in a fresh interpreter, `import twin.event`, numba's start-up (the
+   first call of any compiled function sets up numba's compiler target, whatever the function;
+   timed on a small one, `twin.flow_samples.streams`) and the first run of a small line, against
+   a warm run (numba loads the engine's cached compiled code on its first call); the same for
+   the flow engine.
 4. 1,000 replications of a simulated week of the demonstrator with `twin.event.replicate`,
    one chunk of seeds per worker process (spawned), wall time including the workers' start-up
    (part 1 has run the engine once, so the compiled code is cached on disk).
@@ -652,6 +654,9 @@ import json, sys, time
 started = time.perf_counter()
 import {module}
 imported = time.perf_counter()
+from twin.flow_samples import streams
+streams(0, [("probe", "cycle", 0, "")])  # numba's first call: its own start-up, and a few lines' code
+numba_start = time.perf_counter() - imported
 from twin.line import line_from_dict
 line = line_from_dict(json.loads(sys.argv[1]), "small")
 calls = []
@@ -659,7 +664,7 @@ for seed in range(4):
     start = time.perf_counter()
     {module}.{function}(line, seed=seed)
     calls.append(time.perf_counter() - start)
-print(json.dumps({{"import": imported - started, "calls": calls}}))
+print(json.dumps({{"import": imported - started, "numba": numba_start, "calls": calls}}))
 """
 
 SMALL_LINE = {
@@ -672,8 +677,9 @@ SMALL_LINE = {
 }
 
 
-def load_cost(module: str, function: str) -> tuple[float, float, float, float]:
-    """In a fresh interpreter: its whole wall time, the import, the first call and the median warm call."""
+def load_cost(module: str, function: str) -> tuple[float, float, float, float, float]:
+    """In a fresh interpreter: its whole wall time, the import, numba's start-up (the first call of a
+    small compiled function, before the engine's), the engine's first call and its median warm call."""
     code = LOAD_PROBE.format(module=module, function=function)
     started = time.perf_counter()
     done = subprocess.run(
@@ -686,7 +692,7 @@ def load_cost(module: str, function: str) -> tuple[float, float, float, float]:
     total = time.perf_counter() - started
     probe = json.loads(done.stdout.strip().splitlines()[-1])
     calls = probe["calls"]
-    return total, probe["import"], calls[0], statistics.median(calls[1:])
+    return total, probe["import"], probe["numba"], calls[0], statistics.median(calls[1:])
 
 
 # -- the benchmark -------------------------------------------------------------------------------------
@@ -829,11 +835,13 @@ def load_costs(repeats: int, event: bool) -> None:
         engines.insert(0, ("twin.event", "simulate_event"))
     for module, function in engines:
         probes = [load_cost(module, function) for _ in range(repeats)]
-        total, imported, first, warm = (statistics.median(column) for column in zip(*probes, strict=True))
+        columns = (statistics.median(column) for column in zip(*probes, strict=True))
+        total, imported, numba_start, first, warm = columns
         print(
             f"   {module}: interpreter {total:.2f} s wall in all, import {imported:.2f} s, "
-            f"first {function} {first:.3f} s, a warm one {warm * 1000:.1f} ms: "
-            f"one-off load cost {first - warm:.2f} s (import and load {imported + first - warm:.2f} s)"
+            f"numba's start-up {numba_start:.2f} s, first {function} {first:.3f} s, "
+            f"a warm one {warm * 1000:.1f} ms: one-off load cost {numba_start + first - warm:.2f} s "
+            f"(numba's start-up, then the engine's compiled code {first - warm:.2f} s)"
         )
 
 
