@@ -333,6 +333,28 @@ def test_auto_takes_the_event_engine_for_the_assembly_line() -> None:
     assert record["engine_fallback"] == flow_obstacle(line)
 
 
+# -- drawing ahead -------------------------------------------------------------------------------------
+def test_a_network_short_of_samples_is_run_again_once_with_every_stream_drawn_ahead(monkeypatch) -> None:
+    """The means misjudge the pace of a network's streams (the branches, rework); a run that stops
+    short of one stream draws every stream ahead at the pace the run used them, rather than one
+    stream at a time (a week of the assembly line once took 16 runs of the kernel)."""
+    import twin.event as event_module
+
+    kernel_run = event_module.kernel.run_line
+    statuses: list[int] = []
+
+    def counted(*arguments: Any) -> int:
+        statuses.append(int(kernel_run(*arguments)))
+        return statuses[-1]
+
+    monkeypatch.setattr(event_module.kernel, "run_line", counted)
+    line = load_line(ASSEMBLY)
+    record = simulate_event(line, seed=1, horizon=7 * 86400.0, warmup=0.0).kpis
+    assert statuses[-1] == 0 and len(statuses) <= 2, statuses
+    monkeypatch.undo()
+    assert_same_record(simulate(line, seed=1, horizon=7 * 86400.0, warmup=0.0).kpis, record)
+
+
 # -- the event engine alone against exact theory -------------------------------------------------------
 def event_runs(case: NetworkCase, replications: int, horizon: float) -> list[dict[str, float]]:
     """The case's measures over `replications` event-engine runs (its seed block, from WARMUP)."""
