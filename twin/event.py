@@ -172,11 +172,12 @@ class _Samples:
             draws.ensure(int(expected * margin + 5.0 * math.sqrt(expected)) + 256)
 
     def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        chunks = [draws.values for draws in self.draws]
-        counts = np.array([len(chunk) for chunk in chunks], dtype=np.int64)
-        starts = np.zeros(len(chunks), dtype=np.int64)
-        if len(chunks) > 1:
+        """Every stream's values one after the other (joined in one copy), their starts and counts."""
+        counts = np.array([draws.count for draws in self.draws], dtype=np.int64)
+        starts = np.zeros(len(counts), dtype=np.int64)
+        if len(counts) > 1:
             starts[1:] = np.cumsum(counts)[:-1]
+        chunks = [chunk for draws in self.draws for chunk in draws.chunks]
         return np.concatenate(chunks) if chunks else np.zeros(0), starts, counts
 
 

@@ -30,6 +30,7 @@ from twin.distributions import (
     Exponential,
     Gamma,
     Lognormal,
+    Normal,
     Triangular,
     Uniform,
     Weibull,
@@ -175,11 +176,7 @@ class Draws:
             return cls(lambda rng, size: np.full(size, dist.value, dtype=float), 1, rng)
         if isinstance(dist, VALUE_BY_VALUE):
             return cls(dist.draw, BLOCK, rng)
-        return cls(
-            lambda rng, size: np.concatenate([dist.draw(rng, BLOCK) for _ in range(size // BLOCK)]),
-            BLOCK,
-            rng,
-        )
+        return cls(lambda rng, size: _in_blocks(dist, rng, size), BLOCK, rng)
 
     def restart(self, rng: np.random.Generator | None) -> None:
         """Forget the values drawn; draw from `rng` from now on."""
@@ -195,10 +192,32 @@ class Draws:
         self.count += size
 
     @property
+    def chunks(self) -> list[np.ndarray]:
+        """The values drawn so far, in the pieces they were drawn in (`values` joins them)."""
+        return list(self._chunks)
+
+    @property
     def values(self) -> np.ndarray:
         if len(self._chunks) > 1:
             self._chunks = [np.concatenate(self._chunks)]
         return self._chunks[0] if self._chunks else np.zeros(0)
+
+
+def _in_blocks(dist: _Dist, rng: np.random.Generator, size: int) -> np.ndarray:
+    """`size // BLOCK` blocks of `dist.draw(rng, BLOCK)`, as the SimPy engine draws them.
+
+    A truncated normal redraws its negative values within each block, so its blocks cannot be
+    drawn in one call in general; but when one call of `size` normals has no negative value,
+    no block would have redrawn anything, and the call gives the blocks' values (numpy draws
+    them one after the other). Otherwise the generator is put back and the blocks are drawn.
+    """
+    if isinstance(dist, Normal):
+        state = rng.bit_generator.state
+        values = rng.normal(dist.mean_, dist.sd, size)
+        if not (values < 0).any():
+            return values
+        rng.bit_generator.state = state
+    return np.concatenate([dist.draw(rng, BLOCK) for _ in range(size // BLOCK)])
 
 
 def product_draws(line: Line) -> Draws:
