@@ -281,13 +281,20 @@ def test_value_by_value_distributions_ignore_the_block_size(dist: str) -> None:
         "weibull": ["shape", "mean"],
     }[dist]
     model = TypeAdapter(Distribution).validate_python({"dist": dist, **{k: spec[k] for k in keys}})
-    blocks = np.random.default_rng(3)
+    assert_drawn_as_blocks(model, 5)
+
+
+def assert_drawn_as_blocks(model: Any, blocks: int) -> np.ndarray:
+    """`Draws.of(model)` gives `blocks` blocks' values, as the SimPy engine draws them, and leaves
+    the generator where the blocks leave it; returns the values."""
+    by_block = np.random.default_rng(3)
     whole = np.random.default_rng(3)
-    by_blocks = np.concatenate([model.draw(blocks, BLOCK) for _ in range(5)])
+    expected = np.concatenate([model.draw(by_block, BLOCK) for _ in range(blocks)])
     draws = Draws.of(model, whole)
-    draws.ensure(5 * BLOCK)
-    assert np.array_equal(draws.values, by_blocks)
-    assert blocks.bit_generator.state == whole.bit_generator.state
+    draws.ensure(blocks * BLOCK)
+    assert np.array_equal(draws.values, expected)
+    assert by_block.bit_generator.state == whole.bit_generator.state
+    return expected
 
 
 @pytest.mark.parametrize("sd", [10.0, 60.0], ids=["nothing-redrawn", "negatives-redrawn"])
@@ -295,14 +302,7 @@ def test_a_truncated_normal_is_drawn_as_its_blocks_draw_it(sd: float) -> None:
     """One call of normals when none is negative, else the blocks with their redraws (sd 60 around
     a mean of 50 gives about 20 % negatives): the values and the generator's state are the blocks'."""
     model = TypeAdapter(Distribution).validate_python({"dist": "normal", "mean": 50, "sd": sd})
-    blocks = np.random.default_rng(3)
-    whole = np.random.default_rng(3)
-    by_blocks = np.concatenate([model.draw(blocks, BLOCK) for _ in range(40)])
-    draws = Draws.of(model, whole)
-    draws.ensure(40 * BLOCK)
-    assert np.array_equal(draws.values, by_blocks)
-    assert (by_blocks >= 0).all()
-    assert blocks.bit_generator.state == whole.bit_generator.state
+    assert (assert_drawn_as_blocks(model, 40) >= 0).all()
 
 
 def test_streams_run_short_and_are_drawn_again() -> None:
