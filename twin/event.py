@@ -30,7 +30,7 @@ from twin import event_kernel as kernel
 from twin import kpis as kpi_module
 from twin.distributions import _Dist
 from twin.engine import RunResult
-from twin.flow_samples import PRODUCT_BLOCK, Draws, choices, product_draws, streams
+from twin.flow_samples import PRODUCT_BLOCK, Draws, choices, pack, product_draws, streams
 from twin.line import ConwipRelease, InterarrivalRelease, Line, LineError
 from twin.network_state import PlacedPart
 from twin.state import LineState, check_state, start_plan
@@ -172,13 +172,8 @@ class _Samples:
             draws.ensure(int(expected * margin + 5.0 * math.sqrt(expected)) + 256)
 
     def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every stream's values one after the other (joined in one copy), their starts and counts."""
-        counts = np.array([draws.count for draws in self.draws], dtype=np.int64)
-        starts = np.zeros(len(counts), dtype=np.int64)
-        if len(counts) > 1:
-            starts[1:] = np.cumsum(counts)[:-1]
-        chunks = [chunk for draws in self.draws for chunk in draws.chunks]
-        return np.concatenate(chunks) if chunks else np.zeros(0), starts, counts
+        """Every stream's values one after the other, their starts and counts (`pack`)."""
+        return pack(self.draws)
 
 
 def _head_draws(line: Line, names: list[str]) -> Draws:

@@ -30,7 +30,7 @@ import numpy as np
 from twin import flow_kernel as kernel
 from twin import kpis as kpi_module
 from twin.engine import RunResult
-from twin.flow_samples import RunSamples
+from twin.flow_samples import RunSamples, pack
 from twin.line import ConwipRelease, Line, LineError
 from twin.state import LineState, StartPlan, check_state, start_plan
 from twin.station import STATE_NAMES
@@ -383,17 +383,10 @@ class _Kernel:
     def _arguments(self, samples: RunSamples, trace: bool, initial: int) -> dict[str, Any]:
         stations = len(samples.cycle)
         products = len(samples.cycle[0])
-        cycle_start = np.zeros((stations, products), dtype=np.int64)
-        cycle_count = np.zeros((stations, products), dtype=np.int64)
-        chunks = []
-        offset = 0
-        for j, per_product in enumerate(samples.cycle):
-            for p, draws in enumerate(per_product):
-                values = draws.values
-                cycle_start[j, p], cycle_count[j, p] = offset, len(values)
-                chunks.append(values)
-                offset += len(values)
-        cycle = np.concatenate(chunks)
+        flat = [draws for per_product in samples.cycle for draws in per_product]
+        cycle, cycle_start, cycle_count = pack(flat)
+        cycle_start = cycle_start.reshape(stations, products)
+        cycle_count = cycle_count.reshape(stations, products)
         packed: list[Any] = [
             samples.products.values.astype(np.int64),
             samples.arrivals.values if samples.arrivals is not None else np.zeros(0),
@@ -402,7 +395,7 @@ class _Kernel:
             cycle_count,
         ]
         for streams in (samples.setup, samples.scrap, samples.ttf, samples.ttr):
-            packed.extend(_pack(streams))
+            packed.extend(pack(streams))
         parts = len(packed[0])
         if samples.arrivals is not None:
             parts = min(parts, len(packed[1]))
@@ -469,22 +462,6 @@ class _Kernel:
             },
             trace=trace,
         )
-
-
-def _pack(streams: list[Any]) -> list[np.ndarray]:
-    """Per-station streams (or None) as one flat array, start offsets and counts."""
-    start = np.zeros(len(streams), dtype=np.int64)
-    count = np.zeros(len(streams), dtype=np.int64)
-    chunks = [np.zeros(0)]
-    offset = 0
-    for j, draws in enumerate(streams):
-        if draws is None:
-            continue
-        values = draws.values
-        start[j], count[j] = offset, len(values)
-        chunks.append(values)
-        offset += len(values)
-    return [np.concatenate(chunks), start, count]
 
 
 class _MachineAccount:

@@ -203,6 +203,17 @@ class Draws:
         return self._chunks[0] if self._chunks else np.zeros(0)
 
 
+def pack(streams: Sequence[Draws | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Streams (None: none there) as the kernels take them: every value drawn, one stream after
+    the other, joined in one copy; each stream's start in it and its count."""
+    count = np.array([0 if draws is None else draws.count for draws in streams], dtype=np.int64)
+    start = np.zeros(len(count), dtype=np.int64)
+    if len(count) > 1:
+        start[1:] = np.cumsum(count)[:-1]
+    chunks = [chunk for draws in streams if draws is not None for chunk in draws.chunks]
+    return (np.concatenate(chunks) if chunks else np.zeros(0)), start, count
+
+
 def _in_blocks(dist: _Dist, rng: np.random.Generator, size: int) -> np.ndarray:
     """`size // BLOCK` blocks of `dist.draw(rng, BLOCK)`, as the SimPy engine draws them.
 

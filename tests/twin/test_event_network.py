@@ -35,6 +35,7 @@ from tests.twin.test_network_theory import (
     NetworkCase,
     run_measures,
 )
+from twin import event_kernel
 from twin.engine import LineModel, simulate
 from twin.event import event_obstacle, replicate, simulate_event
 from twin.flow import flow_obstacle
@@ -338,16 +339,14 @@ def test_a_network_short_of_samples_is_run_again_once_with_every_stream_drawn_ah
     """The means misjudge the pace of a network's streams (the branches, rework); a run that stops
     short of one stream draws every stream ahead at the pace the run used them, rather than one
     stream at a time (a week of the assembly line once took 16 runs of the kernel)."""
-    import twin.event as event_module
-
-    kernel_run = event_module.kernel.run_line
+    kernel_run = event_kernel.run_line
     statuses: list[int] = []
 
     def counted(*arguments: Any) -> int:
         statuses.append(int(kernel_run(*arguments)))
         return statuses[-1]
 
-    monkeypatch.setattr(event_module.kernel, "run_line", counted)
+    monkeypatch.setattr(event_kernel, "run_line", counted)
     line = load_line(ASSEMBLY)
     record = simulate_event(line, seed=1, horizon=7 * 86400.0, warmup=0.0).kpis
     assert statuses[-1] == 0 and len(statuses) <= 2, statuses
