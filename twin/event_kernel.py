@@ -313,17 +313,20 @@ def _wrap(i, room):
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
 def _timeout(events, procs, proc, delay, pc):
+    pu = _u(proc)
     event = _new_event(events, TIMEOUT, proc)
     _schedule(events, event, NORMAL, delay)
-    procs[proc, 1] = event
-    procs[proc, 0] = pc
+    procs[pu, 1] = event
+    procs[pu, 0] = pc
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _wait_for(events, procs, proc, event, pc):
-    events[3][event, _OWNER] = proc
-    procs[proc, 1] = event
-    procs[proc, 0] = pc
+    eu = _u(event)
+    pu = _u(proc)
+    events[3][eu, _OWNER] = proc
+    procs[pu, 1] = event
+    procs[pu, 0] = pc
 
 
 # -- stores: simpy.Store (FIFO items, put and get queues) and the hand-over (`twin.buffer`) ------
@@ -339,16 +342,17 @@ def _pop_front(queue, lengths, store):
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _match(events, stores, store):
+    stu = _u(store)
     # HandOver._do_put / _do_get: the first put waiting meets the first get waiting
     meta, put_queue, get_queue = stores[2], stores[3], stores[4]
-    put = put_queue[store, 0]
-    for i in range(1, meta[store, 2]):
-        put_queue[store, i - 1] = put_queue[store, i]
-    meta[store, 2] -= 1
-    get = get_queue[store, 0]
-    for i in range(1, meta[store, 3]):
-        get_queue[store, i - 1] = get_queue[store, i]
-    meta[store, 3] -= 1
+    put = put_queue[stu, 0]
+    for i in range(1, meta[stu, 2]):
+        put_queue[stu, i - 1] = put_queue[stu, i]
+    meta[stu, 2] -= 1
+    get = get_queue[stu, 0]
+    for i in range(1, meta[stu, 3]):
+        get_queue[stu, i - 1] = get_queue[stu, i]
+    meta[stu, 3] -= 1
     ev = events[3]
     ev[get, _ITEM] = ev[put, _ITEM]
     _schedule(events, get, NORMAL, 0.0)
@@ -362,27 +366,29 @@ def _hand_over(events, stores, store, from_put):
     In front of an assembly or a rework station (`WatchedHandOver`) each `_do_put` wakes the
     machines waiting there, for every put still in SimPy's put queue: one met in `_trigger_get`
     stays there until the next `_trigger_put` (`_STALE`)."""
+    stu = _u(store)
     meta = stores[2]
-    if meta[store, _WATCHED] != 0 and from_put:
-        if meta[store, _STALE] > 0:  # the first put in the queue is one met before: wake first
-            meta[store, _STALE] = 0
+    if meta[stu, _WATCHED] != 0 and from_put:
+        if meta[stu, _STALE] > 0:  # the first put in the queue is one met before: wake first
+            meta[stu, _STALE] = 0
             _wake(events, stores, store)
-        elif meta[store, 2] > 0:
-            if meta[store, 3] > 0:
+        elif meta[stu, 2] > 0:
+            if meta[stu, 3] > 0:
                 _match(events, stores, store)
             _wake(events, stores, store)
-    while meta[store, 2] > 0 and meta[store, 3] > 0:
+    while meta[stu, 2] > 0 and meta[stu, 3] > 0:
         _match(events, stores, store)
         if not from_put:
-            meta[store, _STALE] += 1
+            meta[stu, _STALE] += 1
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _has_part(stores, store):
     """`twin.network.has_part`: a part waits in the store (in a hand-over: a put waits)."""
-    if stores[0][store] == 0:
-        return stores[2][store, 2] > 0
-    return stores[2][store, 1] > 0
+    stu = _u(store)
+    if stores[0][stu] == 0:
+        return stores[2][stu, 2] > 0
+    return stores[2][stu, 1] > 0
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
@@ -393,27 +399,29 @@ def _live_waiter(ev, event, serial):
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _wake(events, stores, store):
     """`twin.network.wake`: every machine waiting for a part here is woken, in the order they came."""
+    stu = _u(store)
     meta, waiters, ev = stores[2], stores[5], events[3]
-    for i in range(meta[store, _N_WAITERS]):
-        event = waiters[store, i, 0]
-        if _live_waiter(ev, event, waiters[store, i, 1]):
+    for i in range(meta[stu, _N_WAITERS]):
+        event = waiters[stu, i, 0]
+        if _live_waiter(ev, event, waiters[stu, i, 1]):
             _schedule(events, event, NORMAL, 0.0)
-    meta[store, _N_WAITERS] = 0
+    meta[stu, _N_WAITERS] = 0
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _add_waiter(events, stores, store, event):
     """`buffer.waiters.append(waiter)`; the waiters already triggered go (a wake would pass them by)."""
+    stu = _u(store)
     meta, waiters, ev = stores[2], stores[5], events[3]
     kept = 0
-    for i in range(meta[store, _N_WAITERS]):
-        if _live_waiter(ev, waiters[store, i, 0], waiters[store, i, 1]):
-            waiters[store, kept, 0] = waiters[store, i, 0]
-            waiters[store, kept, 1] = waiters[store, i, 1]
+    for i in range(meta[stu, _N_WAITERS]):
+        if _live_waiter(ev, waiters[stu, i, 0], waiters[stu, i, 1]):
+            waiters[stu, kept, 0] = waiters[stu, i, 0]
+            waiters[stu, kept, 1] = waiters[stu, i, 1]
             kept += 1
-    waiters[store, kept, 0] = event
-    waiters[store, kept, 1] = ev[event, _STORE]
-    meta[store, _N_WAITERS] = kept + 1
+    waiters[stu, kept, 0] = event
+    waiters[stu, kept, 1] = ev[event, _STORE]
+    meta[stu, _N_WAITERS] = kept + 1
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
@@ -428,67 +436,71 @@ def _new_waiter(events):
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _trigger_put(events, stores, store):
+    stu = _u(store)
     # BaseResource._trigger_put with Store._do_put: the first put waiting, if there is room
     capacity, items, meta, put_queue, _, _ = stores
-    if capacity[store] == 0:
+    if capacity[stu] == 0:
         _hand_over(events, stores, store, True)
         return
-    if meta[store, 2] == 0:
+    if meta[stu, 2] == 0:
         return
-    if capacity[store] < 0 or meta[store, 1] < capacity[store]:
+    if capacity[stu] < 0 or meta[stu, 1] < capacity[stu]:
         room = items.shape[1]
-        if meta[store, 1] >= room:
+        if meta[stu, 1] >= room:
             events[5][_STATUS] = MORE_ITEMS
             return
-        put = put_queue[store, 0]
-        items[store, _wrap(meta[store, 0] + meta[store, 1], room)] = events[3][put, _ITEM]
-        meta[store, 1] += 1
-        for i in range(1, meta[store, 2]):
-            put_queue[store, i - 1] = put_queue[store, i]
-        meta[store, 2] -= 1
+        put = put_queue[stu, 0]
+        items[stu, _wrap(meta[stu, 0] + meta[stu, 1], room)] = events[3][put, _ITEM]
+        meta[stu, 1] += 1
+        for i in range(1, meta[stu, 2]):
+            put_queue[stu, i - 1] = put_queue[stu, i]
+        meta[stu, 2] -= 1
         _schedule(events, put, NORMAL, 0.0)
-    if meta[store, _WATCHED] != 0:  # WatchedStore._do_put
+    if meta[stu, _WATCHED] != 0:  # WatchedStore._do_put
         _wake(events, stores, store)
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _trigger_get(events, stores, store):
+    stu = _u(store)
     # BaseResource._trigger_get with Store._do_get: the first get waiting takes the first item
     capacity, items, meta, _, get_queue, _ = stores
-    if capacity[store] == 0:
+    if capacity[stu] == 0:
         _hand_over(events, stores, store, False)
         return
-    if meta[store, 3] == 0 or meta[store, 1] == 0:
+    if meta[stu, 3] == 0 or meta[stu, 1] == 0:
         return
-    get = get_queue[store, 0]
-    for i in range(1, meta[store, 3]):
-        get_queue[store, i - 1] = get_queue[store, i]
-    meta[store, 3] -= 1
-    events[3][get, _ITEM] = items[store, meta[store, 0]]
-    meta[store, 0] = _wrap(meta[store, 0] + 1, items.shape[1])
-    meta[store, 1] -= 1
+    get = get_queue[stu, 0]
+    for i in range(1, meta[stu, 3]):
+        get_queue[stu, i - 1] = get_queue[stu, i]
+    meta[stu, 3] -= 1
+    events[3][get, _ITEM] = items[stu, meta[stu, 0]]
+    meta[stu, 0] = _wrap(meta[stu, 0] + 1, items.shape[1])
+    meta[stu, 1] -= 1
     _schedule(events, get, NORMAL, 0.0)
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _store_put(events, stores, store, part):
+    stu = _u(store)
     event = _new_event(events, PUT, -1)
     events[3][event, _STORE] = store
     events[3][event, _ITEM] = part
     meta, put_queue = stores[2], stores[3]
-    put_queue[store, meta[store, 2]] = event
-    meta[store, 2] += 1
+    put_queue[stu, meta[stu, 2]] = event
+    meta[stu, 2] += 1
     _trigger_put(events, stores, store)
     return event
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _store_get(events, stores, store):
+    stu = _u(store)
     event = _new_event(events, GET, -1)
     events[3][event, _STORE] = store
     meta, get_queue = stores[2], stores[4]
-    get_queue[store, meta[store, 3]] = event
-    meta[store, 3] += 1
+    get_queue[stu, meta[stu, 3]] = event
+    meta[stu, 3] += 1
     _trigger_get(events, stores, store)
     return event
 
@@ -516,9 +528,10 @@ def _enter(events, machines, m, code):
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _set_state(events, machines, m, code):
+    mu = _u(m)
     mi = machines[0]
-    mi[m, _LOGICAL] = code
-    if mi[m, _DOWN] == 0:
+    mi[mu, _LOGICAL] = code
+    if mi[mu, _DOWN] == 0:
         _enter(events, machines, m, code)
 
 
@@ -732,18 +745,20 @@ def _crew_release(events, crews, machines, line, crew):
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _renew(samples, machines, line, m):
     """`Machine.renew`: a repair or a service, the machine's clocks start again."""
+    mu = _u(m)
     mi, mf = machines[0], machines[1]
     sids, station_floats = line[4], line[5]
-    station = line[0][m]
-    mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID]) if sids[m, _TTF_SID] >= 0 else np.inf
+    station = line[0][mu]
+    mf[mu, _TTF] = _draw(samples, sids[mu, _TTF_SID]) if sids[mu, _TTF_SID] >= 0 else np.inf
     if station_floats[station, _EVERY] > 0:
-        mf[m, _SERVICE] = station_floats[station, _EVERY]
-    mi[m, _SINCE_SERVICE] = 0
+        mf[mu, _SERVICE] = station_floats[station, _EVERY]
+    mi[mu, _SINCE_SERVICE] = 0
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
 def _run_machine(m, event, events, samples, stores, machines, parts, crews, line, procs):
     """`Machine.run` from where the machine's process waits, to its next wait."""
+    mu = _u(m)
     ev, ints, clock = events[3], events[5], events[6]
     need = samples[4]
     mi, mf, counts = machines[0], machines[1], machines[3]
@@ -753,143 +768,144 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
     part_product = parts[0]
     net = parts[11]
     net_ints = net[0]
-    station = station_of[m]
-    mode = station_ints[station, _MODE]
-    serviced = station_ints[station, _SERVICED] != 0
+    station = station_of[mu]
+    su = _u(station)
+    mode = station_ints[su, _MODE]
+    serviced = station_ints[su, _SERVICED] != 0
     networked = parts[8][_NET] != 0
     # takes its parts as `Network.run` does (an assembly, a rework queue, a saturated branch head)
-    net_take = networked and net_ints[station, _N_NET] != 0
-    pc = procs[m, 0]
+    net_take = networked and net_ints[su, _N_NET] != 0
+    pc = procs[mu, 0]
     while True:
         if ints[_STATUS] != OK or need[0] >= 0:
             return
         if pc == M_FETCH:
-            mf[m, _FETCH_SINCE] = clock[0]
+            mf[mu, _FETCH_SINCE] = clock[0]
             if net_take:
                 pc = M_NET_TAKE
                 continue
-            inbound = station_ints[station, _IN]
+            inbound = station_ints[su, _IN]
             if inbound < 0:
                 part = _new_part(events, samples, parts, parts[8][_PRODUCT_SID])
                 _part_entered(events, parts)
-                mi[m, _PART] = part
+                mi[mu, _PART] = part
                 pc = M_AFTER_GET
             else:
                 request = _store_get(events, stores, inbound)
                 if ev[request, _TRIGGERED] == 0:
-                    mi[m, _REQUEST] = request
+                    mi[mu, _REQUEST] = request
                     pc = M_WAIT_PART
                 else:
-                    mi[m, _PART] = ev[request, _ITEM]
+                    mi[mu, _PART] = ev[request, _ITEM]
                     pc = M_AFTER_GET
         elif pc == M_GOT:
-            mi[m, _PART] = ev[event, _ITEM]
+            mi[mu, _PART] = ev[event, _ITEM]
             if ev[event, _PINNED] != 0:
                 _unpin(events, event)
             pc = M_AFTER_GET
         elif pc == M_AFTER_GET:
-            off = station_ints[station, _SWITCH] != 0 and mi[m, _IS_OFF] != 0
+            off = station_ints[su, _SWITCH] != 0 and mi[mu, _IS_OFF] != 0
             pc = M_RESTART if off else M_HAVE_PART
         elif pc == M_HAVE_PART:
-            product = part_product[mi[m, _PART]]
-            if station_ints[station, _SETUP] != 0 and product != mi[m, _LAST] and mi[m, _LAST] >= 0:
+            product = part_product[mi[mu, _PART]]
+            if station_ints[su, _SETUP] != 0 and product != mi[mu, _LAST] and mi[mu, _LAST] >= 0:
                 _set_state(events, machines, m, SETUP)
                 if mode == CALENDAR:
-                    mf[m, _REMAINING] = _draw(samples, sids[m, _SETUP_SID])
-                    mi[m, _RETURN] = M_AFTER_SETUP
+                    mf[mu, _REMAINING] = _draw(samples, sids[mu, _SETUP_SID])
+                    mi[mu, _RETURN] = M_AFTER_SETUP
                     pc = M_OCC
                 else:
-                    _timeout(events, procs, m, _draw(samples, sids[m, _SETUP_SID]), M_AFTER_SETUP)
+                    _timeout(events, procs, m, _draw(samples, sids[mu, _SETUP_SID]), M_AFTER_SETUP)
                     return
             else:
                 pc = M_AFTER_SETUP
         elif pc == M_AFTER_SETUP:
-            product = part_product[mi[m, _PART]]
-            mi[m, _LAST] = product
+            product = part_product[mi[mu, _PART]]
+            mi[mu, _LAST] = product
             _set_state(events, machines, m, WORKING)
-            mf[m, _DURATION] = _draw(samples, cycle_sid[m, product])
+            mf[mu, _DURATION] = _draw(samples, cycle_sid[mu, product])
             pc = M_WORK
         elif pc == M_WORK:
             # process the part for `duration`: serviced, with an operating failure clock, under
             # calendar breakdowns, or plainly
-            mf[m, _REMAINING] = mf[m, _DURATION]
+            mf[mu, _REMAINING] = mf[mu, _DURATION]
             if serviced:
-                if np.isinf(mf[m, _TTF]) and sids[m, _TTF_SID] >= 0:
+                if np.isinf(mf[mu, _TTF]) and sids[mu, _TTF_SID] >= 0:
                     _renew(samples, machines, line, m)  # after a repair in progress at the start
                 pc = M_WS_LOOP
             elif mode == OPERATING:
                 pc = M_OPF_LOOP
             elif mode == CALENDAR:
-                mi[m, _RETURN] = M_DONE
+                mi[mu, _RETURN] = M_DONE
                 pc = M_OCC
             else:
-                _timeout(events, procs, m, mf[m, _DURATION], M_DONE)
+                _timeout(events, procs, m, mf[mu, _DURATION], M_DONE)
                 return
         elif pc == M_DONE:
-            counts[m, PROCESSED] += 1
+            counts[mu, PROCESSED] += 1
             if serviced:
-                mi[m, _SINCE_SERVICE] += 1
-            part = mi[m, _PART]
-            p = scrap_probability[station]
-            if p > 0 and _draw(samples, sids[m, _SCRAP_SID]) < p:
-                counts[m, SCRAPPED] += 1
-                mi[m, _PART] = -1
+                mi[mu, _SINCE_SERVICE] += 1
+            part = mi[mu, _PART]
+            p = scrap_probability[su]
+            if p > 0 and _draw(samples, sids[mu, _SCRAP_SID]) < p:
+                counts[mu, SCRAPPED] += 1
+                mi[mu, _PART] = -1
                 parts[6][SCRAPS] += 1
                 _part_left(events, samples, stores, parts)
                 pc = M_LOOP
             else:
                 pc = M_NET_ROUTE if networked else M_DELIVER
         elif pc == M_DELIVER:
-            part = mi[m, _PART]
-            if station_ints[station, _OUT] < 0:
-                mi[m, _PART] = -1
+            part = mi[mu, _PART]
+            if station_ints[su, _OUT] < 0:
+                mi[mu, _PART] = -1
                 _part_exited(events, samples, stores, parts, part)
-                counts[m, PARTS_OUT] += 1
+                counts[mu, PARTS_OUT] += 1
                 pc = M_LOOP
             else:
-                delivery = _store_put(events, stores, station_ints[station, _OUT], part)
+                delivery = _store_put(events, stores, station_ints[su, _OUT], part)
                 if ev[delivery, _TRIGGERED] == 0:
                     _set_state(events, machines, m, BLOCKED)
                     _wait_for(events, procs, m, delivery, M_PUT_DONE)
                     return
                 pc = M_PUT_DONE
         elif pc == M_PUT_DONE:
-            mi[m, _PART] = -1
-            counts[m, PARTS_OUT] += 1
+            mi[mu, _PART] = -1
+            counts[mu, PARTS_OUT] += 1
             pc = M_LOOP
         elif pc == M_LOOP:
-            parts_due = station_ints[station, _SERVICE_PARTS]
-            if serviced and parts_due > 0 and mi[m, _SINCE_SERVICE] >= parts_due:
-                mi[m, _SERVE_RETURN] = M_FETCH
+            parts_due = station_ints[su, _SERVICE_PARTS]
+            if serviced and parts_due > 0 and mi[mu, _SINCE_SERVICE] >= parts_due:
+                mi[mu, _SERVE_RETURN] = M_FETCH
                 pc = M_SERVE
             else:
                 pc = M_FETCH
         elif pc == M_OPF_LOOP:
             # while remaining > ttf_left: ...; ttf_left -= remaining; yield timeout(remaining)
-            if mf[m, _REMAINING] > mf[m, _TTF]:
-                if mf[m, _TTF] > 0:
-                    _timeout(events, procs, m, mf[m, _TTF], M_OPF_FAIL)
+            if mf[mu, _REMAINING] > mf[mu, _TTF]:
+                if mf[mu, _TTF] > 0:
+                    _timeout(events, procs, m, mf[mu, _TTF], M_OPF_FAIL)
                     return
                 pc = M_OPF_FAIL
             else:
-                mf[m, _TTF] -= mf[m, _REMAINING]
-                _timeout(events, procs, m, mf[m, _REMAINING], M_DONE)
+                mf[mu, _TTF] -= mf[mu, _REMAINING]
+                _timeout(events, procs, m, mf[mu, _REMAINING], M_DONE)
                 return
         elif pc == M_OPF_FAIL:
-            mf[m, _REMAINING] -= mf[m, _TTF]
-            mi[m, _REP_RETURN] = M_OPF_REPAIRED
+            mf[mu, _REMAINING] -= mf[mu, _TTF]
+            mi[mu, _REP_RETURN] = M_OPF_REPAIRED
             pc = M_FAIL
         elif pc == M_FAIL:
             # a breakdown in work: down for a repair drawn now, or `Machine.repair` by the crew
-            counts[m, FAILURES] += 1
-            if station_ints[station, _CREW] < 0:
+            counts[mu, FAILURES] += 1
+            if station_ints[su, _CREW] < 0:
                 _set_state(events, machines, m, DOWN)
-                _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), mi[m, _REP_RETURN])
+                _timeout(events, procs, m, _draw(samples, sids[mu, _TTR_SID]), mi[mu, _REP_RETURN])
                 return
             pc = M_CALL_CREW
         elif pc == M_CALL_CREW:
             # `Machine.repair`: a technician now, or wait for one (then M_REP_GO, M_REP_END)
-            granted = _crew_call(events, crews, station_ints[station, _CREW], m, m)
+            granted = _crew_call(events, crews, station_ints[su, _CREW], m, m)
             if granted >= 0:
                 _set_state(events, machines, m, WAITING_REPAIR)
                 _wait_for(events, procs, m, granted, M_REP_GO)
@@ -897,54 +913,54 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             pc = M_REP_GO
         elif pc == M_OPF_REPAIRED:
             _set_state(events, machines, m, WORKING)
-            mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
+            mf[mu, _TTF] = _draw(samples, sids[mu, _TTF_SID])
             pc = M_OPF_LOOP
         elif pc == M_OCC:
             # Machine._occupy: spend `remaining`, paused by calendar-time breakdowns
-            if mf[m, _REMAINING] > 0:
-                if mi[m, _DOWN] != 0:
-                    _wait_for(events, procs, m, mi[m, _REPAIRED], M_OCC_REPAIRED)
+            if mf[mu, _REMAINING] > 0:
+                if mi[mu, _DOWN] != 0:
+                    _wait_for(events, procs, m, mi[mu, _REPAIRED], M_OCC_REPAIRED)
                     return
                 pc = M_OCC_REPAIRED
             else:
-                pc = mi[m, _RETURN]
+                pc = mi[mu, _RETURN]
         elif pc == M_OCC_REPAIRED:
-            mf[m, _OCC_START] = clock[0]
-            mi[m, _OCCUPIED] = 1
-            _timeout(events, procs, m, mf[m, _REMAINING], M_OCC_TIMEOUT)
+            mf[mu, _OCC_START] = clock[0]
+            mi[mu, _OCCUPIED] = 1
+            _timeout(events, procs, m, mf[mu, _REMAINING], M_OCC_TIMEOUT)
             return
         elif pc == M_OCC_TIMEOUT:
-            mf[m, _REMAINING] = 0.0
-            mi[m, _OCCUPIED] = 0
+            mf[mu, _REMAINING] = 0.0
+            mi[mu, _OCCUPIED] = 0
             pc = M_OCC
         elif pc == M_OCC_INTERRUPTED:
-            mf[m, _REMAINING] -= clock[0] - mf[m, _OCC_START]
-            mi[m, _OCCUPIED] = 0
+            mf[mu, _REMAINING] -= clock[0] - mf[mu, _OCC_START]
+            mi[mu, _OCCUPIED] = 0
             pc = M_OCC
         elif pc == M_WS_LOOP:
             # Machine.work_serviced: the age counts to the next failure and to the next service
-            step = min(mf[m, _TTF], mf[m, _SERVICE])
-            if mf[m, _REMAINING] <= step:
-                mf[m, _TTF] -= mf[m, _REMAINING]
-                mf[m, _SERVICE] -= mf[m, _REMAINING]
-                _timeout(events, procs, m, mf[m, _REMAINING], M_DONE)
+            step = min(mf[mu, _TTF], mf[mu, _SERVICE])
+            if mf[mu, _REMAINING] <= step:
+                mf[mu, _TTF] -= mf[mu, _REMAINING]
+                mf[mu, _SERVICE] -= mf[mu, _REMAINING]
+                _timeout(events, procs, m, mf[mu, _REMAINING], M_DONE)
                 return
-            mf[m, _STEP] = step
+            mf[mu, _STEP] = step
             if step > 0:
                 _timeout(events, procs, m, step, M_WS_STEP)
                 return
             pc = M_WS_STEP
         elif pc == M_WS_STEP:
-            step = mf[m, _STEP]
-            mf[m, _REMAINING] -= step
-            failed = mf[m, _TTF] <= mf[m, _SERVICE]
-            mf[m, _TTF] -= step
-            mf[m, _SERVICE] -= step
+            step = mf[mu, _STEP]
+            mf[mu, _REMAINING] -= step
+            failed = mf[mu, _TTF] <= mf[mu, _SERVICE]
+            mf[mu, _TTF] -= step
+            mf[mu, _SERVICE] -= step
             if failed:
-                mi[m, _REP_RETURN] = M_WS_RENEW
+                mi[mu, _REP_RETURN] = M_WS_RENEW
                 pc = M_FAIL
             else:
-                mi[m, _SERVE_RETURN] = M_WS_WORK
+                mi[mu, _SERVE_RETURN] = M_WS_WORK
                 pc = M_SERVE
         elif pc == M_WS_RENEW:
             _renew(samples, machines, line, m)
@@ -955,31 +971,31 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
         elif pc == M_SERVE:
             # Machine.serve: a preventive service for its drawn duration renews the machine
             _set_state(events, machines, m, MAINTENANCE)
-            counts[m, SERVICES] += 1
-            _timeout(events, procs, m, _draw(samples, sids[m, _SERVICE_SID]), M_SERVED)
+            counts[mu, SERVICES] += 1
+            _timeout(events, procs, m, _draw(samples, sids[mu, _SERVICE_SID]), M_SERVED)
             return
         elif pc == M_SERVED:
             _renew(samples, machines, line, m)
-            pc = mi[m, _SERVE_RETURN]
+            pc = mi[mu, _SERVE_RETURN]
         elif pc == M_REP_GO:
             _set_state(events, machines, m, DOWN)
-            if mi[m, _REP_GIVEN] != 0:  # the repair under way at the start
-                mi[m, _REP_GIVEN] = 0
-                _timeout(events, procs, m, mf[m, _REPAIR_LEFT], M_REP_END)
+            if mi[mu, _REP_GIVEN] != 0:  # the repair under way at the start
+                mi[mu, _REP_GIVEN] = 0
+                _timeout(events, procs, m, mf[mu, _REPAIR_LEFT], M_REP_END)
             else:
-                _timeout(events, procs, m, _draw(samples, sids[m, _TTR_SID]), M_REP_END)
+                _timeout(events, procs, m, _draw(samples, sids[mu, _TTR_SID]), M_REP_END)
             return
         elif pc == M_REP_END:
-            _crew_release(events, crews, machines, line, station_ints[station, _CREW])
-            pc = mi[m, _REP_RETURN]
+            _crew_release(events, crews, machines, line, station_ints[su, _CREW])
+            pc = mi[mu, _REP_RETURN]
         elif pc == M_STARVE:
             # Machine.starve: starved, and switched off after `switch_off.after` without a part
-            request = mi[m, _REQUEST]
-            if mi[m, _IS_OFF] != 0:
+            request = mi[mu, _REQUEST]
+            if mi[mu, _IS_OFF] != 0:
                 _wait_for(events, procs, m, request, M_NET_WOKE if net_take else M_GOT)
                 return
             _set_state(events, machines, m, STARVED)
-            left = station_floats[station, _SWITCH_AFTER] - (clock[0] - mf[m, _FETCH_SINCE])
+            left = station_floats[su, _SWITCH_AFTER] - (clock[0] - mf[mu, _FETCH_SINCE])
             if left > 0:
                 condition = _new_event(events, CONDITION, m)
                 clock_out = _new_event(events, TIMEOUT, -1)
@@ -992,68 +1008,68 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
                 return
             pc = M_OFF
         elif pc == M_STARVE_WOKE:
-            request = mi[m, _REQUEST]
+            request = mi[mu, _REQUEST]
             if ev[request, _TRIGGERED] != 0 and net_take:  # a part came: look again
                 _unpin(events, request)
                 pc = M_NET_TAKE
             elif ev[request, _TRIGGERED] != 0:
-                mi[m, _PART] = ev[request, _ITEM]
+                mi[mu, _PART] = ev[request, _ITEM]
                 _unpin(events, request)
                 pc = M_AFTER_GET
             else:
                 pc = M_OFF
         elif pc == M_OFF:
             _set_state(events, machines, m, OFF)
-            mi[m, _IS_OFF] = 1
-            _wait_for(events, procs, m, mi[m, _REQUEST], M_NET_WOKE if net_take else M_GOT)
+            mi[mu, _IS_OFF] = 1
+            _wait_for(events, procs, m, mi[mu, _REQUEST], M_NET_WOKE if net_take else M_GOT)
             return
         elif pc == M_NET_TAKE:
             # `Network.run` takes a part: an assembly one from each input at once; a rework station
             # a part sent back first, then the buffer's; a saturated branch head makes one
             input_store = net[1]
-            if net_ints[station, _N_ASSEMBLY] != 0:
+            if net_ints[su, _N_ASSEMBLY] != 0:
                 missing = -1
-                for slot in range(net_ints[station, _N_INPUTS]):
-                    if not _has_part(stores, input_store[station, slot]):
-                        missing = input_store[station, slot]
+                for slot in range(net_ints[su, _N_INPUTS]):
+                    if not _has_part(stores, input_store[su, slot]):
+                        missing = input_store[su, slot]
                         break
                 if missing >= 0:
                     waiter = _new_waiter(events)
                     _add_waiter(events, stores, missing, waiter)
-                    mi[m, _REQUEST] = waiter
+                    mi[mu, _REQUEST] = waiter
                     pc = M_WAIT_PART
                     continue
-                joined = net_ints[station, _N_INPUTS]
+                joined = net_ints[su, _N_INPUTS]
                 for slot in range(joined):
-                    taken = _store_get(events, stores, input_store[station, slot])
+                    taken = _store_get(events, stores, input_store[su, slot])
                     if slot == 0:
-                        mi[m, _PART] = ev[taken, _ITEM]
+                        mi[mu, _PART] = ev[taken, _ITEM]
                 for _ in range(joined - 1):  # LineModel.parts_joined
                     _part_left(events, samples, stores, parts)
                 pc = M_AFTER_GET
                 continue
-            returns = net_ints[station, _N_RETURNS]
-            buffer = input_store[station, 0]
+            returns = net_ints[su, _N_RETURNS]
+            buffer = input_store[su, 0]
             if returns >= 0 and stores[2][returns, 1] > 0:
-                mi[m, _PART] = ev[_store_get(events, stores, returns), _ITEM]
+                mi[mu, _PART] = ev[_store_get(events, stores, returns), _ITEM]
                 pc = M_AFTER_GET
             elif _has_part(stores, buffer):
-                mi[m, _PART] = ev[_store_get(events, stores, buffer), _ITEM]
+                mi[mu, _PART] = ev[_store_get(events, stores, buffer), _ITEM]
                 pc = M_AFTER_GET
-            elif net_ints[station, _N_HEAD_SID] >= 0:
-                mi[m, _PART] = _routed_part(events, samples, parts, net_ints[station, _N_HEAD_SID])
+            elif net_ints[su, _N_HEAD_SID] >= 0:
+                mi[mu, _PART] = _routed_part(events, samples, parts, net_ints[su, _N_HEAD_SID])
                 _part_entered(events, parts)
                 pc = M_AFTER_GET
             else:
                 waiter = _new_waiter(events)
                 _add_waiter(events, stores, buffer, waiter)
                 _add_waiter(events, stores, returns, waiter)
-                mi[m, _REQUEST] = waiter
+                mi[mu, _REQUEST] = waiter
                 pc = M_WAIT_PART
         elif pc == M_WAIT_PART:
             # starved until the get (a network station's waiter) is done, or `Machine.starve`
-            request = mi[m, _REQUEST]
-            if station_ints[station, _SWITCH] != 0:
+            request = mi[mu, _REQUEST]
+            if station_ints[su, _SWITCH] != 0:
                 ev[request, _PINNED] = 1
                 pc = M_STARVE
             else:
@@ -1066,22 +1082,22 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             pc = M_NET_TAKE
         elif pc == M_NET_ROUTE:
             # where the finished part goes: on, back for rework, or out (`Network.destination`)
-            part = mi[m, _PART]
+            part = mi[mu, _PART]
             reworked = False
-            if net_ints[station, _N_REWORK_TO] >= 0:
-                reworked = _draw(samples, net[4][m]) < net[3][station]
-            mi[m, _INTO] = _destination(parts, station, part, reworked)
-            mi[m, _TRANSPORT_OF] = 1 if reworked else 0
+            if net_ints[su, _N_REWORK_TO] >= 0:
+                reworked = _draw(samples, net[4][mu]) < net[3][su]
+            mi[mu, _INTO] = _destination(parts, station, part, reworked)
+            mi[mu, _TRANSPORT_OF] = 1 if reworked else 0
             pc = M_NET_PASS
         elif pc == M_NET_PASS:
             # pass it on: out, into the rework queue, onto the transport or into the buffer
-            part = mi[m, _PART]
-            target = mi[m, _INTO]
-            reworked = mi[m, _TRANSPORT_OF] != 0
+            part = mi[mu, _PART]
+            target = mi[mu, _INTO]
+            reworked = mi[mu, _TRANSPORT_OF] != 0
             if target < 0:
-                mi[m, _PART] = -1
+                mi[mu, _PART] = -1
                 _part_exited(events, samples, stores, parts, part)
-                counts[m, PARTS_OUT] += 1
+                counts[mu, PARTS_OUT] += 1
                 pc = M_LOOP
                 continue
             transport = -1
@@ -1099,8 +1115,8 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
                 pc = M_PUT_DONE
                 continue
             # a place on the transport (simpy.Resource.request): the first request waiting is served
-            mi[m, _INTO] = into
-            mi[m, _TRANSPORT_OF] = transport
+            mi[mu, _INTO] = into
+            mi[mu, _TRANSPORT_OF] = transport
             tr_ints, tr_queue = net[7], net[8]
             request = _new_event(events, GENERIC, -1)
             tr_queue[transport, tr_ints[transport, _T_WAITING]] = request
@@ -1113,79 +1129,79 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             pc = M_NET_CARRY
         elif pc == M_NET_CARRY:
             # the part goes onto the transport: its carry is a process of its own
-            transport = mi[m, _TRANSPORT_OF]
+            transport = mi[mu, _TRANSPORT_OF]
             tr_ints, carry_ints = net[7], net[9]
             c = tr_ints[transport, _T_FIRST]
             while carry_ints[c, _C_BUSY] != 0:
                 c += 1
             carry_ints[c, _C_BUSY] = 1
-            carry_ints[c, _C_PART] = mi[m, _PART]
-            carry_ints[c, _C_INTO] = mi[m, _INTO]
-            mi[m, _PART] = -1
+            carry_ints[c, _C_PART] = mi[mu, _PART]
+            carry_ints[c, _C_INTO] = mi[mu, _INTO]
+            mi[mu, _PART] = -1
             config = parts[8]
             proc = 2 * config[_MACHINES] + config[_RELEASES] + config[_LOADERS] + c
             procs[proc, 0] = C_START
             _start(events, procs, proc)
-            counts[m, PARTS_OUT] += 1
+            counts[mu, PARTS_OUT] += 1
             pc = M_LOOP
         elif pc == M_RESTART:
             # Machine.restart_after_off: the part waits for the restart (booked as set-up)
-            mi[m, _IS_OFF] = 0
+            mi[mu, _IS_OFF] = 0
             _set_state(events, machines, m, SETUP)
             if mode == CALENDAR:
-                mf[m, _REMAINING] = _draw(samples, sids[m, _RESTART_SID])
-                mi[m, _RETURN] = M_HAVE_PART
+                mf[mu, _REMAINING] = _draw(samples, sids[mu, _RESTART_SID])
+                mi[mu, _RETURN] = M_HAVE_PART
                 pc = M_OCC
             else:
-                _timeout(events, procs, m, _draw(samples, sids[m, _RESTART_SID]), M_HAVE_PART)
+                _timeout(events, procs, m, _draw(samples, sids[mu, _RESTART_SID]), M_HAVE_PART)
                 return
         elif pc == M_START:
-            if start_ints[m, _START_STATE] != NO_START:
+            if start_ints[mu, _START_STATE] != NO_START:
                 pc = M_FROM_STATE
                 continue
             # first_failure_clock (operation-based failures only), then begin_plant's service clocks
             if mode == OPERATING:
-                mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
+                mf[mu, _TTF] = _draw(samples, sids[mu, _TTF_SID])
             if serviced:
-                mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID]) if mode == OPERATING else np.inf
-                every = station_floats[station, _EVERY]
-                mf[m, _SERVICE] = every if every > 0 else np.inf
-                mi[m, _SINCE_SERVICE] = 0
+                mf[mu, _TTF] = _draw(samples, sids[mu, _TTF_SID]) if mode == OPERATING else np.inf
+                every = station_floats[su, _EVERY]
+                mf[mu, _SERVICE] = every if every > 0 else np.inf
+                mi[mu, _SINCE_SERVICE] = 0
             pc = M_LOOP
         elif pc == M_FROM_STATE:
             # a run from a state: first_failure_clock, begin_plant and `resume` with the part held
-            first = start_ints[m, _START_STATE]
-            held = start_ints[m, _START_PART]
-            given_ttf = start_floats[m, _START_TTF]
+            first = start_ints[mu, _START_STATE]
+            held = start_ints[mu, _START_PART]
+            given_ttf = start_floats[mu, _START_TTF]
             resumed = not (first in (STARVED, OFF) or (first == MAINTENANCE and held < 0))
             if mode == OPERATING:
                 if not np.isnan(given_ttf):
-                    mf[m, _TTF] = given_ttf
+                    mf[mu, _TTF] = given_ttf
                 elif first == DOWN:
-                    mf[m, _TTF] = 0.0
+                    mf[mu, _TTF] = 0.0
                 else:
-                    mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
+                    mf[mu, _TTF] = _draw(samples, sids[mu, _TTF_SID])
             if serviced:  # start_service_clocks: the failure clock once more, and the service clock
                 if mode != OPERATING or first == DOWN:
-                    mf[m, _TTF] = np.inf  # (after a repair under way: drawn when it ends)
+                    mf[mu, _TTF] = np.inf  # (after a repair under way: drawn when it ends)
                 elif np.isnan(given_ttf):
-                    mf[m, _TTF] = _draw(samples, sids[m, _TTF_SID])
-                every = station_floats[station, _EVERY]
+                    mf[mu, _TTF] = _draw(samples, sids[mu, _TTF_SID])
+                every = station_floats[su, _EVERY]
                 if every > 0:
-                    age = start_floats[m, _START_AGE]
-                    mf[m, _SERVICE] = max(0.0, every - (0.0 if np.isnan(age) else age))
+                    age = start_floats[mu, _START_AGE]
+                    mf[mu, _SERVICE] = max(0.0, every - (0.0 if np.isnan(age) else age))
                 else:
-                    mf[m, _SERVICE] = np.inf
-                mi[m, _SINCE_SERVICE] = 0
+                    mf[mu, _SERVICE] = np.inf
+                mi[mu, _SINCE_SERVICE] = 0
             if resumed:
                 pc = M_RESUME
             elif first == OFF:  # begin_empty
                 _enter(events, machines, m, OFF)
-                mi[m, _IS_OFF] = 1
+                mi[mu, _IS_OFF] = 1
                 pc = M_LOOP
             elif first == MAINTENANCE:
                 _set_state(events, machines, m, MAINTENANCE)
-                _timeout(events, procs, m, start_floats[m, _START_REMAINING], M_BEGIN_SERVED)
+                _timeout(events, procs, m, start_floats[mu, _START_REMAINING], M_BEGIN_SERVED)
                 return
             else:
                 pc = M_LOOP
@@ -1194,22 +1210,22 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             pc = M_LOOP
         elif pc == M_RESUME:
             # Machine.resume: finish what the machine was doing at the start with its part
-            first = start_ints[m, _START_STATE]
-            part = start_ints[m, _START_PART]
-            mi[m, _PART] = part
-            mi[m, _LAST] = part_product[part]
-            remaining_then = start_floats[m, _START_REMAINING]
+            first = start_ints[mu, _START_STATE]
+            part = start_ints[mu, _START_PART]
+            mi[mu, _PART] = part
+            mi[mu, _LAST] = part_product[part]
+            remaining_then = start_floats[mu, _START_REMAINING]
             if first == BLOCKED and networked:  # its part goes on (it is not reworked)
-                mi[m, _INTO] = _destination(parts, station, part, False)
-                mi[m, _TRANSPORT_OF] = 0
+                mi[mu, _INTO] = _destination(parts, station, part, False)
+                mi[mu, _TRANSPORT_OF] = 0
                 pc = M_NET_PASS
             elif first == BLOCKED:
                 pc = M_DELIVER
             elif first == SETUP:
                 _set_state(events, machines, m, SETUP)
                 if mode == CALENDAR:
-                    mf[m, _REMAINING] = remaining_then
-                    mi[m, _RETURN] = M_RESUME_FRESH
+                    mf[mu, _REMAINING] = remaining_then
+                    mi[mu, _RETURN] = M_RESUME_FRESH
                     pc = M_OCC
                 else:
                     _timeout(events, procs, m, remaining_then, M_RESUME_FRESH)
@@ -1221,35 +1237,36 @@ def _run_machine(m, event, events, samples, stores, machines, parts, crews, line
             elif first == DOWN:
                 if mode == CALENDAR:
                     pc = M_RESUME_FRESH
-                elif station_ints[station, _CREW] < 0:
+                elif station_ints[su, _CREW] < 0:
                     _set_state(events, machines, m, DOWN)
                     _timeout(events, procs, m, remaining_then, M_RESUME_FRESH)
                     return
                 else:
-                    mi[m, _REP_RETURN] = M_RESUME_FRESH
-                    mi[m, _REP_GIVEN] = 1
-                    mf[m, _REPAIR_LEFT] = remaining_then
+                    mi[mu, _REP_RETURN] = M_RESUME_FRESH
+                    mi[mu, _REP_GIVEN] = 1
+                    mf[mu, _REPAIR_LEFT] = remaining_then
                     pc = M_CALL_CREW
             else:
                 _set_state(events, machines, m, WORKING)
-                mf[m, _DURATION] = remaining_then
+                mf[mu, _DURATION] = remaining_then
                 pc = M_WORK
         elif pc == M_RESUME_RENEW:
             _renew(samples, machines, line, m)
             pc = M_RESUME_FRESH
         elif pc == M_RESUME_FRESH:
             _set_state(events, machines, m, WORKING)
-            mf[m, _DURATION] = _draw(samples, cycle_sid[m, part_product[mi[m, _PART]]])
-            if start_ints[m, _START_STATE] == DOWN and mode == OPERATING:
-                fresh = _draw(samples, sids[m, _TTF_SID])
+            mf[mu, _DURATION] = _draw(samples, cycle_sid[mu, part_product[mi[mu, _PART]]])
+            if start_ints[mu, _START_STATE] == DOWN and mode == OPERATING:
+                fresh = _draw(samples, sids[mu, _TTF_SID])
                 if not serviced:
-                    mf[m, _TTF] = fresh
+                    mf[mu, _TTF] = fresh
             pc = M_WORK
 
 
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy")
 def _interrupt_if_occupied(events, machines, m):
-    if machines[0][m, _OCCUPIED] != 0:
+    mu = _u(m)
+    if machines[0][mu, _OCCUPIED] != 0:
         interrupt = _new_event(events, INTERRUPT, m)
         _schedule(events, interrupt, URGENT, 0.0)
 
@@ -1257,28 +1274,29 @@ def _interrupt_if_occupied(events, machines, m):
 @njit(cache=True, no_cpython_wrapper=True, _nrt=False, error_model="numpy", inline="always")
 def _run_breakdowns(m, events, samples, machines, crews, line, procs):
     """`Machine.calendar_breakdowns` from where it waits, to its next wait."""
+    mu = _u(m)
     n_machines = line[0].shape[0]
     proc = n_machines + m
     mi, counts = machines[0], machines[3]
     sids = line[4]
-    crew = line[1][line[0][m], _CREW]
+    crew = line[1][line[0][mu], _CREW]
     pc = procs[proc, 0]
     while True:
         if events[5][_STATUS] != OK or samples[4][0] >= 0:
             return
-        if pc == B_START and line[6][m, _START_STATE] == DOWN:
+        if pc == B_START and line[6][mu, _START_STATE] == DOWN:
             # down at the start, for its repair's residual time (not counted as a failure)
-            mi[m, _REPAIRED] = _new_event(events, GENERIC, -1)
-            mi[m, _DOWN] = 1
+            mi[mu, _REPAIRED] = _new_event(events, GENERIC, -1)
+            mi[mu, _DOWN] = 1
             _interrupt_if_occupied(events, machines, m)
-            left = line[7][m, _START_REMAINING]
+            left = line[7][mu, _START_REMAINING]
             if crew < 0:
                 _enter(events, machines, m, DOWN)
                 _timeout(events, procs, proc, left, B_REPAIRED)
                 return
-            mi[m, _REP_GIVEN] = 1
+            mi[mu, _REP_GIVEN] = 1
             mf = machines[1]
-            mf[m, _REPAIR_LEFT] = left
+            mf[mu, _REPAIR_LEFT] = left
             granted = _crew_call(events, crews, crew, m, proc)
             if granted >= 0:
                 _enter(events, machines, m, WAITING_REPAIR)
@@ -1286,16 +1304,16 @@ def _run_breakdowns(m, events, samples, machines, crews, line, procs):
                 return
             pc = B_REP_GO
         elif pc in (B_START, B_LOOP):
-            _timeout(events, procs, proc, _draw(samples, sids[m, _TTF_SID]), B_FAIL)
+            _timeout(events, procs, proc, _draw(samples, sids[mu, _TTF_SID]), B_FAIL)
             return
         if pc == B_FAIL:
-            mi[m, _REPAIRED] = _new_event(events, GENERIC, -1)
-            mi[m, _DOWN] = 1
-            counts[m, FAILURES] += 1
+            mi[mu, _REPAIRED] = _new_event(events, GENERIC, -1)
+            mi[mu, _DOWN] = 1
+            counts[mu, FAILURES] += 1
             if crew < 0:
                 _enter(events, machines, m, DOWN)
                 _interrupt_if_occupied(events, machines, m)
-                _timeout(events, procs, proc, _draw(samples, sids[m, _TTR_SID]), B_REPAIRED)
+                _timeout(events, procs, proc, _draw(samples, sids[mu, _TTR_SID]), B_REPAIRED)
                 return
             _interrupt_if_occupied(events, machines, m)
             granted = _crew_call(events, crews, crew, m, proc)
@@ -1306,19 +1324,19 @@ def _run_breakdowns(m, events, samples, machines, crews, line, procs):
             pc = B_REP_GO
         elif pc == B_REP_GO:
             _enter(events, machines, m, DOWN)
-            if mi[m, _REP_GIVEN] != 0:
-                mi[m, _REP_GIVEN] = 0
-                _timeout(events, procs, proc, machines[1][m, _REPAIR_LEFT], B_REP_END)
+            if mi[mu, _REP_GIVEN] != 0:
+                mi[mu, _REP_GIVEN] = 0
+                _timeout(events, procs, proc, machines[1][mu, _REPAIR_LEFT], B_REP_END)
             else:
-                _timeout(events, procs, proc, _draw(samples, sids[m, _TTR_SID]), B_REP_END)
+                _timeout(events, procs, proc, _draw(samples, sids[mu, _TTR_SID]), B_REP_END)
             return
         elif pc == B_REP_END:
             _crew_release(events, crews, machines, line, crew)
             pc = B_REPAIRED
         elif pc == B_REPAIRED:
-            mi[m, _DOWN] = 0
-            _enter(events, machines, m, mi[m, _LOGICAL])
-            _schedule(events, mi[m, _REPAIRED], NORMAL, 0.0)
+            mi[mu, _DOWN] = 0
+            _enter(events, machines, m, mi[mu, _LOGICAL])
+            _schedule(events, mi[mu, _REPAIRED], NORMAL, 0.0)
             pc = B_LOOP
 
 
