@@ -12,7 +12,7 @@ tests) are passed in and are told each state change and each finished part.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,12 +61,17 @@ class Observer(Protocol):
 
 @dataclass
 class RunResult:
-    """One run's KPIs (the CLI's JSON record) and the per-part lead times behind them."""
+    """One run's KPIs (the CLI's JSON record) and the per-part lead times behind them.
+
+    The per-part times are lists, or float arrays from the compiled event engine (a list of
+    every part's time took 2 % of its run); the active periods, (start, end) pairs or an
+    (n, 2) array. Read them as sequences.
+    """
 
     kpis: dict[str, Any]
-    lead_times: list[float] = field(repr=False)
-    exit_times: list[float] = field(repr=False)
-    active_periods: dict[str, list[list[tuple[float, float]]]] = field(repr=False)
+    lead_times: Sequence[float] = field(repr=False)
+    exit_times: Sequence[float] = field(repr=False)
+    active_periods: dict[str, list[Sequence[tuple[float, float]]]] = field(repr=False)
 
 
 class LineModel:

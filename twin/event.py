@@ -688,8 +688,8 @@ class _Run:
         record["wall_s"] = time.perf_counter() - started
         return RunResult(
             kpis=record,
-            lead_times=self.lead_times.tolist(),
-            exit_times=self.exit_times.tolist(),
+            lead_times=self.lead_times,
+            exit_times=self.exit_times,
             active_periods={
                 station.name: [machine.periods for machine in station_machines]
                 for station, station_machines in zip(line.stations, machines, strict=True)
