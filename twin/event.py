@@ -171,10 +171,6 @@ class _Samples:
             expected = count * scale
             draws.ensure(int(expected * margin + 5.0 * math.sqrt(expected)) + 256)
 
-    def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every stream's values one after the other, their starts and counts (`pack`)."""
-        return pack(self.draws)
-
 
 def _head_draws(line: Line, names: list[str]) -> Draws:
     """A network release's or branch head's product draws, as `twin.network.ProductDraw` makes
@@ -534,7 +530,7 @@ class _Run:
         event_room = 8 * (2 * machines + 2) + 64
         change_room = 0
         while True:
-            values, starts, counts = samples.packed()
+            values, starts, counts = pack(samples.draws)
             parts = int(counts[samples.products].sum()) + start.parts
             if change_room == 0:
                 per_machine = np.zeros(machines, dtype=np.int64)

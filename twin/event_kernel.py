@@ -268,28 +268,27 @@ def _pop_event(events):
     heap_time, heap_key, heap_event, ints = events[0], events[1], events[2], events[5]
     event = heap_event[0]
     ints[_HEAP] -= 1
-    # unsigned indices: numba then leaves out the wrap-around of negative ones
-    size = np.uint64(ints[_HEAP])
+    size = _u(ints[_HEAP])
     time = heap_time[size]
     key = heap_key[size]
     last = heap_event[size]
     heap_time[size] = np.inf
     heap_key[size] = _NEVER
-    one = np.uint64(1)
-    i = np.uint64(0)
+    one = _u(1)
+    i = _u(0)
     child = one
     while child < size:
         right = child + one
         later = (heap_time[right] < heap_time[child]) | (
             (heap_time[right] == heap_time[child]) & (heap_key[right] < heap_key[child])
         )
-        child += np.uint64(later)
+        child += _u(later)
         heap_time[i] = heap_time[child]
         heap_key[i] = heap_key[child]
         heap_event[i] = heap_event[child]
         i = child
         child = i + i + one
-    while i > np.uint64(0):
+    while i > _u(0):
         parent = (i - one) >> one
         if heap_time[parent] < time or (heap_time[parent] == time and heap_key[parent] < key):
             break
